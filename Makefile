@@ -1,0 +1,69 @@
+# The book's commands. A fresh clone needs only python3 (3.11), make and npm:
+#   make book    set up, execute every chapter at book scale, render _build/html/index.html
+#   make test    set up, run the whole test suite
+# See README.md for the others.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SCALE  ?= book
+SEED   ?= 0
+JOBS   ?=
+SLUG   ?=
+JOBS_FLAG := $(if $(JOBS),--jobs $(JOBS),)
+
+.PHONY: setup book chapter test unit notebooks clean freeze lint bench help
+
+help:
+	@echo "make setup | book [SCALE=ci|book|paper] | chapter SLUG=... [SCALE=...] | test | notebooks | bench | clean"
+
+$(VENV)/.stamp: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+setup: $(VENV)/.stamp node_modules/.stamp
+
+book: setup
+	$(PY) -m lib.build --scale $(SCALE) --seed $(SEED) $(JOBS_FLAG)
+
+chapter: setup
+	@test -n "$(SLUG)" || { echo "usage: make chapter SLUG=<slug> [SCALE=ci|book|paper]; slugs: $$(ls chapters | tr '\n' ' ')"; exit 2; }
+	$(PY) -m lib.build --scale $(SCALE) --seed $(SEED) --slug $(SLUG) $(JOBS_FLAG)
+
+# The whole test suite: the ci book is executed and rendered (-W), then one pytest run checks the
+# library (unit tests), the pipeline, every executed notebook again with nbval (identical printed
+# outputs) and the rendered book in headless Chromium.
+test: setup
+	@status=0; \
+	$(PY) -m lib.build --scale ci $(JOBS_FLAG) || status=1; \
+	$(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider \
+	    --nbval --nbval-current-env --nbval-cell-timeout=900 \
+	    --nbval-sanitize-with tests/sanitize.cfg \
+	    tests _build/ci/chapters || status=1; \
+	exit $$status
+
+unit: setup
+	$(PY) -m pytest -n 2 tests/unit
+
+notebooks: setup
+	$(VENV)/bin/jupytext --to ipynb chapters/*/theory.md chapters/*/reproduce.md
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: setup
+	$(VENV)/bin/ruff check lib tests benchmarks
+
+freeze: setup
+	{ head -2 requirements.txt; $(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > requirements.txt.new
+	mv requirements.txt.new requirements.txt
+
+clean:
+	rm -rf _build

@@ -1,0 +1,541 @@
+"""The book's pipeline: execute every chapter notebook, collect the claims, render the HTML book.
+
+``make book`` runs ``python -m lib.build``; ``python -m lib.build --help`` lists the options.
+
+1. jupytext turns each chapter notebook (MyST Markdown) into an ``.ipynb``;
+2. papermill executes it with ``scale`` and ``seed`` injected, one worker process per notebook
+   (as many at once as ``--jobs``, default the number of cores), into ``_build/<scale>/chapters/``;
+3. beside each executed notebook lie its claim results (``claims.json``, written by the notebook)
+   and its provenance (``<notebook>.provenance.json``);
+4. the scorecard page is generated from all claim results;
+5. Jupyter Book renders the executed notebooks (``execute_notebooks: off``, ``-W -n --keep-going``)
+   into ``_build/html`` (scale ``book``) or ``_build/<scale>/html``.
+
+A notebook whose inputs did not change (its text, ``lib/``, ``requirements.txt``, the chapter's
+``claims.yml``, scale and seed) is not executed again. A failing notebook stops nothing else; it is
+reported with its failing cell at the end and makes the command exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import ROOT, claims, provenance, scales
+
+#: Every chapter the book plans, in reading order: slug -> (part, paper). The scorecard lists the
+#: chapters not yet written as such.
+CHAPTERS: dict[str, tuple[str, str]] = {
+    "ttfs-exact-mapping": ("Time-to-first-spike networks", "Stanojevic et al. 2023, an exact mapping from ReLU networks to SNNs"),
+    "ttfs-deep-training": ("Time-to-first-spike networks", "Stanojevic et al. 2024, deep SNNs with 0.3 spikes per neuron"),
+    "copy-average": ("Learning dynamics", "Şimşek et al. 2023, copy or average teacher weights"),
+    "gradient-flow": ("Learning dynamics", "Brea et al. 2023, MLPGradientFlow"),
+    "clapp": ("Local and continual learning", "Illing et al. 2021, CLAPP"),
+    "gateon": ("Local and continual learning", "Barry et al. 2023, GateON"),
+    "sample-and-measure": ("Models of spiking data", "Bellec et al. 2021, fitting summary statistics"),
+    "neulvm": ("Models of spiking data", "Wang et al. 2022, mesoscopic modeling of hidden neurons"),
+    "gof-point-processes": ("Models of spiking data", "Gerhard & Gerstner 2010, rescaling, thinning or complementing"),
+    "surprise-taxonomy": ("Surprise", "Modirshanechi et al. 2022, a taxonomy of surprise"),
+}
+
+#: Notebooks of a chapter, in reading order.
+NOTEBOOKS: tuple[str, ...] = ("theory", "reproduce")
+
+#: Files copied from the repository root into the rendered book's source.
+BOOK_FILES: tuple[str, ...] = ("_config.yml", "_toc.yml", "intro.md", "references.bib", "references.md")
+
+MATHJAX_SRC = ROOT / "node_modules" / "mathjax" / "es5"
+
+SCORECARD_MARKER = "<!-- scorecard-table -->"
+
+
+# --------------------------------------------------------------------------------------------
+# Discovery
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """One chapter notebook to execute at one scale."""
+
+    slug: str
+    name: str
+    scale: str
+    seed: int
+
+    @property
+    def source(self) -> Path:
+        return ROOT / "chapters" / self.slug / f"{self.name}.md"
+
+    @property
+    def outdir(self) -> Path:
+        return ROOT / "_build" / self.scale / "chapters" / self.slug
+
+    @property
+    def output(self) -> Path:
+        return self.outdir / f"{self.name}.ipynb"
+
+    @property
+    def keyfile(self) -> Path:
+        return self.outdir / f"{self.name}.key"
+
+    @property
+    def label(self) -> str:
+        return f"{self.slug}/{self.name}"
+
+
+def toc_slugs(toc_path: Path = ROOT / "_toc.yml") -> list[str]:
+    """The chapter slugs listed in ``_toc.yml``, in order."""
+    toc = yaml.safe_load(toc_path.read_text())
+    out: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            f = node.get("file", "")
+            parts = Path(f).parts
+            if len(parts) >= 2 and parts[0] == "chapters" and parts[1] not in out:
+                out.append(parts[1])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(toc)
+    return out
+
+
+def chapters() -> list[str]:
+    """The written chapters: listed in ``_toc.yml`` and present under ``chapters/`` (checked to agree)."""
+    listed = toc_slugs()
+    present = sorted(p.parent.name for p in (ROOT / "chapters").glob("*/claims.yml"))
+    missing = [s for s in listed if s not in present]
+    unlisted = [s for s in present if s not in listed]
+    if missing or unlisted:
+        raise ValueError(
+            f"_toc.yml and chapters/ disagree: listed without a folder {missing}, folders not listed {unlisted}"
+        )
+    unknown = [s for s in listed if s not in CHAPTERS]
+    if unknown:
+        raise ValueError(f"chapters {unknown} are not in lib.build.CHAPTERS; expected slugs {', '.join(CHAPTERS)}")
+    return listed
+
+
+def notebooks(scale: str, seed: int, slugs: list[str] | None = None) -> list[Notebook]:
+    """The notebooks to execute for ``slugs`` (default: every written chapter)."""
+    scales.check(scale)
+    known = chapters()
+    if slugs:
+        bad = [s for s in slugs if s not in known]
+        if bad:
+            raise ValueError(f"unknown chapter(s) {', '.join(bad)}; expected one of {', '.join(known)}")
+    out = []
+    for slug in slugs or known:
+        for name in NOTEBOOKS:
+            nb = Notebook(slug, name, scale, seed)
+            if not nb.source.is_file():
+                raise ValueError(f"chapter {slug} lacks {nb.source.relative_to(ROOT)}")
+            out.append(nb)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Cache
+
+
+def lib_hash() -> str:
+    """SHA-256 over every Python file of ``lib/`` (names and contents)."""
+    h = hashlib.sha256()
+    pkg = Path(__file__).resolve().parent
+    for p in sorted(pkg.rglob("*.py")):
+        h.update(str(p.relative_to(pkg)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def input_key(nb: Notebook, lib_digest: str | None = None) -> str:
+    """The cache key of a notebook: its text, lib/, requirements.txt, claims.yml, scale and seed."""
+    h = hashlib.sha256()
+    for part in (
+        nb.source.read_bytes(),
+        (lib_digest or lib_hash()).encode(),
+        (ROOT / "requirements.txt").read_bytes() if (ROOT / "requirements.txt").exists() else b"",
+        (ROOT / "chapters" / nb.slug / "claims.yml").read_bytes(),
+        f"scale={nb.scale};seed={nb.seed}".encode(),
+    ):
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()
+
+
+def is_cached(nb: Notebook, key: str) -> bool:
+    """True where the executed notebook exists and was made from the same inputs without error."""
+    return nb.output.is_file() and nb.keyfile.is_file() and nb.keyfile.read_text().strip() == key
+
+
+# --------------------------------------------------------------------------------------------
+# Execution
+
+
+@dataclass
+class Outcome:
+    """What became of one notebook."""
+
+    label: str
+    status: str  # "executed", "cached", "failed"
+    seconds: float = 0.0
+    error: str = ""
+
+
+def worker_env(threads: int) -> dict[str, str]:
+    """Environment of a kernel: fixed thread counts, no progress bars, no network, results beside it."""
+    env = {
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "NUMEXPR_NUM_THREADS": str(threads),
+        "TQDM_DISABLE": "1",
+        "BOOK_OFFLINE": "1",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "PYTHONHASHSEED": "0",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
+    pp = os.environ.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + pp if pp else "")
+    return env
+
+
+def execute(nb: Notebook, key: str, threads: int = 1, timeout: int = 1800) -> Outcome:
+    """Execute one notebook with papermill (runs in a worker process; never raises).
+
+    Args:
+        nb: the notebook.
+        key: its cache key, written beside the output on success.
+        threads: BLAS/torch threads for its kernel.
+        timeout: seconds a single cell may run.
+
+    Returns:
+        The outcome, with the failing cell and traceback in ``error`` on failure.
+    """
+    import jupytext
+    import nbformat
+    import papermill as pm
+
+    os.environ.update(worker_env(threads))
+    os.environ["BOOK_RESULTS_DIR"] = str(nb.outdir)
+    nb.outdir.mkdir(parents=True, exist_ok=True)
+    for stale in (nb.keyfile, nb.outdir / f"{nb.name}.error.txt"):
+        stale.unlink(missing_ok=True)
+    src = nb.outdir / f"{nb.name}.input.ipynb"
+    t0 = time.time()
+    try:
+        notebook = jupytext.read(nb.source)
+        if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in notebook.cells):
+            raise ValueError(f"{nb.source.relative_to(ROOT)} has no cell tagged 'parameters'")
+        nbformat.write(notebook, src)
+        pm.execute_notebook(
+            str(src), str(nb.output), parameters={"scale": nb.scale, "seed": nb.seed},
+            cwd=str(nb.source.parent), kernel_name="python3", progress_bar=False,
+            execution_timeout=timeout, report_mode=False,
+        )
+    except BaseException as err:  # noqa: BLE001 - a failure is a result, reported at the end
+        msg = _describe_failure(err)
+        (nb.outdir / f"{nb.name}.error.txt").write_text(msg)
+        return Outcome(nb.label, "failed", time.time() - t0, msg)
+    finally:
+        src.unlink(missing_ok=True)
+    _hide_default_parameters(nb.output)
+    seconds = time.time() - t0
+    rec = provenance.collect(nb.scale, nb.seed, wall_time_s=seconds, notebook=f"chapters/{nb.slug}/{nb.name}.md")
+    (nb.outdir / f"{nb.name}.provenance.json").write_text(json.dumps(rec, indent=2) + "\n")
+    nb.keyfile.write_text(key + "\n")
+    return Outcome(nb.label, "executed", seconds)
+
+
+def _hide_default_parameters(path: Path) -> None:
+    """Hide the notebook's default ``parameters`` cell in the book; the injected one shows the scale used."""
+    import nbformat
+
+    executed = nbformat.read(path, as_version=4)
+    for c in executed.cells:
+        tags = c.get("metadata", {}).get("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(executed, path)
+
+
+def _describe_failure(err: BaseException) -> str:
+    try:
+        from papermill.exceptions import PapermillExecutionError
+    except ImportError:  # pragma: no cover
+        PapermillExecutionError = ()  # type: ignore
+    if isinstance(err, PapermillExecutionError):
+        tb = "\n".join(err.traceback)
+        import re
+
+        tb = re.sub(r"\x1b\[[0-9;]*m", "", tb)
+        return f"cell {err.exec_count} raised {err.ename}: {err.evalue}\n{tb}"
+    return "".join(traceback.format_exception(err)).strip()
+
+
+def _run_local(todo: list[tuple[Notebook, str]], jobs: int, threads: int, timeout: int, bar) -> list[Outcome]:
+    out: list[Outcome] = []
+    with ProcessPoolExecutor(max_workers=jobs, max_tasks_per_child=1) as pool:
+        futs: dict[Future, Notebook] = {pool.submit(execute, nb, key, threads, timeout): nb for nb, key in todo}
+        for f in as_completed(futs):
+            try:
+                res = f.result()
+            except Exception as err:  # worker died
+                res = Outcome(futs[f].label, "failed", 0.0, f"worker process failed: {err!r}")
+            out.append(res)
+            bar.set_postfix_str(f"{res.label} {res.status}")
+            bar.update(1)
+    return out
+
+
+def _run_dask(todo: list[tuple[Notebook, str]], scheduler: str, threads: int, timeout: int, bar) -> list[Outcome]:
+    try:
+        from dask.distributed import Client, as_completed as dask_completed
+    except ImportError as err:
+        raise SystemExit("--executor dask needs dask.distributed: pip install 'dask[distributed]'") from err
+    client = Client(scheduler) if scheduler else Client(n_workers=1, threads_per_worker=1)
+    futs = {client.submit(execute, nb, key, threads, timeout, pure=False): nb for nb, key in todo}
+    out = []
+    for f in dask_completed(list(futs)):
+        out.append(f.result())
+        bar.update(1)
+    client.close()
+    return out
+
+
+def run(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | None = None, force: bool = False,
+        executor: str = "local", scheduler: str = "", timeout: int = 1800) -> list[Outcome]:
+    """Execute the notebooks of ``slugs`` (default all) at ``scale``, reusing cached results.
+
+    Returns:
+        One outcome per notebook.
+    """
+    from tqdm.auto import tqdm
+
+    nbs = notebooks(scale, seed, slugs)
+    digest = lib_hash()
+    keyed = [(nb, input_key(nb, digest)) for nb in nbs]
+    outcomes = [Outcome(nb.label, "cached") for nb, key in keyed if not force and is_cached(nb, key)]
+    todo = [(nb, key) for nb, key in keyed if force or not is_cached(nb, key)]
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with tqdm(total=len(nbs), desc=f"notebooks ({scale})", unit="nb", initial=len(outcomes)) as bar:
+        if todo:
+            if executor == "local":
+                outcomes += _run_local(todo, jobs, threads, timeout, bar)
+            elif executor == "dask":
+                outcomes += _run_dask(todo, scheduler, threads, timeout, bar)
+            else:
+                raise ValueError(f"unknown executor {executor!r}; expected 'local' or 'dask'")
+    order = {nb.label: i for i, nb in enumerate(nbs)}
+    return sorted(outcomes, key=lambda o: order[o.label])
+
+
+# --------------------------------------------------------------------------------------------
+# Scorecard
+
+
+def scorecard_rows(scale: str) -> list[dict]:
+    """All claim rows of the written chapters at ``scale``: measured where a ``claims.json`` exists."""
+    rows: list[dict] = []
+    for slug in chapters():
+        path = ROOT / "_build" / scale / "chapters" / slug / "claims.json"
+        failed = (ROOT / "_build" / scale / "chapters" / slug / "reproduce.error.txt").exists()
+        if path.is_file() and not failed:
+            rows += json.loads(path.read_text())["claims"]
+            continue
+        card = claims.Scorecard(slug, scale)
+        for r in card.rows():
+            if failed:
+                r["detail"] = "the notebook failed"
+            rows.append(r)
+    return rows
+
+
+def scorecard_markdown(scale: str) -> str:
+    """The generated part of the scorecard page: a summary and one table per chapter."""
+    rows = scorecard_rows(scale)
+    written = chapters()
+    lines = []
+    count = {v: sum(r["verdict"] == v for r in rows) for v in
+             (claims.REPRODUCED, claims.NOT_REPRODUCED, claims.NOT_MEASURED, claims.NOT_CHECKED)}
+    lines.append(
+        f"At scale **`{scale}`**: {len(rows)} claims in {len(written)} chapters; "
+        f"{count[claims.REPRODUCED]} reproduced, {count[claims.NOT_REPRODUCED]} not reproduced, "
+        f"{count[claims.NOT_MEASURED]} not measured, {count[claims.NOT_CHECKED]} not checked at this scale.\n"
+    )
+    for slug in written:
+        part, paper = CHAPTERS[slug]
+        lines.append(f"## {paper}\n")
+        lines.append(f"Chapter: {{doc}}`chapters/{slug}/index` ({part}).\n")
+        lines.append("```{raw} html\n" + claims.table_html([r for r in rows if r["chapter"] == slug], with_chapter=False)
+                     + "\n```\n")
+    todo = [s for s in CHAPTERS if s not in written]
+    if todo:
+        lines.append("## Chapters still to be written\n")
+        lines += [f"- `{s}`: {CHAPTERS[s][1]}" for s in todo]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_scorecard(scale: str, dest: Path) -> Path:
+    """Write ``scorecard.md`` (template from the repository root, table generated) and ``scorecard.json``."""
+    template = (ROOT / "scorecard.md").read_text()
+    if SCORECARD_MARKER not in template:
+        raise ValueError(f"scorecard.md lacks the marker {SCORECARD_MARKER}")
+    dest.write_text(template.replace(SCORECARD_MARKER, scorecard_markdown(scale)))
+    (ROOT / "_build" / scale / "scorecard.json").write_text(json.dumps(scorecard_rows(scale), indent=2, default=str))
+    return dest
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _sync(src: Path, dst: Path) -> None:
+    """Copy a file only when its content differs (keeps mtimes, so Sphinx rebuilds only what changed)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_file() and dst.read_bytes() == src.read_bytes():
+        return
+    shutil.copyfile(src, dst)
+
+
+def _sync_text(text: str, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_file() and dst.read_text() == text:
+        return
+    dst.write_text(text)
+
+
+def html_dir(scale: str) -> Path:
+    """Where the rendered HTML of ``scale`` lies."""
+    return ROOT / "_build" / "html" if scale == "book" else ROOT / "_build" / scale / "html"
+
+
+def assemble(scale: str) -> Path:
+    """Lay out the book's source at ``_build/<scale>/src``: pages, executed notebooks, scorecard, MathJax."""
+    src = ROOT / "_build" / scale / "src"
+    for f in BOOK_FILES:
+        _sync(ROOT / f, src / f)
+    for folder in ("_static", "_ext"):
+        for f in (ROOT / folder).glob("*.*") if (ROOT / folder).is_dir() else []:
+            _sync(f, src / folder / f.name)
+    for slug in chapters():
+        _sync(ROOT / "chapters" / slug / "index.md", src / "chapters" / slug / "index.md")
+        for name in NOTEBOOKS:
+            ex = ROOT / "_build" / scale / "chapters" / slug / f"{name}.ipynb"
+            if not ex.is_file():
+                raise FileNotFoundError(f"{ex.relative_to(ROOT)} is missing: execute the chapter first")
+            _sync(ex, src / "chapters" / slug / f"{name}.ipynb")
+    text = (ROOT / "scorecard.md").read_text()
+    if SCORECARD_MARKER not in text:
+        raise ValueError(f"scorecard.md lacks the marker {SCORECARD_MARKER}")
+    _sync_text(text.replace(SCORECARD_MARKER, scorecard_markdown(scale)), src / "scorecard.md")
+    (ROOT / "_build" / scale / "scorecard.json").write_text(json.dumps(scorecard_rows(scale), indent=2, default=str))
+    mj = src / "_vendor" / "mathjax"
+    if not MATHJAX_SRC.is_dir():
+        raise FileNotFoundError("MathJax is not installed: run `make setup` (npm ci) to vendor it from npm")
+    for rel in ("tex-chtml.js",):
+        _sync(MATHJAX_SRC / rel, mj / rel)
+    fonts = MATHJAX_SRC / "output" / "chtml" / "fonts" / "woff-v2"
+    for f in fonts.glob("*.woff"):
+        _sync(f, mj / "output" / "chtml" / "fonts" / "woff-v2" / f.name)
+    return src
+
+
+def render(scale: str) -> tuple[int, str]:
+    """Render the book of ``scale`` with Jupyter Book (``-W -n --keep-going``).
+
+    Returns:
+        ``(exit code, the tail of the log)``.
+    """
+    src = assemble(scale)
+    out = ROOT if scale == "book" else ROOT / "_build" / scale
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(src), "--path-output", str(out),
+           "-W", "-n", "--keep-going", "--quiet"]
+    env = {**os.environ, "BOOK_OFFLINE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    log = (proc.stdout + proc.stderr).strip()
+    if scale != "book":
+        link = ROOT / "_build" / scale / "html"
+        if not link.exists():
+            link.symlink_to(Path("_build") / "html")
+    return proc.returncode, log
+
+
+def rendered_complete(scale: str) -> bool:
+    """Whether every notebook of the book has an executed copy at ``scale`` (so the book can render)."""
+    return all((ROOT / "_build" / scale / "chapters" / s / f"{n}.ipynb").is_file() for s in chapters() for n in NOTEBOOKS)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lib.build", description="Execute the chapters and render the book.")
+    ap.add_argument("--scale", default=scales.DEFAULT_SCALE, help=f"one of {', '.join(scales.SCALES)} (default book)")
+    ap.add_argument("--seed", type=int, default=0, help="seed injected into every notebook (default 0)")
+    ap.add_argument("--slug", action="append", help="execute only this chapter (repeatable); default: all")
+    ap.add_argument("--jobs", type=int, default=None, help="notebooks executed at once (default: number of cores)")
+    ap.add_argument("--force", action="store_true", help="execute even where the cache is up to date")
+    ap.add_argument("--no-render", action="store_true", help="execute only; do not render the HTML book")
+    ap.add_argument("--executor", default="local", choices=("local", "dask"), help="where notebooks run")
+    ap.add_argument("--scheduler", default="", help="Dask scheduler address (with --executor dask)")
+    ap.add_argument("--timeout", type=int, default=1800, help="seconds a single cell may run (default 1800)")
+    args = ap.parse_args(argv)
+    try:
+        scales.check(args.scale)
+        nbs = notebooks(args.scale, args.seed, args.slug)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    print(f"Executing {len(nbs)} notebooks at scale {args.scale!r}, seed {args.seed}", flush=True)
+    outcomes = run(args.scale, args.seed, args.slug, args.jobs, args.force, args.executor, args.scheduler, args.timeout)
+    width = max(len(o.label) for o in outcomes)
+    print("\nnotebook".ljust(width + 2) + "  status      wall time")
+    for o in outcomes:
+        t = f"{o.seconds:8.1f} s" if o.status != "cached" else "       —"
+        print(f"{o.label.ljust(width)}  {o.status:<10}{t}")
+    failed = [o for o in outcomes if o.status == "failed"]
+    rc = 0
+    if args.no_render:
+        print("Rendering skipped (--no-render).")
+    elif args.slug and not rendered_complete(args.scale):
+        print(f"Rendering skipped: not every chapter has been executed at scale {args.scale!r}; "
+              f"run `make book SCALE={args.scale}` to render the whole book.")
+    elif not rendered_complete(args.scale):
+        print("Rendering skipped: some notebooks failed (see below).")
+    else:
+        print("Rendering the book with Jupyter Book (-W -n --keep-going) ...", flush=True)
+        code, log = render(args.scale)
+        if code != 0:
+            rc = 1
+            print(f"Jupyter Book failed (exit {code}):\n{log[-6000:]}", file=sys.stderr)
+        else:
+            print(f"Book rendered: {html_dir(args.scale) / 'index.html'}")
+    for o in failed:
+        print(f"\nFAILED {o.label} (see _build/{args.scale}/chapters/{o.label}.ipynb)\n{o.error[-4000:]}", file=sys.stderr)
+    print(f"\n{len(outcomes) - len(failed)} of {len(outcomes)} notebooks ok, {len(failed)} failed; "
+          f"total {time.time() - t0:.1f} s")
+    return 1 if failed else rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,373 @@
+"""Claims and the scorecard: the contract between a chapter and its paper.
+
+Each chapter lists the paper's headline claims in ``chapters/<slug>/claims.yml`` (schema in
+CONTRIBUTING.md). Its ``reproduce.md`` notebook measures each one and records it::
+
+    card = claims.Scorecard("gof-point-processes", scale=scale, seed=seed)
+    card.record("naive-overrejects", 0.74, detail="74 of 100 runs")
+    card.report()   # shows the table, writes claims.json; at ci raises if a ci claim failed
+
+The verdict comes from the criterion in ``claims.yml``, never from the notebook. ``lib.build``
+collects every chapter's ``claims.json`` into the book's scorecard page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import ROOT, scales
+
+#: Comparison operators a criterion may use.
+OPS: tuple[str, ...] = ("<", "<=", ">", ">=", "==", "between", "true")
+
+#: The verdicts that appear in the scorecard.
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+NOT_CHECKED = "not checked at this scale"
+NOT_MEASURED = "not measured"
+
+_REQUIRED = ("id", "statement", "where", "paper_value", "metric", "criterion", "scales")
+
+
+class ClaimsFileError(ValueError):
+    """A ``claims.yml`` that does not follow the schema."""
+
+
+class ClaimFailure(AssertionError):
+    """Raised at ``ci`` scale when a claim marked for ``ci`` failed or was not measured."""
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A pass criterion: ``value <op> threshold`` (or ``low <= value <= high`` for ``between``)."""
+
+    op: str
+    value: Any = None
+    low: float | None = None
+    high: float | None = None
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> "Criterion":
+        if not isinstance(raw, dict) or "op" not in raw:
+            raise ClaimsFileError(f"{where}: criterion must be a mapping with an 'op' key, got {raw!r}")
+        op = raw["op"]
+        if op not in OPS:
+            raise ClaimsFileError(f"{where}: unknown criterion op {op!r}; expected one of {', '.join(OPS)}")
+        extra = set(raw) - {"op", "value", "low", "high"}
+        if extra:
+            raise ClaimsFileError(f"{where}: unexpected criterion keys {sorted(extra)}")
+        if op == "between":
+            low, high = raw.get("low"), raw.get("high")
+            if not (isinstance(low, Real) and isinstance(high, Real)) or low > high:
+                raise ClaimsFileError(f"{where}: 'between' needs numbers low <= high, got low={low!r}, high={high!r}")
+            return cls(op, low=float(low), high=float(high))
+        if op == "true":
+            return cls(op)
+        if "value" not in raw:
+            raise ClaimsFileError(f"{where}: op {op!r} needs a 'value'")
+        value = raw["value"]
+        if op != "==" and not isinstance(value, Real):
+            raise ClaimsFileError(f"{where}: op {op!r} needs a numeric 'value', got {value!r}")
+        return cls(op, value=value)
+
+    def check(self, measured: Any) -> bool:
+        """Whether ``measured`` satisfies the criterion (NaN never does)."""
+        if self.op == "true":
+            return measured is True or (hasattr(measured, "dtype") and measured.dtype == bool and bool(measured))
+        if self.op == "==":
+            return bool(measured == self.value)
+        try:
+            x = float(measured)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"criterion {self} needs a number, got {measured!r}") from err
+        if math.isnan(x):
+            return False
+        if self.op == "between":
+            return self.low <= x <= self.high
+        t = float(self.value)
+        return {"<": x < t, "<=": x <= t, ">": x > t, ">=": x >= t}[self.op]
+
+    def __str__(self) -> str:
+        if self.op == "between":
+            return f"in [{_fmt(self.low)}, {_fmt(self.high)}]"
+        if self.op == "true":
+            return "holds"
+        return f"{self.op} {_fmt(self.value)}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a paper, as written in ``claims.yml``."""
+
+    id: str
+    statement: str
+    where: str
+    paper_value: Any
+    metric: str
+    criterion: Criterion
+    scales: tuple[str, ...]
+    explanation: str = ""
+
+
+@dataclass
+class Result:
+    """A measured claim: the value, the verdict and where the number came from."""
+
+    id: str
+    value: Any = None
+    verdict: str = NOT_MEASURED
+    detail: str = ""
+    data: str = ""
+
+
+def chapter_dir(slug: str) -> Path:
+    """The folder of chapter ``slug``; a ``ValueError`` lists the chapters if there is none."""
+    d = ROOT / "chapters" / slug
+    if not (d / "claims.yml").is_file():
+        known = sorted(p.parent.name for p in (ROOT / "chapters").glob("*/claims.yml"))
+        raise ValueError(f"unknown chapter {slug!r}; expected one of {', '.join(known)}")
+    return d
+
+
+def load(path: str | Path) -> tuple[dict, list[Claim]]:
+    """Read and validate a ``claims.yml``.
+
+    Args:
+        path: the file.
+
+    Returns:
+        ``(header, claims)``: the top-level keys other than ``claims``, and the list of claims.
+
+    Raises:
+        ClaimsFileError: if the file is not valid YAML or does not follow the schema.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ClaimsFileError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict) or not isinstance(raw.get("claims"), list) or not raw["claims"]:
+        raise ClaimsFileError(f"{path}: expected a mapping with a non-empty list under 'claims'")
+    for key in ("chapter", "paper"):
+        if not isinstance(raw.get(key), str):
+            raise ClaimsFileError(f"{path}: missing top-level string {key!r}")
+    out: list[Claim] = []
+    seen: set[str] = set()
+    for i, c in enumerate(raw["claims"]):
+        where = f"{path} claim #{i + 1}"
+        if not isinstance(c, dict):
+            raise ClaimsFileError(f"{where}: expected a mapping, got {c!r}")
+        missing = [k for k in _REQUIRED if k not in c]
+        if missing:
+            raise ClaimsFileError(f"{where} ({c.get('id', '?')}): missing keys {missing}")
+        extra = set(c) - set(_REQUIRED) - {"explanation"}
+        if extra:
+            raise ClaimsFileError(f"{where} ({c['id']}): unexpected keys {sorted(extra)}")
+        cid = c["id"]
+        if not isinstance(cid, str) or not cid or cid in seen:
+            raise ClaimsFileError(f"{where}: id must be a unique non-empty string, got {cid!r}")
+        seen.add(cid)
+        sc = c["scales"]
+        if not isinstance(sc, list) or not sc or any(s not in scales.SCALES for s in sc):
+            raise ClaimsFileError(f"{where} ({cid}): scales must be a non-empty list from {scales.SCALES}, got {sc!r}")
+        out.append(
+            Claim(
+                id=cid,
+                statement=str(c["statement"]).strip(),
+                where=str(c["where"]),
+                paper_value=c["paper_value"],
+                metric=str(c["metric"]).strip(),
+                criterion=Criterion.parse(c["criterion"], f"{where} ({cid})"),
+                scales=tuple(sc),
+                explanation=str(c.get("explanation", "") or "").strip(),
+            )
+        )
+    header = {k: v for k, v in raw.items() if k != "claims"}
+    return header, out
+
+
+def results_dir(slug: str, scale: str) -> Path:
+    """Where a chapter's results are written: ``$BOOK_RESULTS_DIR`` or ``_build/<scale>/chapters/<slug>``."""
+    env = os.environ.get("BOOK_RESULTS_DIR")
+    return Path(env) if env else ROOT / "_build" / scale / "chapters" / slug
+
+
+class Scorecard:
+    """The claims of one chapter, measured at one scale.
+
+    Args:
+        slug: the chapter's folder name under ``chapters/``.
+        scale: ``"ci"``, ``"book"`` or ``"paper"``.
+        seed: the notebook's seed (recorded with the results).
+        data: default description of the data the numbers come from.
+        path: a ``claims.yml`` to read instead of the chapter's (for tests).
+    """
+
+    def __init__(self, slug: str, scale: str, seed: int = 0, data: str = "", path: str | Path | None = None):
+        self.scale = scales.check(scale)
+        self.slug = slug
+        self.seed = seed
+        self.data = data
+        self.path = Path(path) if path is not None else chapter_dir(slug) / "claims.yml"
+        self.header, claims = load(self.path)
+        if self.header["chapter"] != slug:
+            raise ClaimsFileError(f"{self.path}: chapter is {self.header['chapter']!r}, expected {slug!r}")
+        self.claims: dict[str, Claim] = {c.id: c for c in claims}
+        self.results: dict[str, Result] = {}
+
+    def record(self, claim_id: str, value: Any, detail: str = "", data: str | None = None) -> bool:
+        """Record the measured value of a claim and return whether it meets its criterion.
+
+        Args:
+            claim_id: an id from ``claims.yml``.
+            value: the measured value (a number, or a bool for ``op: true``); numpy scalars are fine.
+            detail: a short note shown in the table (the evidence behind a boolean, counts, ...).
+            data: the data the value came from; defaults to the Scorecard's ``data``.
+
+        Returns:
+            True if the criterion holds.
+
+        Raises:
+            KeyError: if ``claim_id`` is not in ``claims.yml``.
+        """
+        if claim_id not in self.claims:
+            raise KeyError(f"claim {claim_id!r} is not in {self.path}; expected one of {', '.join(self.claims)}")
+        claim = self.claims[claim_id]
+        value = _plain(value)
+        ok = claim.criterion.check(value)
+        if self.scale in claim.scales:
+            verdict = REPRODUCED if ok else NOT_REPRODUCED
+        else:
+            verdict = NOT_CHECKED
+        self.results[claim_id] = Result(claim_id, value, verdict, detail, self.data if data is None else data)
+        return ok
+
+    def rows(self) -> list[dict]:
+        """One dict per claim: the claim's fields, the measured value and the verdict."""
+        out = []
+        for c in self.claims.values():
+            r = self.results.get(c.id)
+            if r is None:
+                r = Result(c.id, verdict=NOT_MEASURED if self.scale in c.scales else NOT_CHECKED)
+            out.append(
+                {
+                    "chapter": self.slug,
+                    "id": c.id,
+                    "statement": c.statement,
+                    "where": c.where,
+                    "paper_value": c.paper_value,
+                    "metric": c.metric,
+                    "criterion": str(c.criterion),
+                    "scales": list(c.scales),
+                    "explanation": c.explanation,
+                    **{k: v for k, v in asdict(r).items() if k != "id"},
+                }
+            )
+        return out
+
+    def failures(self) -> list[dict]:
+        """Rows of claims checked at this scale that were not reproduced or not measured."""
+        return [r for r in self.rows() if self.scale in r["scales"] and r["verdict"] in (NOT_REPRODUCED, NOT_MEASURED)]
+
+    def write(self) -> Path:
+        """Write ``claims.json`` to :func:`results_dir` and return its path."""
+        d = results_dir(self.slug, self.scale)
+        d.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "chapter": self.slug,
+            "paper": self.header["paper"],
+            "scale": self.scale,
+            "seed": self.seed,
+            "claims": self.rows(),
+        }
+        path = d / "claims.json"
+        path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        return path
+
+    def to_html(self) -> str:
+        """The chapter's claims table as HTML."""
+        return table_html(self.rows(), with_chapter=False)
+
+    def report(self, raise_on_failure: bool | None = None) -> None:
+        """Display the table, write ``claims.json``, and at ``ci`` raise on failed ci claims.
+
+        Args:
+            raise_on_failure: override: raise (True) or never raise (False); default raises at ``ci`` only.
+        """
+        self.write()
+        try:
+            from IPython.display import HTML, display
+
+            display(HTML(self.to_html()))
+        except ImportError:  # pragma: no cover - outside IPython
+            pass
+        for r in self.rows():
+            print(f"{r['id']:<32} {r['verdict']:<26} ours = {_fmt(r['value'])}  ({r['criterion']})")
+        fails = self.failures()
+        if raise_on_failure is None:
+            raise_on_failure = self.scale == "ci"
+        if fails and raise_on_failure:
+            lines = [f"  {r['id']}: {r['verdict']}, ours = {_fmt(r['value'])}, criterion {r['criterion']}" for r in fails]
+            raise ClaimFailure(f"{len(fails)} claim(s) of {self.slug} failed at scale {self.scale}:\n" + "\n".join(lines))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and 0-d arrays to Python scalars, so that JSON and comparisons are plain."""
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    return value
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.3g}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+_BADGE = {
+    REPRODUCED: ("✅", "#1a7f37"),
+    NOT_REPRODUCED: ("❌", "#cf222e"),
+    NOT_MEASURED: ("❔", "#9a6700"),
+    NOT_CHECKED: ("➖", "#57606a"),
+}
+
+
+def table_html(rows: list[dict], with_chapter: bool = True) -> str:
+    """An HTML table of claim rows (from :meth:`Scorecard.rows` or ``claims.json``)."""
+    head = (["chapter"] if with_chapter else []) + ["claim", "where", "paper", "ours", "criterion", "verdict", "data"]
+    out = ['<table class="claims-table">', "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>", "<tbody>"]
+    for r in rows:
+        icon, colour = _BADGE.get(r["verdict"], ("", "inherit"))
+        ours = _fmt(r.get("value"))
+        if r.get("detail"):
+            ours += f'<br><small>{html.escape(str(r["detail"]))}</small>'
+        why = ""
+        if r["verdict"] == NOT_REPRODUCED and r.get("explanation"):
+            why = f'<br><small>{html.escape(r["explanation"])}</small>'
+        cells = ([html.escape(r["chapter"])] if with_chapter else []) + [
+            f'<code>{html.escape(r["id"])}</code><br>{html.escape(r["statement"])}',
+            html.escape(str(r["where"])),
+            html.escape(_fmt(r["paper_value"])),
+            ours,
+            f'{html.escape(r["metric"])}: {html.escape(r["criterion"])}',
+            f'<span style="color:{colour}">{icon} {r["verdict"]}</span>{why}',
+            html.escape(r.get("data") or ""),
+        ]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)

@@ -1,0 +1,135 @@
+"""The rendered `ci` book, opened in headless Chromium through Playwright.
+
+`make test` renders `_build/ci/html` before pytest starts. Every chapter page and the scorecard
+must load without errors, their figures must decode, their math must be typeset by the vendored
+MathJax (no request leaves the machine), and the scorecard must list every claim of every chapter.
+"""
+
+import functools
+import json
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from lib import ROOT, build, claims
+
+HTML = ROOT / "_build" / "ci" / "html"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+PAGES = ["intro.html", "scorecard.html", "references.html"] + [
+    f"chapters/{slug}/{page}.html" for slug in build.chapters() for page in ("index", "theory", "reproduce")
+]
+
+
+def test_ci_book_was_rendered():
+    assert (HTML / "index.html").is_file(), "the ci book was not rendered: run `python -m lib.build --scale ci`"
+    for page in PAGES:
+        assert (HTML / page).is_file(), f"{page} is missing from the rendered book"
+
+
+def test_mathjax_is_vendored_and_used():
+    assert (HTML / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    page = (HTML / "chapters" / build.chapters()[0] / "theory.html").read_text()
+    assert "mathjax/tex-chtml.js" in page and "cdn.jsdelivr" not in page
+
+
+def test_rendered_pages_have_title_and_copyright():
+    page = (HTML / "intro.html").read_text()
+    assert "Computational neuroscience, reproduced" in page and "2026" in page
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not (HTML / "index.html").is_file():
+        pytest.fail("the ci book was not rendered")
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(HTML.resolve()))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("no Chromium installed (apt-get install chromium); CI installs it")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser, url):
+    page = browser.new_page()
+    outside, errors = [], []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        if r.request.url.startswith("http://127.0.0.1"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    resp = page.goto(url, wait_until="load")
+    assert resp is not None and resp.ok, f"{url}: HTTP {resp and resp.status}"
+    return page, outside, errors
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path", PAGES)
+def test_page_loads_figures_decode_and_math_renders(browser, server, path):
+    page, outside, errors = open_page(browser, f"{server}/{path}")
+    try:
+        assert not errors, f"{path}: JavaScript errors {errors}"
+        images = page.eval_on_selector_all(
+            "article img", "els => els.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth > 0])")
+        bad = [src for src, ok in images if not ok]
+        assert not bad, f"{path}: images that did not decode: {bad}"
+        if path.endswith(("theory.html", "reproduce.html")):
+            assert images, f"{path}: a notebook page without a single figure"
+        has_math = page.evaluate("() => document.querySelector('article .math, article div.math, article span.math') !== null")
+        if has_math:
+            page.wait_for_selector("mjx-container", timeout=20000)
+            raw = page.evaluate("() => Array.from(document.querySelectorAll('article .math'))"
+                                ".filter(e => !e.querySelector('mjx-container')).length")
+            assert raw == 0, f"{path}: {raw} math elements were not typeset"
+        assert not outside, f"{path}: requests left the machine: {outside[:5]}"
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+def test_scorecard_lists_every_claim(browser, server):
+    page, _, _ = open_page(browser, f"{server}/scorecard.html")
+    text = page.inner_text("article")
+    page.close()
+    for slug in build.chapters():
+        _, cs = claims.load(ROOT / "chapters" / slug / "claims.yml")
+        for c in cs:
+            assert c.id in text, f"scorecard lacks claim {slug}/{c.id}"
+    rows = json.loads((ROOT / "_build" / "ci" / "scorecard.json").read_text())
+    unmeasured = [f"{r['chapter']}/{r['id']}" for r in rows if r["verdict"] == claims.NOT_MEASURED]
+    assert not unmeasured, f"claims of the ci book that were not measured: {unmeasured}"
+
+
+@pytest.mark.browser
+def test_download_ipynb_button_serves_the_executed_notebook(browser, server):
+    slug = build.chapters()[0]
+    page, _, _ = open_page(browser, f"{server}/chapters/{slug}/theory.html")
+    hrefs = page.eval_on_selector_all("a[href$='.ipynb']", "els => els.map(e => e.href)")
+    page.close()
+    assert hrefs, "no .ipynb download link on a notebook page"
+    resp = browser.new_context().request.get(hrefs[0])
+    assert resp.ok and b'"cells"' in resp.body()

@@ -1,0 +1,284 @@
+"""Unit tests of lib/gof.py (goodness-of-fit tests of Gerhard & Gerstner 2010)."""
+
+from __future__ import annotations
+
+from dataclasses import FrozenInstanceError
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from lib import gof
+
+# ------------------------------------------------------------------------------------------------
+# Shared simulations (module scope: simulated once)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_run():
+    """One 200-s trial of the true model at 66 Hz (1-ms bins)."""
+    return gof.simulate(gof.glm_at(gof.BIAS_66HZ), 200.0, 1, np.random.default_rng(2010))
+
+
+@pytest.fixture(scope="module")
+def many_runs():
+    """60 trials of 20 s of the true model at 66 Hz."""
+    return gof.simulate(gof.glm_at(gof.BIAS_66HZ), 20.0, 60, np.random.default_rng(11))
+
+
+# ------------------------------------------------------------------------------------------------
+# Model
+# ------------------------------------------------------------------------------------------------
+
+
+def test_history_kernel_at_1ms_is_the_pilot_kernel():
+    h = np.array(gof.history_kernel(1e-3))
+    expected = np.r_[-8.0, -8.0, -4.0 * np.exp(-np.arange(8) / 3.0)]
+    np.testing.assert_allclose(h, expected, rtol=1e-12)
+    assert len(gof.history_kernel(5e-3)) == 2
+
+
+def test_stimulus_has_unit_variance_and_boxcar_correlation():
+    s = gof.stimulus(20, 20_000, 20, np.random.default_rng(0))
+    assert abs(s.var() - 1) < 0.03
+    # a boxcar of 20 bins: lag-10 correlation is 1 - 10/20 = 0.5, lag-20 correlation is 0
+    c10 = np.mean(s[:, 10:] * s[:, :-10])
+    c20 = np.mean(s[:, 20:] * s[:, :-20])
+    assert abs(c10 - 0.5) < 0.05 and abs(c20) < 0.05
+
+
+def test_simulated_probability_equals_model_probability(many_runs):
+    """The vectorised loop and the convolution give the same conditional probabilities."""
+    p = gof.model_probability(many_runs.model, many_runs.s, many_runs.y)
+    np.testing.assert_allclose(p, many_runs.p, rtol=0, atol=1e-12)
+    assert 55 < many_runs.rate_hz < 78  # about 66 Hz
+
+
+def test_refractoriness_holds_in_simulation(many_runs):
+    y = many_runs.y.astype(bool)
+    # absolute refractoriness (-8 log-odds for 2 ms) makes spikes in consecutive bins very rare
+    assert np.mean(y[:, 1:] & y[:, :-1]) < 1e-4
+
+
+def test_repetitions_are_independent_and_seeded():
+    a = gof.simulate(gof.glm_at(), 1.0, 5, np.random.default_rng(3))
+    b = gof.simulate(gof.glm_at(), 1.0, 5, np.random.default_rng(3))
+    np.testing.assert_array_equal(a.y, b.y)
+    assert not np.array_equal(a.y[0], a.y[1])
+
+
+def test_preset_is_frozen_and_unknown_scale_lists_valid_ones():
+    p = gof.preset("ci")
+    with pytest.raises(FrozenInstanceError):
+        p.grid_reps = 3
+    with pytest.raises(ValueError, match="ci, book, paper"):
+        gof.preset("huge")
+
+
+# ------------------------------------------------------------------------------------------------
+# Rescaling
+# ------------------------------------------------------------------------------------------------
+
+
+def test_corrected_rescaling_passes_and_naive_fails_on_long_run(long_run):
+    y, p = long_run.y[0], long_run.p[0]
+    _, p_corr = gof.ks_test(gof.rescale_surrogate(y, p, np.random.default_rng(0)))
+    _, p_naive = gof.ks_test(gof.rescale_naive(y, p))
+    assert p_corr > 1e-3
+    assert p_naive < 1e-3
+
+
+def test_naive_over_rejects_at_high_rate_and_corrected_tests_keep_size(many_runs):
+    rej = gof.rejection_matrix(many_runs.y, many_runs.p, np.random.default_rng(5))
+    rate = dict(zip(gof.TESTS, rej.mean(axis=0)))
+    assert rate["R0"] >= 0.5
+    lo, hi = gof.acceptance_region(rej.shape[0])
+    for t in ("R", "T", "C"):
+        k = int(rej[:, list(gof.TESTS).index(t)].sum())
+        assert lo <= k <= hi, f"{t}: {k} of {rej.shape[0]} rejected"
+
+
+def test_poisson_glm_surrogate_is_uniform():
+    sim = gof.simulate(gof.glm_at(gof.BIAS_66HZ, family="poisson"), 50.0, 1, np.random.default_rng(8))
+    assert sim.y.max() >= 1
+    u = gof.rescale_poisson_surrogate(sim.y[0], sim.p[0], np.random.default_rng(1))
+    assert u.size == sim.y.sum()
+    assert gof.ks_test(u)[1] > 1e-3
+
+
+def test_continuous_rescaling_of_inhomogeneous_poisson():
+    rng = np.random.default_rng(4)
+
+    def rate(t):
+        return 20.0 + 15.0 * np.sin(2 * np.pi * t)
+
+    def comp(t):
+        return 20.0 * t + 15.0 * (1 - np.cos(2 * np.pi * t)) / (2 * np.pi)
+
+    t = gof.simulate_inhomogeneous_poisson(rate, 35.0, 100.0, rng)
+    assert gof.ks_test(gof.rescale_continuous(t, comp))[1] > 1e-3
+    kept = gof.thin_continuous(t, rate, 5.0, rng)
+    assert gof.ks_test(gof.homogeneous_u(kept, 5.0))[1] > 1e-3
+    union, added = gof.complement_continuous(t, rate, 35.0, 100.0, rng)
+    assert union.size == t.size + added.size
+    assert gof.ks_test(gof.homogeneous_u(union, 35.0))[1] > 1e-3
+
+
+# ------------------------------------------------------------------------------------------------
+# Thinning, complementing, PIT
+# ------------------------------------------------------------------------------------------------
+
+
+def _within_3se(z, p0):
+    se = np.sqrt(p0 * (1 - p0) / z.size)
+    return abs(z.mean() - p0) < 3 * se
+
+
+def test_thinned_and_complemented_rates_equal_the_bounds(long_run):
+    y, p = long_run.y[0], long_run.p[0]
+    th = gof.thin_discrete(y, p, np.random.default_rng(1), q=0.5)
+    co = gof.complement_discrete(y, p, np.random.default_rng(2), q=0.5)
+    assert th.bound == pytest.approx(np.median(p))
+    assert _within_3se(th.z, th.bound), (th.z.mean(), th.bound)
+    assert _within_3se(co.z, co.bound), (co.z.mean(), co.bound)
+    # the thinned process keeps only original spikes; the complemented one keeps all of them
+    assert np.all(y[th.bins][th.z] == 1)
+    assert np.all(co.z[y[co.bins].astype(bool)])
+
+
+@pytest.mark.parametrize("p0", [0.02, 0.3, 0.9])
+def test_randomised_pit_of_geometric_data_is_uniform(p0):
+    rng = np.random.default_rng(7)
+    n = rng.geometric(p0, size=5000)
+    u = gof.geometric_pit(n, p0, rng)
+    assert np.all((u >= 0) & (u <= 1))
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    # without randomisation the discreteness breaks the KS null
+    if p0 >= 0.3:
+        assert stats.kstest(gof.geometric_cdf(n, p0), "uniform").pvalue < 1e-3
+
+
+def test_geometric_cdf_edge_cases():
+    assert gof.geometric_cdf(0, 0.3) == 0.0
+    assert gof.geometric_cdf(1, 1.0) == 1.0
+    assert gof.geometric_cdf(3, 0.5) == pytest.approx(0.875)
+
+
+def test_ks_helpers():
+    assert gof.ks_critical(100) == pytest.approx(0.1340, abs=1e-4)
+    assert gof.acceptance_region(100) == (0, 11)
+    b = gof.ks_band(np.linspace(0.05, 0.95, 10))
+    assert b.model[0] == pytest.approx(0.05) and b.halfwidth == pytest.approx(gof.ks_critical(10))
+    assert np.isnan(gof.ks_test([])[1])
+
+
+def test_fit_bernoulli_glm_recovers_parameters():
+    model = gof.GLM(bias=-3.0, stim_gain=0.8, history=())
+    sim = gof.simulate(model, 100.0, 1, np.random.default_rng(9))
+    fit = gof.fit_bernoulli_glm(sim.y[0], sim.s[0])
+    np.testing.assert_allclose(fit.params, [-3.0, 0.8], atol=0.08)
+    p = gof.glm_predict(fit, sim.s[0], sim.y[0])
+    assert p.shape == sim.p[0].shape
+    X = gof.lagged_design([1, 0, 1, 1], 2)
+    np.testing.assert_array_equal(X, [[0, 0], [1, 0], [0, 1], [1, 0]])
+
+
+# ------------------------------------------------------------------------------------------------
+# Property-based tests
+# ------------------------------------------------------------------------------------------------
+
+_bins = st.integers(min_value=1, max_value=300)
+
+
+@st.composite
+def binned_train(draw):
+    n = draw(_bins)
+    p = np.array(draw(st.lists(st.floats(0.0, 0.999, allow_nan=False), min_size=n, max_size=n)))
+    y = np.array(draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return y, p, seed
+
+
+@settings(max_examples=150, deadline=None)
+@given(binned_train())
+def test_surrogate_rescaling_is_bounded_and_consistent(data):
+    y, p, seed = data
+    tau = gof.rescaled_intervals_surrogate(y, p, np.random.default_rng(seed))
+    u = gof.rescale_surrogate(y, p, np.random.default_rng(seed))
+    assert tau.shape == u.shape == (int(y.sum()),)
+    assert np.all((u >= 0) & (u <= 1))
+    # the surrogate compensator of an interval lies between the sum of q over the empty bins
+    # and that sum plus the spike bin's q (the spike sits somewhere inside its bin)
+    q = -np.log1p(-p)
+    spikes = np.flatnonzero(y)
+    starts = np.r_[0, spikes[:-1] + 1]
+    lower = np.array([q[a:b].sum() for a, b in zip(starts, spikes)])
+    upper = lower + q[spikes]
+    assert np.all(tau >= lower - 1e-9) and np.all(tau <= upper + 1e-9)
+    # the naive rescaling uses the inclusive sum of p instead
+    naive = gof.rescale_naive(y, p)
+    np.testing.assert_allclose(naive, -np.expm1(-np.array([p[a:b + 1].sum() for a, b in zip(starts, spikes)])),
+                               atol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(binned_train(), st.floats(0.05, 0.95))
+def test_thinning_removes_and_complementing_adds_only(data, q):
+    y, p, seed = data
+    rng = np.random.default_rng(seed)
+    th = gof.thin_discrete(y, p, rng, q)
+    co = gof.complement_discrete(y, p, rng, q)
+    assert np.all(p[th.bins] >= th.bound) and np.all(p[co.bins] <= co.bound)
+    assert np.all(y[th.bins][th.z] == 1)  # kept spikes are original spikes
+    assert np.all(co.z[y[co.bins] == 1])  # original spikes stay
+    for u in (th.u(rng), co.u(rng)):
+        assert np.all((u >= 0) & (u <= 1))
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------------
+
+_y = np.array([0, 1, 0, 1])
+_p = np.array([0.1, 0.2, 0.3, 0.4])
+_rng = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: gof.rescale_naive(_y, [0.1, 0.2, 0.3]), "length 3 but the spike array has length 4"),
+        (lambda: gof.rescale_surrogate(_y, [0.1, 1.2, 0.3, 0.4], _rng), r"in \[0, 1\]"),
+        (lambda: gof.rescale_surrogate(_y, [0.1, -0.1, 0.3, 0.4], _rng), r"in \[0, 1\]"),
+        (lambda: gof.rescale_naive(_y, [0.1, np.nan, 0.3, 0.4]), "NaN"),
+        (lambda: gof.rescale_naive([0, 2, 0, 1], _p), "binary"),
+        (lambda: gof.thin_discrete(_y, _p, _rng, q=1.0), r"open interval \(0, 1\)"),
+        (lambda: gof.complement_discrete(_y, _p, _rng, q=0.0), r"open interval \(0, 1\)"),
+        (lambda: gof.run_tests(_y, _p, _rng, tests=["R", "KS2"]), "unknown test name"),
+        (lambda: gof.run_tests(_y, _p, _rng, q=-0.5), "open interval"),
+        (lambda: gof.thin_continuous([0.1, 0.05, 0.3], [5.0, 5.0, 5.0], 1.0, _rng), "sorted"),
+        (lambda: gof.thin_continuous([-0.1, 0.2], [5.0, 5.0], 1.0, _rng), "non-negative"),
+        (lambda: gof.thin_continuous([0.1, 0.2], [5.0, 5.0, 5.0], 1.0, _rng), "one value per spike"),
+        (lambda: gof.thin_continuous([0.1, 0.2], [5.0, 0.5], 1.0, _rng), "B <= lambda"),
+        (lambda: gof.rescale_continuous([0.2, 0.1], lambda t: t), "sorted"),
+        (lambda: gof.complement_continuous([0.1], lambda t: 50 + 0 * t, 10.0, 1.0, _rng), "C >= lambda"),
+        (lambda: gof.rescale_poisson_surrogate([0, 1.5, 2], [0.1, 0.1, 0.1], _rng), "integer"),
+        (lambda: gof.rescale_poisson_surrogate([0, 1, 2], [0.1, 0.1], _rng), "length 3"),
+        (lambda: gof.geometric_pit([0, 2], 0.5, _rng), ">= 1"),
+        (lambda: gof.misspecified(gof.glm_at(), "gain-x2"), "unknown misspecification"),
+        (lambda: gof.GLM(family="gamma"), "unknown family"),
+        (lambda: gof.pvalue_matrix(_y, _p, _rng), "2-D"),
+        (lambda: gof.model_probability(gof.glm_at(), np.zeros(3), _y), "same shape"),
+    ],
+)
+def test_bad_input_raises_clear_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_rng_must_be_a_generator():
+    with pytest.raises(TypeError, match="Generator"):
+        gof.rescale_surrogate(_y, _p, 0)
