@@ -66,6 +66,9 @@ BIAS_66HZ = -2.0
 ALPHA = 0.05
 #: Default quantile of the restricted thinning / complementing bounds (p_B = p_C = median of p).
 Q_DEFAULT = 0.5
+#: Repetitions simulated at once by the experiment helpers (bounds memory: about 40 bytes per bin
+#: and repetition, i.e. 0.8 GB for 100 repetitions of 200 s at 1 ms).
+BLOCK_REPS = 100
 
 #: The four tests: short name -> label.
 TESTS: dict[str, str] = {
@@ -1123,6 +1126,14 @@ class SizeCell:
         return self.rejections[test] / self.n_reps
 
 
+def _blocks(n_reps: int, rng: np.random.Generator) -> tuple[list[int], list[np.random.Generator]]:
+    """Split ``n_reps`` into blocks of at most :data:`BLOCK_REPS`, with one child generator each."""
+    if n_reps < 1:
+        raise ValueError(f"n_reps must be >= 1, got {n_reps}")
+    sizes = [min(BLOCK_REPS, n_reps - i) for i in range(0, n_reps, BLOCK_REPS)]
+    return sizes, _check_rng(rng).spawn(len(sizes))
+
+
 def size_cell(bias_1ms: float, dt: float, duration_s: float, n_reps: int, rng: np.random.Generator,
               tests: Iterable[str] = tuple(TESTS), q: float = Q_DEFAULT, alpha: float = ALPHA) -> SizeCell:
     """Simulate the true model at one firing rate and bin width, and test it against itself.
@@ -1132,7 +1143,8 @@ def size_cell(bias_1ms: float, dt: float, duration_s: float, n_reps: int, rng: n
         dt: bin width (s).
         duration_s: length of each run (s).
         n_reps: number of runs.
-        rng: the random generator (split into one for the simulation and one for the tests).
+        rng: the random generator (one child per block of :data:`BLOCK_REPS` runs, split into one
+            for the simulation and one for the tests).
         tests: names from :data:`TESTS`.
         q: quantile level of the thinning / complementing bounds.
         alpha: significance level.
@@ -1141,11 +1153,15 @@ def size_cell(bias_1ms: float, dt: float, duration_s: float, n_reps: int, rng: n
         A :class:`SizeCell`.
     """
     tests = _check_tests(tests)
-    r_sim, r_test = _check_rng(rng).spawn(2)
-    sim = simulate(glm_at(bias_1ms, dt), duration_s, n_reps, r_sim)
-    rej = rejection_matrix(sim.y, sim.p, r_test, tests, alpha, q)
-    return SizeCell(bias_1ms, dt, sim.rate_hz, n_reps, duration_s,
-                    {t: int(k) for t, k in zip(tests, rej.sum(axis=0))})
+    model = glm_at(bias_1ms, dt)
+    counts, spikes, bins = np.zeros(len(tests), dtype=np.int64), 0, 0
+    for n, rb in zip(*_blocks(n_reps, rng), strict=True):
+        r_sim, r_test = rb.spawn(2)
+        sim = simulate(model, duration_s, n, r_sim)
+        counts += rejection_matrix(sim.y, sim.p, r_test, tests, alpha, q).sum(axis=0)
+        spikes, bins = spikes + int(sim.y.sum()), bins + sim.y.size
+    return SizeCell(bias_1ms, dt, spikes / bins / dt, n_reps, duration_s,
+                    {t: int(k) for t, k in zip(tests, counts, strict=True)})
 
 
 def grid_cells(P: "Preset") -> list[tuple[float, float]]:
@@ -1186,8 +1202,8 @@ def power_vs_length(model: GLM, lengths: Sequence[float], n_reps: int, rng: np.r
                     q: float = Q_DEFAULT, alpha: float = ALPHA, progress: Callable | None = None) -> PowerResult:
     """Power of the tests against misspecified models, for several data lengths.
 
-    Data of the true model are simulated once at the longest length; shorter lengths use the first
-    seconds of each run. A misspecified model is evaluated on the data by :func:`model_probability`;
+    Data of the true model are simulated once at the longest length (in blocks of
+    :data:`BLOCK_REPS` runs); shorter lengths use the first seconds of each run. A misspecified model is evaluated on the data by :func:`model_probability`;
     the fitted alternative is a logistic GLM without spike history fitted (statsmodels) on an
     independent training run of the same length, then evaluated on the test run.
 
@@ -1211,22 +1227,30 @@ def power_vs_length(model: GLM, lengths: Sequence[float], n_reps: int, rng: np.r
     if bad:
         raise ValueError(f"unknown alternative(s) {bad}; expected some of {', '.join(ALTERNATIVES)}")
     lengths = tuple(float(x) for x in lengths)
-    r_sim, r_train, r_test = _check_rng(rng).spawn(3)
-    sim = simulate(model, max(lengths), n_reps, r_sim)
-    train = simulate(model, max(lengths), n_reps, r_train) if "fitted-no-history" in alternatives else None
+    counts = np.zeros((len(alternatives), len(lengths), len(tests)), dtype=np.int64)
+    spikes, bins = 0, 0
     jobs = [(a, L) for a in alternatives for L in lengths]
-    rngs = r_test.spawn(len(jobs))
-    power = np.empty((len(alternatives), len(lengths), len(tests)))
-    for (alt, L), r in zip(jobs if progress is None else progress(jobs), rngs):
+    sizes, block_rngs = _blocks(n_reps, rng)
+    steps = [(b, job) for b in range(len(sizes)) for job in jobs]
+    current = -1
+    for b, (alt, L) in steps if progress is None else progress(steps):
+        if b != current:  # a new block of runs: simulate its test and training data
+            current, n = b, sizes[b]
+            r_sim, r_train, r_test = block_rngs[b].spawn(3)
+            sim = simulate(model, max(lengths), n, r_sim)
+            train = simulate(model, max(lengths), n, r_train) if "fitted-no-history" in alternatives else None
+            job_rngs = dict(zip(jobs, r_test.spawn(len(jobs)), strict=True))
+            spikes, bins = spikes + int(sim.y.sum()), bins + sim.y.size
         K = int(round(L / model.dt))
         y, s = sim.y[:, :K], sim.s[:, :K]
         if alt == "fitted-no-history":
-            fits = [fit_bernoulli_glm(train.y[i, :K], train.s[i, :K]) for i in range(n_reps)]
+            fits = [fit_bernoulli_glm(train.y[i, :K], train.s[i, :K]) for i in range(n)]
             p = np.array([glm_predict(f, s[i], y[i]) for i, f in enumerate(fits)])
         else:
             p = model_probability(misspecified(model, alt), s, y)
-        power[alternatives.index(alt), lengths.index(L)] = rejection_matrix(y, p, r, tests, alpha, q).mean(axis=0)
-    return PowerResult(alternatives, lengths, tests, power, n_reps, sim.rate_hz)
+        rej = rejection_matrix(y, p, job_rngs[(alt, L)], tests, alpha, q)
+        counts[alternatives.index(alt), lengths.index(L)] += rej.sum(axis=0)
+    return PowerResult(alternatives, lengths, tests, counts / n_reps, n_reps, spikes / bins / model.dt)
 
 
 # ----------------------------------------------------------------------------------------------

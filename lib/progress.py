@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable, TypeVar
 
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # text bars: work in a terminal and in Jupyter without ipywidgets
 
 T = TypeVar("T")
 

@@ -93,7 +93,7 @@ def test_corrected_rescaling_passes_and_naive_fails_on_long_run(long_run):
 
 def test_naive_over_rejects_at_high_rate_and_corrected_tests_keep_size(many_runs):
     rej = gof.rejection_matrix(many_runs.y, many_runs.p, np.random.default_rng(5))
-    rate = dict(zip(gof.TESTS, rej.mean(axis=0)))
+    rate = dict(zip(gof.TESTS, rej.mean(axis=0), strict=True))
     assert rate["R0"] >= 0.5
     lo, hi = gof.acceptance_region(rej.shape[0])
     for t in ("R", "T", "C"):
@@ -186,6 +186,18 @@ def test_fit_bernoulli_glm_recovers_parameters():
     np.testing.assert_array_equal(X, [[0, 0], [1, 0], [0, 1], [1, 0]])
 
 
+def test_experiment_helpers_shapes_and_determinism():
+    cell = gof.size_cell(gof.BIAS_66HZ, 2e-3, 2.0, 5, np.random.default_rng(0))
+    again = gof.size_cell(gof.BIAS_66HZ, 2e-3, 2.0, 5, np.random.default_rng(0))
+    assert cell == again and set(cell.rejections) == set(gof.TESTS)
+    assert gof.grid_cells(gof.preset("book"))[-2:] == [(-3.0, 2e-3), (-3.0, 5e-3)]
+    pw = gof.power_vs_length(gof.glm_at(), (1.0, 2.0), 3, np.random.default_rng(1))
+    assert pw.power.shape == (len(gof.ALTERNATIVES), 2, len(gof.TESTS))
+    assert np.all((pw.power >= 0) & (pw.power <= 1))
+    with pytest.raises(ValueError, match="unknown alternative"):
+        gof.power_vs_length(gof.glm_at(), (1.0,), 2, np.random.default_rng(1), alternatives=["wrong"])
+
+
 # ------------------------------------------------------------------------------------------------
 # Property-based tests
 # ------------------------------------------------------------------------------------------------
@@ -214,13 +226,17 @@ def test_surrogate_rescaling_is_bounded_and_consistent(data):
     # and that sum plus the spike bin's q (the spike sits somewhere inside its bin)
     q = -np.log1p(-p)
     spikes = np.flatnonzero(y)
-    starts = np.r_[0, spikes[:-1] + 1]
-    lower = np.array([q[a:b].sum() for a, b in zip(starts, spikes)])
+    starts = np.r_[0, spikes + 1][: spikes.size]
+    lower = np.array([q[a:b].sum() for a, b in zip(starts, spikes, strict=True)])
     upper = lower + q[spikes]
     assert np.all(tau >= lower - 1e-9) and np.all(tau <= upper + 1e-9)
+    # the surrogate's spikes lie inside their bins, in the order of the data
+    ts = gof.surrogate_spike_times(y, p, np.random.default_rng(seed), dt=1e-3)
+    assert ts.shape == spikes.shape
+    assert np.all(ts >= spikes * 1e-3 - 1e-12) and np.all(ts <= (spikes + 1) * 1e-3 + 1e-12)
     # the naive rescaling uses the inclusive sum of p instead
     naive = gof.rescale_naive(y, p)
-    np.testing.assert_allclose(naive, -np.expm1(-np.array([p[a:b + 1].sum() for a, b in zip(starts, spikes)])),
+    np.testing.assert_allclose(naive, -np.expm1(-np.array([p[a:b + 1].sum() for a, b in zip(starts, spikes, strict=True)])),
                                atol=1e-12)
 
 

@@ -1,4 +1,7 @@
-"""Test settings shared by every test, and by the kernels that nbval starts (they inherit os.environ)."""
+"""Test settings shared by every test, and by the kernels that nbval starts (they inherit os.environ).
+
+At the repository root so that it applies to the notebooks under _build/ci/ as well as to tests/.
+"""
 
 import os
 

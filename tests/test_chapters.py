@@ -1,0 +1,80 @@
+"""Every chapter follows the book's anatomy (DESIGN.md, CONTRIBUTING.md)."""
+
+import ast
+import re
+import subprocess
+
+import jupytext
+import pytest
+
+from lib import ROOT, build, claims
+
+SLUGS = build.chapters()
+
+
+def test_toc_and_chapter_folders_agree_and_slugs_are_the_designs():
+    assert SLUGS, "no chapter is listed in _toc.yml"
+    assert set(SLUGS) <= set(build.CHAPTERS)
+
+
+def test_only_markdown_notebooks_are_committed():
+    tracked = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert not tracked, f".ipynb files are committed (only the MyST .md is): {tracked}"
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_chapter_has_its_four_files(slug):
+    for f in ("index.md", "theory.md", "reproduce.md", "claims.yml"):
+        assert (ROOT / "chapters" / slug / f).is_file(), f"chapters/{slug}/{f} is missing"
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+@pytest.mark.parametrize("name", build.NOTEBOOKS)
+def test_notebook_grammar(slug, name):
+    nb = jupytext.read(ROOT / "chapters" / slug / f"{name}.md")
+    assert nb.metadata["jupytext"]["formats"] == "ipynb,md:myst"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    first = code[0]
+    assert "parameters" in first.metadata.get("tags", []), "the first code cell must be tagged 'parameters'"
+    tree = ast.parse(first.source)
+    names = {}
+    for stmt in tree.body:
+        assert isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant), \
+            "the parameters cell holds plain literal assignments only"
+        names[stmt.targets[0].id] = stmt.value.value
+    assert names.get("scale") == "book" and names.get("seed") == 0
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.lstrip().startswith("# "), \
+        "a notebook opens with its title and explains before it computes"
+    assert "provenance.show" in code[-1].source, "the last cell shows the provenance"
+    lengths = sorted(len(c.source.strip().splitlines()) for c in code)
+    assert lengths[len(lengths) // 2] < 10, f"median code cell has {lengths[len(lengths) // 2]} lines (>= 10)"
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_theory_has_exercises_with_solutions(slug):
+    text = (ROOT / "chapters" / slug / "theory.md").read_text()
+    labels = re.findall(r"```\{exercise\}[^\n]*\n:label: ([\w-]+)", text)
+    assert len(labels) >= 3, f"{slug}: {len(labels)} exercises, expected at least 3"
+    for label in labels:
+        assert re.search(r"\{solution(-start)?\} " + re.escape(label) + r"\b", text), f"{slug}: no solution for {label}"
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_reproduce_measures_every_claim_and_reports(slug):
+    text = (ROOT / "chapters" / slug / "reproduce.md").read_text()
+    _, cs = claims.load(ROOT / "chapters" / slug / "claims.yml")
+    for c in cs:
+        assert f'"{c.id}"' in text or f"'{c.id}'" in text, f"{slug}: claim {c.id} is never recorded in reproduce.md"
+    assert "card.report()" in text
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_landing_page_cites_the_paper_and_links_the_notebooks(slug):
+    header, _ = claims.load(ROOT / "chapters" / slug / "claims.yml")
+    text = (ROOT / "chapters" / slug / "index.md").read_text()
+    assert f"{{cite}}`{header['paper']}" in text or f"{{cite:p}}`{header['paper']}" in text or \
+        f"{{cite:t}}`{header['paper']}" in text
+    assert "theory" in text and "reproduce" in text
+    bib = (ROOT / "references.bib").read_text()
+    assert "{" + header["paper"] + "," in bib, f"{header['paper']} is not in references.bib"
