@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -55,10 +55,10 @@ __all__ = [
     "shannon", "bayes_factor", "state_prediction_error", "absolute_error", "squared_error",
     "unsigned_rpe", "bayesian", "postdictive", "confidence_corrected", "free_energy",
     "change_probability", "update", "update_liakoni",
-    "Measure", "MEASURES", "MEASURE_NAMES", "measure_table", "applicable", "compute_all",
-    "TaskData", "simulate_gaussian", "simulate_categorical", "Run", "run", "run_naive",
+    "Measure", "MEASURES", "MEASURE_NAMES", "measure_table", "table_markdown", "applicable", "compute_all",
+    "TaskData", "simulate_gaussian", "simulate_categorical", "Run", "run", "run_naive", "conjugate_beliefs",
     "error_sweep", "is_strictly_increasing", "rank_correlation", "cluster_order",
-    "detection_auc", "MatchedSplit", "bf_vs_shannon",
+    "detection_auc", "VARIANT_PAIRS", "task_summary", "MatchedSplit", "bf_vs_shannon",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -1003,7 +1003,9 @@ class Measure:
         kwargs: the variant switches passed to ``func``.
         discrete_only: defined for discrete observations only.
         source: original reference (text, as the paper attributes it; not a citation key).
-        status: what we know of the definition: ``"measure confirmed"`` or a caveat.
+        status: what we know of the definition. "attested": the measure is named, with the paper's
+            equation or proposition number, in third-party code that cites the paper (we have not
+            read it in the paper itself); "reconstructed": our reading, see the module docstring.
     """
 
     name: str
@@ -1024,7 +1026,7 @@ class Measure:
 
 _PM, _OM, _BM = GROUPS
 _PRED, _CPD, _CC, _IG = CATEGORIES
-_SPLIT = "measure confirmed; 1/2 split reconstructed"
+_SPLIT = "measure attested; 1/2 split reconstructed"
 
 MEASURES: tuple[Measure, ...] = (
     Measure("Sh1", r"S_{\mathrm{Sh}1}", "Shannon surprise 1", _PM, _PRED, r"-\log P(y;\pi^{(t)})", shannon,
@@ -1032,7 +1034,7 @@ MEASURES: tuple[Measure, ...] = (
     Measure("Sh2", r"S_{\mathrm{Sh}2}", "Shannon surprise 2", _PM, _PRED, r"-\log P(y;\hat\pi^{(t)})", shannon,
             (("variant", "changeaware"),), source="Shannon (1948); as in Liakoni et al. (2021)", status=_SPLIT),
     Measure("BF", r"S_{\mathrm{BF}}", "Bayes-factor surprise", _PM, _CPD, r"P(y;\pi^{(0)})/P(y;\pi^{(t)})",
-            bayes_factor, source="Liakoni et al. (2021)", status="measure confirmed"),
+            bayes_factor, source="Liakoni et al. (2021)", status="measure attested"),
     Measure("SPE1", r"S_{\mathrm{SPE}1}", "state prediction error 1", _PM, _PRED, r"1-P(y;\pi^{(t)})",
             state_prediction_error, (("variant", "belief"),), True, "Gläscher et al. (2010)", _SPLIT),
     Measure("SPE2", r"S_{\mathrm{SPE}2}", "state prediction error 2", _PM, _PRED, r"1-P(y;\hat\pi^{(t)})",
@@ -1046,8 +1048,8 @@ MEASURES: tuple[Measure, ...] = (
     Measure("Sq2", r"S_{\mathrm{Sq}2}", "squared error 2", _OM, _PRED, r"\lVert y-\hat y(\hat\pi^{(t)})\rVert_2^2",
             squared_error, (("variant", "changeaware"),), source="prediction-error models", status=_SPLIT),
     Measure("uRPE", r"S_{\mathrm{uRPE}}", "unsigned reward prediction error", _OM, _PRED,
-            r"|r(y)-\mathbb{E}_{\pi^{(t)}}[R]|", unsigned_rpe, source="reinforcement learning (|r - Q(s,a)|)",
-            status="measure confirmed"),
+            r"\lvert r(y)-\mathbb{E}_{\pi^{(t)}}[R]\rvert", unsigned_rpe, source="reinforcement learning (|r - Q(s,a)|)",
+            status="measure attested"),
     Measure("Ba1", r"S_{\mathrm{Ba}1}", "Bayesian surprise 1", _BM, _IG, r"D_{KL}[\pi^{(t+1)}\Vert\pi^{(t)}]",
             bayesian, (("variant", "belief"), ("direction", "post||prior")), source="Itti & Baldi (2009)",
             status=_SPLIT + "; KL direction a switch"),
@@ -1061,19 +1063,19 @@ MEASURES: tuple[Measure, ...] = (
             r"D_{KL}[P(\cdot;\hat\pi^{(t)})\Vert P(\cdot;\pi^{(t+1)})]", postdictive,
             (("variant", "changeaware"), ("direction", "prior||post")), source="Kolossa et al. (2015)", status=_SPLIT),
     Measure("CC1", r"S_{\mathrm{CC}1}", "confidence-corrected surprise 1", _BM, _CC,
-            r"D_{KL}[\pi^{(t)}\Vert\pi_{flat}(\cdot|y)]", confidence_corrected, (("variant", "belief"),),
+            r"D_{KL}[\pi^{(t)}\Vert\pi_{flat}(\cdot\mid y)]", confidence_corrected, (("variant", "belief"),),
             source="Faraji et al. (2018)", status=_SPLIT),
     Measure("CC2", r"S_{\mathrm{CC}2}", "confidence-corrected surprise 2", _BM, _CC,
-            r"D_{KL}[\hat\pi^{(t)}\Vert\pi_{flat}(\cdot|y)]", confidence_corrected, (("variant", "changeaware"),),
+            r"D_{KL}[\hat\pi^{(t)}\Vert\pi_{flat}(\cdot\mid y)]", confidence_corrected, (("variant", "changeaware"),),
             source="Faraji et al. (2018)", status=_SPLIT),
     Measure("FE1", r"S_{\mathrm{FE}1}", "minimised free energy 1", _BM, _PRED,
-            r"\min_q D_{KL}[q\Vert\pi^{(t)}]-\mathbb{E}_q\log P(y|\Theta)", free_energy,
+            r"\min_q D_{KL}[q\Vert\pi^{(t)}]-\mathbb{E}_q\log P(y\mid\Theta)", free_energy,
             (("variant", "belief"), ("q", "exact")), source="free-energy principle (Friston)",
-            status="low confidence: identity and category unverified"),
+            status="low confidence: identity and category not verified"),
     Measure("FE2", r"S_{\mathrm{FE}2}", "minimised free energy 2", _BM, _PRED,
-            r"\min_q D_{KL}[q\Vert\hat\pi^{(t)}]-\mathbb{E}_q\log P(y|\Theta)", free_energy,
+            r"\min_q D_{KL}[q\Vert\hat\pi^{(t)}]-\mathbb{E}_q\log P(y\mid\Theta)", free_energy,
             (("variant", "changeaware"), ("q", "exact")), source="free-energy principle (Friston)",
-            status="low confidence: identity and category unverified"),
+            status="low confidence: identity and category not verified"),
 )
 
 MEASURE_NAMES: tuple[str, ...] = tuple(m.name for m in MEASURES)
@@ -1088,6 +1090,16 @@ def measure_table():
         [{"name": m.name, "definition": m.long_name, "symbol": f"${m.symbol}$", "formula": f"${m.formula}$",
           "group": m.group, "category": m.category, "source": m.source, "status": m.status} for m in MEASURES]
     ).set_index("name")
+
+
+def table_markdown(columns: Sequence[str] = ("definition", "symbol", "formula", "group", "category", "status")) -> str:
+    """The table of :data:`MEASURES` as a Markdown (MyST) table with inline math, for the chapter."""
+    rows = measure_table()[list(columns)]
+    head = "| name | " + " | ".join(columns) + " |\n|" + "---|" * (len(columns) + 1) + "\n"
+    body = "\n".join(f"| {name} | " + " | ".join(str(v) for v in r) + " |" for name, r in zip(rows.index, rows.values, strict=True))
+    if "|" in "".join(f"{m.symbol}{m.formula}" for m in MEASURES):
+        raise AssertionError("a formula contains '|', which breaks a Markdown table")  # pragma: no cover
+    return head + body
 
 
 def _get(name: str) -> Measure:
@@ -1286,7 +1298,7 @@ def _filter_dirichlet(model: DirichletModel, y, prior: DirichletBelief, p_c, pru
 
 
 def run(model, y, prior, p_c, names: Sequence[str] | None = None, *, chunk: int = 1000, keep_beliefs: bool = False,
-        prune: float = 1e-12, start=None) -> Run:
+        prune: float = 1e-12, start=None, overrides: Mapping[str, str] | None = None) -> Run:
     """Filter a sequence of observations with the exact volatile Bayesian belief and compute the measures.
 
     Args:
@@ -1299,6 +1311,7 @@ def run(model, y, prior, p_c, names: Sequence[str] | None = None, *, chunk: int 
         keep_beliefs: also return all beliefs (memory ``T x n``).
         prune: run-length components below ``prune`` times the largest weight are dropped (categorical).
         start: initial belief (default: ``prior``).
+        overrides: variant switches passed to :func:`compute_all` (e.g. ``{"direction": "prior||post"}``).
 
     Returns:
         :class:`Run`.
@@ -1312,10 +1325,11 @@ def run(model, y, prior, p_c, names: Sequence[str] | None = None, *, chunk: int 
     names = applicable(model, p_c) if names is None else tuple(names)
     for n in names:
         _get(n)
+    overrides = dict(overrides or {})
     if isinstance(model, DirichletModel):
         B, gamma = _filter_dirichlet(model, y, prior, p_c, prune)
         before, after = B[:-1], B[1:]
-        meas = compute_all(model, before, y, after, prior, p_c, names)
+        meas = compute_all(model, before, y, after, prior, p_c, names, **overrides)
         return Run(meas, gamma, model.predictive_probs(before), beliefs=B if keep_beliefs else None,
                    seconds=time.perf_counter() - t0, n_components=B.weight.shape[-1])
     if not isinstance(model, GridModel):
@@ -1330,7 +1344,7 @@ def run(model, y, prior, p_c, names: Sequence[str] | None = None, *, chunk: int 
     for s in range(0, T, int(chunk)):
         e = min(T, s + int(chunk))
         B, gamma[s:e] = _filter_grid(model, y[s:e], prior, p_c, b)
-        out = compute_all(model, B[:-1], y[s:e], B[1:], prior, p_c, names)
+        out = compute_all(model, B[:-1], y[s:e], B[1:], prior, p_c, names, **overrides)
         for n in names:
             meas[n][s:e] = out[n]
         m = B @ model.theta
@@ -1339,6 +1353,23 @@ def run(model, y, prior, p_c, names: Sequence[str] | None = None, *, chunk: int 
             keep[s:e + 1] = B
         b = B[-1]
     return Run(meas, gamma, bm[:-1], bsd[:-1] ** 2 + model.sigma**2, bm, bsd, keep, time.perf_counter() - t0)
+
+
+def conjugate_beliefs(model: NormalModel, y, prior: NormalBelief) -> NormalBelief:
+    """Beliefs of the stationary conjugate Gaussian learner before each observation (closed form).
+
+    After n observations the precision is ``1/v0 + n/sigma^2`` and the mean is the precision-weighted
+    average of the prior mean and the observations.
+
+    Returns:
+        :class:`NormalBelief` with arrays of shape ``(T,)``: the belief before ``y[t]``.
+    """
+    y = model.check_obs(y)
+    prior = model.check_belief(prior, "prior")
+    n = np.arange(y.size)
+    s = np.concatenate([[0.0], np.cumsum(y)[:-1]])
+    prec = 1.0 / prior.var + n / model.sigma**2
+    return NormalBelief((prior.mean / prior.var + s / model.sigma**2) / prec, 1.0 / prec)
 
 
 def run_naive(model: GridModel, y, prior, p_c, names: Sequence[str] | None = None) -> Run:
@@ -1396,8 +1427,10 @@ def rank_correlation(measures: Mapping[str, np.ndarray], names: Sequence[str] | 
     X = np.column_stack([np.asarray(measures[n], float) for n in names])
     if not np.all(np.isfinite(X)):
         raise ValueError("measures must be finite to be rank-correlated")
-    rho = stats.spearmanr(X).statistic
-    return names, np.atleast_2d(rho)
+    rho = np.atleast_2d(stats.spearmanr(X).statistic)
+    if X.shape[1] == 2:  # spearmanr returns a scalar for two variables
+        rho = np.array([[1.0, rho[0, 0]], [rho[0, 0], 1.0]])
+    return names, rho
 
 
 def cluster_order(rho, method: str = "average"):
@@ -1414,12 +1447,47 @@ def cluster_order(rho, method: str = "average"):
 
 
 def detection_auc(measures: Mapping[str, np.ndarray], change, skip_first: bool = True) -> dict[str, float]:
-    """Area under the ROC curve of each measure as a detector of a change just before the observation."""
+    """Area under the ROC curve of each measure as a detector of a change just before the observation.
+
+    Args:
+        measures: name -> surprise per trial.
+        change: True where the parameter was redrawn just before the observation.
+        skip_first: leave out trial 0 (a "change" by convention).
+
+    Returns:
+        name -> AUC (NaN for every measure when the trials hold no change or only changes).
+    """
     from sklearn.metrics import roc_auc_score
 
     change = np.asarray(change, bool)
     sl = slice(1, None) if skip_first else slice(None)
+    if change[sl].all() or not change[sl].any():
+        return {n: float("nan") for n in measures}
     return {n: float(roc_auc_score(change[sl], np.asarray(v)[sl])) for n, v in measures.items()}
+
+
+#: The variant pairs (belief vs change-aware prior) of the Gaussian task.
+VARIANT_PAIRS: tuple[tuple[str, str], ...] = tuple((a + "1", a + "2") for a in ("Sh", "Abs", "Sq", "Ba", "Po", "CC"))
+
+
+def task_summary(measures: Mapping[str, np.ndarray], change, exclude: Sequence[str] = ("uRPE",)) -> dict:
+    """The headline statistics of one run: most distinct measure, weakest variant pair, best detector.
+
+    Returns:
+        Dict with ``most_distinct`` (lowest mean Spearman rho with the others), ``mean_rho_bf``,
+        ``weakest_pair`` and its ``weakest_rho``, ``best_detector`` and its ``best_auc`` (None / NaN when
+        the run holds no change point).
+    """
+    names, rho = rank_correlation(measures, [n for n in measures if n not in exclude])
+    mean = (rho.sum(1) - 1.0) / (len(names) - 1)
+    idx = {n: i for i, n in enumerate(names)}
+    pairs = [(rho[idx[a], idx[b]], f"{a}/{b}") for a, b in VARIANT_PAIRS if a in idx and b in idx]
+    weakest = min(pairs) if pairs else (float("nan"), None)
+    auc = detection_auc(measures, change)
+    best = max(auc, key=lambda k: -np.inf if np.isnan(auc[k]) else auc[k])
+    return {"most_distinct": names[int(np.argmin(mean))], "mean_rho_bf": float(mean[idx["BF"]]) if "BF" in idx else None,
+            "weakest_pair": weakest[1], "weakest_rho": float(weakest[0]),
+            "best_detector": None if np.isnan(auc[best]) else best, "best_auc": auc[best]}
 
 
 @dataclass(frozen=True)
