@@ -101,7 +101,7 @@ def test_page_loads_figures_decode_and_math_renders(browser, server, path):
             assert images, f"{path}: a notebook page without a single figure"
         has_math = page.evaluate("() => document.querySelector('article .math, article div.math, article span.math') !== null")
         if has_math:
-            page.wait_for_selector("mjx-container", timeout=20000)
+            page.wait_for_selector("mjx-container", state="attached", timeout=20000)
             raw = page.evaluate("() => Array.from(document.querySelectorAll('article .math'))"
                                 ".filter(e => !e.querySelector('mjx-container')).length")
             assert raw == 0, f"{path}: {raw} math elements were not typeset"
