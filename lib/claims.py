@@ -339,34 +339,44 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-_BADGE = {
-    REPRODUCED: ("✅", "#1a7f37"),
-    NOT_REPRODUCED: ("❌", "#cf222e"),
-    NOT_MEASURED: ("❔", "#9a6700"),
-    NOT_CHECKED: ("➖", "#57606a"),
+_VERDICT_CLASS = {
+    REPRODUCED: "claim-ok",
+    NOT_REPRODUCED: "claim-fail",
+    NOT_MEASURED: "claim-missing",
+    NOT_CHECKED: "claim-skip",
 }
 
 
 def table_html(rows: list[dict], with_chapter: bool = True) -> str:
-    """An HTML table of claim rows (from :meth:`Scorecard.rows` or ``claims.json``)."""
-    head = (["chapter"] if with_chapter else []) + ["claim", "where", "paper", "ours", "criterion", "verdict", "data"]
-    out = ['<table class="claims-table">', "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>", "<tbody>"]
+    """An HTML table of claim rows (from :meth:`Scorecard.rows` or ``claims.json``).
+
+    The data a number came from is printed once above the table where every row shares it, and
+    under the measured value otherwise.
+    """
+    e = html.escape
+    datas = {r.get("data") or "" for r in rows}
+    shared = datas.pop() if len(datas) == 1 else None
+    out = []
+    if shared:
+        out.append(f'<p class="claims-data"><strong>Data:</strong> {e(shared)}</p>')
+    head = (["chapter"] if with_chapter else []) + ["claim", "paper", "ours", "criterion", "verdict"]
+    out += ['<table class="claims-table">', "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>",
+            "<tbody>"]
     for r in rows:
-        icon, colour = _BADGE.get(r["verdict"], ("", "inherit"))
-        ours = _fmt(r.get("value"))
+        ours = e(_fmt(r.get("value")))
         if r.get("detail"):
-            ours += f'<br><small>{html.escape(str(r["detail"]))}</small>'
+            ours += f'<br><small>{e(str(r["detail"]))}</small>'
+        if shared is None and r.get("data"):
+            ours += f'<br><small class="claims-data">data: {e(r["data"])}</small>'
         why = ""
         if r["verdict"] == NOT_REPRODUCED and r.get("explanation"):
-            why = f'<br><small>{html.escape(r["explanation"])}</small>'
-        cells = ([html.escape(r["chapter"])] if with_chapter else []) + [
-            f'<code>{html.escape(r["id"])}</code><br>{html.escape(r["statement"])}',
-            html.escape(str(r["where"])),
-            html.escape(_fmt(r["paper_value"])),
+            why = f'<br><small>{e(r["explanation"])}</small>'
+        cells = ([e(r["chapter"])] if with_chapter else []) + [
+            f'<code>{e(r["id"])}</code><br>{e(r["statement"])}<br><small>{e(str(r["where"]))}</small>',
+            e(_fmt(r["paper_value"])),
             ours,
-            f'{html.escape(r["metric"])}: {html.escape(r["criterion"])}',
-            f'<span style="color:{colour}">{icon} {r["verdict"]}</span>{why}',
-            html.escape(r.get("data") or ""),
+            f'{e(r["metric"])}: <strong>{e(r["criterion"])}</strong>',
+            f'<span class="claim-verdict {_VERDICT_CLASS.get(r["verdict"], "")}">{r["verdict"]}</span>{why}',
         ]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")
