@@ -25,6 +25,7 @@ $(VENV)/.stamp: requirements.txt pyproject.toml
 	touch $@
 
 node_modules/.stamp: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make setup needs npm (Node.js) to vendor MathJax 3 for offline math (apt-get install npm)"; exit 1; }
 	npm ci --no-audit --no-fund --silent
 	touch $@
 

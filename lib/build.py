@@ -288,10 +288,24 @@ def _describe_failure(err: BaseException) -> str:
     return "".join(traceback.format_exception(err)).strip()
 
 
+def _execute_in_worker(nb: Notebook, key: str, threads: int, timeout: int) -> Outcome:
+    """:func:`execute` in a worker process of its own, whose stderr (and its kernel's) goes to a log file.
+
+    The kernel's own chatter (start-up warnings) would otherwise interleave with the progress bar;
+    it lands in ``<notebook>.kernel.log`` beside the executed notebook.
+    """
+    nb.outdir.mkdir(parents=True, exist_ok=True)
+    log = open(nb.outdir / f"{nb.name}.kernel.log", "w")  # noqa: SIM115 - lives as long as the worker
+    os.dup2(log.fileno(), 2)
+    return execute(nb, key, threads, timeout)
+
+
 def _run_local(todo: list[tuple[Notebook, str]], jobs: int, threads: int, timeout: int, bar) -> list[Outcome]:
     out: list[Outcome] = []
     with ProcessPoolExecutor(max_workers=jobs, max_tasks_per_child=1) as pool:
-        futs: dict[Future, Notebook] = {pool.submit(execute, nb, key, threads, timeout): nb for nb, key in todo}
+        futs: dict[Future, Notebook] = {
+            pool.submit(_execute_in_worker, nb, key, threads, timeout): nb for nb, key in todo
+        }
         for f in as_completed(futs):
             try:
                 res = f.result()
