@@ -63,7 +63,7 @@ lint: setup
 	$(VENV)/bin/ruff check lib tests benchmarks
 
 freeze: setup
-	{ head -2 requirements.txt; $(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > requirements.txt.new
+	{ head -2 requirements.txt; $(PY) -m pip freeze --exclude-editable | grep -v "^#" | sed 's/+cpu$$//'; } > requirements.txt.new
 	mv requirements.txt.new requirements.txt
 
 clean:

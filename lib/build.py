@@ -28,7 +28,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -317,18 +317,31 @@ def _run_local(todo: list[tuple[Notebook, str]], jobs: int, threads: int, timeou
     return out
 
 
-def _run_dask(todo: list[tuple[Notebook, str]], scheduler: str, threads: int, timeout: int, bar) -> list[Outcome]:
+def _run_dask(todo: list[tuple[Notebook, str]], scheduler: str, jobs: int, threads: int, timeout: int,
+              bar) -> list[Outcome]:
+    """Hand the executions to a Dask cluster (``scheduler``), or to a local one of ``jobs`` processes.
+
+    The cluster's workers must see the same checkout at the same path (a shared file system).
+    """
     try:
-        from dask.distributed import Client, as_completed as dask_completed
+        from dask.distributed import Client
+        from dask.distributed import as_completed as dask_completed
     except ImportError as err:
         raise SystemExit("--executor dask needs dask.distributed: pip install 'dask[distributed]'") from err
-    client = Client(scheduler) if scheduler else Client(n_workers=1, threads_per_worker=1)
+    client = Client(scheduler) if scheduler else Client(n_workers=jobs, threads_per_worker=1, dashboard_address=None)
     futs = {client.submit(execute, nb, key, threads, timeout, pure=False): nb for nb, key in todo}
     out = []
-    for f in dask_completed(list(futs)):
-        out.append(f.result())
-        bar.update(1)
-    client.close()
+    try:
+        for f in dask_completed(list(futs)):
+            try:
+                res = f.result()
+            except Exception as err:  # the worker died
+                res = Outcome(futs[f].label, "failed", 0.0, f"dask worker failed: {err!r}")
+            out.append(res)
+            bar.set_postfix_str(f"{res.label} {res.status}")
+            bar.update(1)
+    finally:
+        client.close()
     return out
 
 
@@ -353,7 +366,7 @@ def run(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | N
             if executor == "local":
                 outcomes += _run_local(todo, jobs, threads, timeout, bar)
             elif executor == "dask":
-                outcomes += _run_dask(todo, scheduler, threads, timeout, bar)
+                outcomes += _run_dask(todo, scheduler, jobs, threads, timeout, bar)
             else:
                 raise ValueError(f"unknown executor {executor!r}; expected 'local' or 'dask'")
     order = {nb.label: i for i, nb in enumerate(nbs)}

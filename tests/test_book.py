@@ -6,11 +6,10 @@ MathJax (no request leaves the machine), and the scorecard must list every claim
 """
 
 import functools
-import json
 import http.server
+import json
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
 

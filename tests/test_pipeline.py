@@ -136,3 +136,13 @@ def test_cache_key_changes_with_every_input(tmp_path, monkeypatch):
     claims = tmp_path / "chapters" / "surprise-taxonomy" / "claims.yml"
     claims.write_text(claims.read_text().replace("value: 7", "value: 8"))
     assert key() != k0
+
+
+@pytest.mark.slow
+def test_dask_executor_runs_the_same_notebooks(tmp_path):
+    pytest.importorskip("dask.distributed")
+    make_book(tmp_path, GOOD)
+    res = build(tmp_path, "--scale", "ci", "--seed", "7", "--executor", "dask")
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads((tmp_path / "_build" / "ci" / "chapters" / "surprise-taxonomy" / "claims.json").read_text())
+    assert out["claims"][0]["verdict"] == "reproduced"
