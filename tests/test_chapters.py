@@ -1,13 +1,16 @@
 """Every chapter follows the book's anatomy (DESIGN.md, CONTRIBUTING.md)."""
 
 import ast
+import importlib
 import re
 import subprocess
+from pathlib import Path
 
 import jupytext
 import pytest
 
-from lib import ROOT, build, claims
+import lib
+from lib import ROOT, build, claims, scales
 
 SLUGS = build.chapters()
 
@@ -78,3 +81,21 @@ def test_landing_page_cites_the_paper_and_links_the_notebooks(slug):
     assert "theory" in text and "reproduce" in text
     bib = (ROOT / "references.bib").read_text()
     assert "{" + header["paper"] + "," in bib, f"{header['paper']} is not in references.bib"
+
+
+LIB = Path(lib.__file__).parent
+PRESET_MODULES = sorted(p.stem for p in LIB.glob("*.py") if "\ndef preset(" in p.read_text())
+
+
+def test_every_chapter_module_has_presets():
+    assert {"gof", "surprise", "ttfs"} <= set(PRESET_MODULES)
+
+
+@pytest.mark.parametrize("module", PRESET_MODULES)
+def test_presets_exist_for_every_scale_and_unknown_scales_are_refused(module):
+    mod = importlib.import_module(f"lib.{module}")
+    presets = [mod.preset(s) for s in scales.SCALES]
+    assert all(p is not None for p in presets)
+    assert presets[0] != presets[1], "ci and book presets should differ"
+    with pytest.raises(ValueError, match="expected one of ci, book, paper"):
+        mod.preset("huge")
