@@ -164,15 +164,15 @@ def lib_hash() -> str:
     return h.hexdigest()
 
 
-def input_key(nb: Notebook, lib_digest: str | None = None) -> str:
-    """The cache key of a notebook: its text, lib/, requirements.txt, claims.yml, scale and seed."""
+def input_key(nb: Notebook, lib_digest: str | None = None, threads: int = 1) -> str:
+    """The cache key of a notebook: its text, lib/, requirements.txt, claims.yml, scale, seed and threads."""
     h = hashlib.sha256()
     for part in (
         nb.source.read_bytes(),
         (lib_digest or lib_hash()).encode(),
         (ROOT / "requirements.txt").read_bytes() if (ROOT / "requirements.txt").exists() else b"",
         (ROOT / "chapters" / nb.slug / "claims.yml").read_bytes(),
-        f"scale={nb.scale};seed={nb.seed}".encode(),
+        f"scale={nb.scale};seed={nb.seed};threads={threads}".encode(),
     ):
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()
@@ -346,8 +346,11 @@ def _run_dask(todo: list[tuple[Notebook, str]], scheduler: str, jobs: int, threa
 
 
 def run(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | None = None, force: bool = False,
-        executor: str = "local", scheduler: str = "", timeout: int = 1800) -> list[Outcome]:
+        executor: str = "local", scheduler: str = "", timeout: int = 1800, threads: int = 1) -> list[Outcome]:
     """Execute the notebooks of ``slugs`` (default all) at ``scale``, reusing cached results.
+
+    ``threads`` (BLAS and torch threads per notebook) is fixed, not derived from ``jobs``, so that
+    a printed number never depends on how many notebooks run at once.
 
     Returns:
         One outcome per notebook.
@@ -356,11 +359,10 @@ def run(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | N
 
     nbs = notebooks(scale, seed, slugs)
     digest = lib_hash()
-    keyed = [(nb, input_key(nb, digest)) for nb in nbs]
+    keyed = [(nb, input_key(nb, digest, threads)) for nb in nbs]
     outcomes = [Outcome(nb.label, "cached") for nb, key in keyed if not force and is_cached(nb, key)]
     todo = [(nb, key) for nb, key in keyed if force or not is_cached(nb, key)]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     with tqdm(total=len(nbs), desc=f"notebooks ({scale})", unit="nb", initial=len(outcomes)) as bar:
         if todo:
             if executor == "local":
@@ -525,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--executor", default="local", choices=("local", "dask"), help="where notebooks run")
     ap.add_argument("--scheduler", default="", help="Dask scheduler address (with --executor dask)")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds a single cell may run (default 1800)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS/torch threads per notebook (default 1; fixed so results do not depend on --jobs)")
     args = ap.parse_args(argv)
     try:
         scales.check(args.scale)
@@ -534,7 +538,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.time()
     print(f"Executing {len(nbs)} notebooks at scale {args.scale!r}, seed {args.seed}", flush=True)
-    outcomes = run(args.scale, args.seed, args.slug, args.jobs, args.force, args.executor, args.scheduler, args.timeout)
+    if args.threads < 1 or (args.jobs is not None and args.jobs < 1):
+        print("error: --jobs and --threads must be at least 1", file=sys.stderr)
+        return 2
+    outcomes = run(args.scale, args.seed, args.slug, args.jobs, args.force, args.executor, args.scheduler,
+                   args.timeout, args.threads)
     width = max(len(o.label) for o in outcomes)
     print("\nnotebook".ljust(width + 2) + "  status      wall time")
     for o in outcomes:
