@@ -370,8 +370,34 @@ def logits(model: ReLUNet, x: np.ndarray, batch: int = 2048) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
+class _LayerShape:
+    """Shapes of a dense or convolutional layer, from its kind, its weights and its input shape.
+
+    Shared by :class:`Layer` (weights ``weight``) and :class:`SpikingLayer` (weights ``J``).
+    """
+
+    kind: str
+    in_shape: tuple[int, ...]
+
+    @property
+    def _kernel(self) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def padding(self) -> int:
+        """The 'same' padding of a convolution (0 for a dense layer)."""
+        return self._kernel.shape[-1] // 2 if self.kind == "conv" else 0
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """Shape of this layer's activations (or spike times) before pooling."""
+        if self.kind == "dense":
+            return (self._kernel.shape[0],)
+        return (self._kernel.shape[0],) + tuple(self.in_shape[1:])
+
+
 @dataclass(frozen=True)
-class Layer:
+class Layer(_LayerShape):
     """One layer of a folded ReLU network (plain float64 arrays).
 
     Attributes:
@@ -393,15 +419,8 @@ class Layer:
     pool_sign: np.ndarray | None = field(default=None, repr=False)
 
     @property
-    def padding(self) -> int:
-        return self.weight.shape[-1] // 2 if self.kind == "conv" else 0
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        """Shape of this layer's activations before pooling."""
-        if self.kind == "dense":
-            return (self.weight.shape[0],)
-        return (self.weight.shape[0],) + tuple(self.in_shape[1:])
+    def _kernel(self) -> np.ndarray:
+        return self.weight
 
     @property
     def pooled_shape(self) -> tuple[int, ...]:
@@ -615,7 +634,7 @@ def layer_maxima(net: Network, x: np.ndarray, batch: int = 1000) -> tuple[float,
 
 
 @dataclass(frozen=True)
-class SpikingLayer:
+class SpikingLayer(_LayerShape):
     """A layer of α1 neurons, each firing exactly one spike in ``[t_min, t_max]``.
 
     Attributes:
@@ -640,12 +659,8 @@ class SpikingLayer:
     pool_sign: np.ndarray | None = field(default=None, repr=False)
 
     @property
-    def padding(self) -> int:
-        return self.J.shape[-1] // 2 if self.kind == "conv" else 0
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return (self.J.shape[0],) if self.kind == "dense" else (self.J.shape[0],) + tuple(self.in_shape[1:])
+    def _kernel(self) -> np.ndarray:
+        return self.J
 
 
 @dataclass(frozen=True)
