@@ -5,20 +5,26 @@
 1. jupytext turns each chapter notebook (MyST Markdown) into an ``.ipynb``;
 2. papermill executes it with ``scale`` and ``seed`` injected, one worker process per notebook
    (as many at once as ``--jobs``, default the number of cores), into ``_build/<scale>/chapters/``;
-3. beside each executed notebook lie its claim results (``claims.json``, written by the notebook)
-   and its provenance (``<notebook>.provenance.json``);
-4. the scorecard page is generated from all claim results;
+3. beside each executed notebook lie its measurements (``<notebook>.measurements.json``, written
+   by the notebook's ``Scorecard``), its provenance (``<notebook>.provenance.json``) and its key
+   (``<notebook>.key``: the hashes of its inputs and outputs), all published together by atomic
+   renames once the run is complete;
+4. every chapter's measurements are judged against its current ``claims.yml`` (so that editing a
+   criterion re-renders without re-executing), and the scorecard page and the chapters'
+   ``{claims-table}`` tables are generated from the verdicts;
 5. Jupyter Book renders the executed notebooks (``execute_notebooks: off``, ``-W -n --keep-going``)
    into ``_build/html`` (scale ``book``) or ``_build/<scale>/html``.
 
-A notebook whose inputs did not change (its text, ``lib/``, ``requirements.txt``, the chapter's
-``claims.yml``, scale and seed) is not executed again. A failing notebook stops nothing else; it is
+A notebook whose inputs did not change (its text, the ``lib`` modules it imports followed
+transitively, the kit, ``requirements.txt``, scale, seed and threads) is not executed again: an
+edit to one chapter's science re-executes only the notebooks that import it. A failing notebook stops nothing else; it is
 reported with its failing cell at the end and makes the command exit non-zero.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -59,6 +65,9 @@ BOOK_FILES: tuple[str, ...] = ("_config.yml", "_toc.yml", "intro.md", "reference
 MATHJAX_SRC = ROOT / "node_modules" / "mathjax" / "es5"
 
 SCORECARD_MARKER = "<!-- scorecard-table -->"
+
+#: Folder of the assembled source that holds each chapter's judged claims table (HTML).
+CLAIMS_TABLES = "_claims"
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,36 +160,159 @@ def notebooks(scale: str, seed: int, slugs: list[str] | None = None) -> list[Not
 
 
 # --------------------------------------------------------------------------------------------
-# Cache
+# Cache: a notebook's key covers what it imports, and nothing of other chapters
+
+#: The kit: modules of ``lib`` that every chapter shares, always part of a notebook's key.
+#: (``build`` is the pipeline itself: its parameters that matter, scale, seed and threads,
+#: are in the key; editing its code does not re-execute the book.)
+KIT_MODULES: tuple[str, ...] = (
+    "lib", "lib.claims", "lib.data", "lib.plotting", "lib.progress", "lib.provenance", "lib.scales",
+    "lib.torchkit",
+)
+
+LIB = Path(__file__).resolve().parent
 
 
-def lib_hash() -> str:
-    """SHA-256 over every Python file of ``lib/`` (names and contents)."""
-    h = hashlib.sha256()
-    pkg = Path(__file__).resolve().parent
-    for p in sorted(pkg.rglob("*.py")):
-        h.update(str(p.relative_to(pkg)).encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()
+def lib_modules() -> dict[str, Path]:
+    """Every module of the ``lib`` package: dotted name -> file (``__init__.py`` for a package)."""
+    out: dict[str, Path] = {}
+    for path in sorted(LIB.rglob("*.py")):
+        rel = path.relative_to(LIB.parent).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        out[".".join(parts)] = path
+    return out
 
 
-def input_key(nb: Notebook, lib_digest: str | None = None, threads: int = 1) -> str:
-    """The cache key of a notebook: its text, lib/, requirements.txt, claims.yml, scale, seed and threads."""
-    h = hashlib.sha256()
-    for part in (
-        nb.source.read_bytes(),
-        (lib_digest or lib_hash()).encode(),
-        (ROOT / "requirements.txt").read_bytes() if (ROOT / "requirements.txt").exists() else b"",
-        (ROOT / "chapters" / nb.slug / "claims.yml").read_bytes(),
-        f"scale={nb.scale};seed={nb.seed};threads={threads}".encode(),
-    ):
-        h.update(hashlib.sha256(part).digest())
-    return h.hexdigest()
+def _imports_of(tree: ast.AST, package: str, known: dict[str, Path]) -> set[str]:
+    """The ``lib`` modules an AST imports; ``package`` resolves relative imports."""
+    found: set[str] = set()
+
+    def add(name: str) -> None:
+        if name in known:
+            found.add(name)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                add(a.name)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            add(mod)
+            for a in node.names:
+                add(f"{mod}.{a.name}")  # `from lib import gof` imports the module lib.gof
+    # importing a.b.c runs a/__init__ and a/b/__init__ first
+    for name in list(found):
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            add(".".join(parts[:i]))
+    return found
+
+
+def notebook_imports(source: Path) -> set[str]:
+    """The ``lib`` modules that the code cells of a MyST notebook import.
+
+    Raises:
+        ValueError: if a code cell is not valid Python (after dropping magics and shell lines).
+    """
+    import jupytext
+
+    known = lib_modules()
+    found: set[str] = set()
+    for i, c in enumerate(jupytext.read(source).cells):
+        if c.cell_type != "code":
+            continue
+        code = "\n".join(line for line in c.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(code)
+        except SyntaxError as err:
+            raise ValueError(f"{source}: code cell {i + 1} is not valid Python: {err.msg} (line {err.lineno})") from err
+        found |= _imports_of(tree, "", known)
+    return found
+
+
+def dependencies(modules: set[str]) -> list[str]:
+    """``modules`` and every ``lib`` module they import, transitively, plus the kit; sorted."""
+    known = lib_modules()
+    todo = [m for m in (*modules, *KIT_MODULES) if m in known]
+    seen: set[str] = set()
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        path = known[m]
+        package = m if path.name == "__init__.py" else m.rpartition(".")[0]
+        tree = ast.parse(path.read_text(), filename=str(path))
+        todo += [d for d in _imports_of(tree, package, known) if d not in seen]
+    return sorted(seen)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def input_hashes(nb: Notebook, threads: int = 1) -> dict[str, str]:
+    """What a notebook's result depends on, each with its SHA-256.
+
+    The notebook's text, the ``lib`` modules it imports (followed through lib's own imports),
+    the kit, ``requirements.txt``, and the parameters (scale, seed, threads). Not the chapter's
+    ``claims.yml``: verdicts are judged at the scorecard, after execution.
+    """
+    known = lib_modules()
+    out = {f"chapters/{nb.slug}/{nb.name}.md": _sha(nb.source.read_bytes())}
+    for m in dependencies(notebook_imports(nb.source)):
+        path = known[m]
+        out[str(path.relative_to(LIB.parent))] = _sha(path.read_bytes())
+    req = ROOT / "requirements.txt"
+    out["requirements.txt"] = _sha(req.read_bytes()) if req.exists() else ""
+    out["parameters"] = f"scale={nb.scale};seed={nb.seed};threads={threads}"
+    return out
+
+
+def key_of(hashes: dict[str, str]) -> str:
+    """One digest over a notebook's input hashes."""
+    return _sha(json.dumps(hashes, sort_keys=True).encode())
+
+
+def input_key(nb: Notebook, threads: int = 1) -> str:
+    """The cache key of a notebook (see :func:`input_hashes`)."""
+    return key_of(input_hashes(nb, threads))
+
+
+def read_key(nb: Notebook) -> dict | None:
+    """The key record beside an executed notebook, or ``None`` where it is missing or unreadable."""
+    try:
+        rec = json.loads(nb.keyfile.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("key"), str) else None
+
+
+def outputs_intact(nb: Notebook, rec: dict) -> bool:
+    """Whether every published output of a notebook still has the hash recorded in its key."""
+    outs = rec.get("outputs")
+    if not isinstance(outs, dict) or f"{nb.name}.ipynb" not in outs:
+        return False
+    for name, digest in outs.items():
+        f = nb.outdir / name
+        if not f.is_file() or _sha(f.read_bytes()) != digest:
+            return False
+    return True
 
 
 def is_cached(nb: Notebook, key: str) -> bool:
-    """True where the executed notebook exists and was made from the same inputs without error."""
-    return nb.output.is_file() and nb.keyfile.is_file() and nb.keyfile.read_text().strip() == key
+    """True where the executed notebook was made from the same inputs, completely and without error.
+
+    The key record names the inputs' hashes and the outputs' hashes: a partial, truncated or
+    deleted output, or one left by another run, is not trusted.
+    """
+    rec = read_key(nb)
+    return rec is not None and rec["key"] == key and outputs_intact(nb, rec)
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,28 +347,49 @@ def worker_env(threads: int) -> dict[str, str]:
     return env
 
 
+#: What a published execution of a notebook consists of (beside ``<name>.ipynb``).
+def published_files(nb: Notebook) -> tuple[Path, ...]:
+    """Every file that a successful execution of ``nb`` publishes, key last."""
+    d = nb.outdir
+    return (nb.output, d / f"{nb.name}.measurements.json", d / f"{nb.name}.provenance.json", nb.keyfile)
+
+
+def unpublish(nb: Notebook) -> None:
+    """Remove what an earlier execution of ``nb`` published (the key first, so nothing looks valid)."""
+    for f in reversed(published_files(nb)):
+        f.unlink(missing_ok=True)
+
+
 def execute(nb: Notebook, key: str, threads: int = 1, timeout: int = 1800) -> Outcome:
     """Execute one notebook with papermill (runs in a worker process; never raises).
 
+    The run writes into a private temporary folder; only a complete, successful run whose inputs
+    did not change while it ran is published into ``nb.outdir`` (notebook, measurements,
+    provenance, then the key, each by an atomic rename). A failed run removes the earlier
+    results of that notebook and leaves ``<name>.error.txt``.
+
     Args:
         nb: the notebook.
-        key: its cache key, written beside the output on success.
+        key: its cache key when the run was planned (inputs as they were at the start).
         threads: BLAS/torch threads for its kernel.
         timeout: seconds a single cell may run.
 
     Returns:
         The outcome, with the failing cell and traceback in ``error`` on failure.
     """
+    import tempfile
+
     import jupytext
     import nbformat
     import papermill as pm
 
     os.environ.update(worker_env(threads))
-    os.environ["BOOK_RESULTS_DIR"] = str(nb.outdir)
     nb.outdir.mkdir(parents=True, exist_ok=True)
-    for stale in (nb.keyfile, nb.outdir / f"{nb.name}.error.txt"):
-        stale.unlink(missing_ok=True)
-    src = nb.outdir / f"{nb.name}.input.ipynb"
+    tmp = Path(tempfile.mkdtemp(prefix=f".run-{nb.name}-", dir=nb.outdir))
+    os.environ["BOOK_RESULTS_DIR"] = str(tmp)
+    error = nb.outdir / f"{nb.name}.error.txt"
+    src = tmp / f"{nb.name}.input.ipynb"
+    out = tmp / f"{nb.name}.ipynb"
     t0 = time.time()
     try:
         notebook = jupytext.read(nb.source)
@@ -244,22 +397,40 @@ def execute(nb: Notebook, key: str, threads: int = 1, timeout: int = 1800) -> Ou
             raise ValueError(f"{nb.source.relative_to(ROOT)} has no cell tagged 'parameters'")
         nbformat.write(notebook, src)
         pm.execute_notebook(
-            str(src), str(nb.output), parameters={"scale": nb.scale, "seed": nb.seed},
+            str(src), str(out), parameters={"scale": nb.scale, "seed": nb.seed},
             cwd=str(nb.source.parent), kernel_name="python3", progress_bar=False,
             execution_timeout=timeout, report_mode=False,
         )
+        after = input_hashes(nb, threads)
+        if key_of(after) != key:
+            raise RuntimeError("the notebook's inputs changed while it ran (an edit of its text or of the "
+                               "lib/ modules it imports); its output matches neither version and is discarded")
+        _hide_default_parameters(out)
+        seconds = time.time() - t0
+        rec = provenance.collect(nb.scale, nb.seed, wall_time_s=seconds,
+                                 notebook=f"chapters/{nb.slug}/{nb.name}.md")
+        (tmp / f"{nb.name}.provenance.json").write_text(json.dumps(rec, indent=2) + "\n")
+        measured = tmp / claims.MEASUREMENTS_FILE
+        if measured.exists():
+            claims.read_measurements(measured)  # a truncated or malformed file fails the run here
+            measured.rename(tmp / f"{nb.name}.measurements.json")
+        outputs = {f.name: _sha((tmp / f.name).read_bytes()) for f in published_files(nb)[:-1]
+                   if (tmp / f.name).exists()}
+        (tmp / nb.keyfile.name).write_text(json.dumps({"key": key, "inputs": after, "outputs": outputs},
+                                                      indent=2) + "\n")
+        unpublish(nb)
+        error.unlink(missing_ok=True)
+        for f in published_files(nb):
+            if (tmp / f.name).exists():
+                os.replace(tmp / f.name, f)
+        return Outcome(nb.label, "executed", seconds)
     except BaseException as err:  # noqa: BLE001 - a failure is a result, reported at the end
         msg = _describe_failure(err)
-        (nb.outdir / f"{nb.name}.error.txt").write_text(msg)
+        unpublish(nb)
+        error.write_text(msg)
         return Outcome(nb.label, "failed", time.time() - t0, msg)
     finally:
-        src.unlink(missing_ok=True)
-    _hide_default_parameters(nb.output)
-    seconds = time.time() - t0
-    rec = provenance.collect(nb.scale, nb.seed, wall_time_s=seconds, notebook=f"chapters/{nb.slug}/{nb.name}.md")
-    (nb.outdir / f"{nb.name}.provenance.json").write_text(json.dumps(rec, indent=2) + "\n")
-    nb.keyfile.write_text(key + "\n")
-    return Outcome(nb.label, "executed", seconds)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _hide_default_parameters(path: Path) -> None:
@@ -358,8 +529,7 @@ def run(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | N
     from tqdm.auto import tqdm
 
     nbs = notebooks(scale, seed, slugs)
-    digest = lib_hash()
-    keyed = [(nb, input_key(nb, digest, threads)) for nb in nbs]
+    keyed = [(nb, input_key(nb, threads)) for nb in nbs]
     outcomes = [Outcome(nb.label, "cached") for nb, key in keyed if not force and is_cached(nb, key)]
     todo = [(nb, key) for nb, key in keyed if force or not is_cached(nb, key)]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
@@ -379,38 +549,68 @@ def run(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | N
 # Scorecard
 
 
-def scorecard_rows(scale: str) -> list[dict]:
-    """All claim rows of the written chapters at ``scale``: measured where a ``claims.json`` exists."""
-    rows: list[dict] = []
-    for slug in chapters():
-        path = ROOT / "_build" / scale / "chapters" / slug / "claims.json"
-        failed = (ROOT / "_build" / scale / "chapters" / slug / "reproduce.error.txt").exists()
-        if path.is_file() and not failed:
-            rows += json.loads(path.read_text())["claims"]
+def chapter_rows(slug: str, scale: str, seed: int = 0) -> list[dict]:
+    """The claims of one chapter at ``scale``, judged now against its ``claims.yml``.
+
+    Measurements come from the chapter's published executions only (their key and output
+    hashes intact); a notebook that failed or was never executed leaves its claims "not
+    measured", with the reason.
+    """
+    _, cs = claims.load(ROOT / "chapters" / slug / "claims.yml")
+    measured: list[claims.Measurement] = []
+    reasons = []
+    for name in NOTEBOOKS:
+        nb = Notebook(slug, name, scale, seed)
+        err = nb.outdir / f"{name}.error.txt"
+        rec = read_key(nb)
+        if err.is_file():
+            first = err.read_text().splitlines()[:1] or ["failed"]
+            reasons.append(f"the {name} notebook failed: {first[0][:200]}")
             continue
-        card = claims.Scorecard(slug, scale)
-        for r in card.rows():
-            if failed:
-                r["detail"] = "the notebook failed"
-            rows.append(r)
-    return rows
+        if rec is None or not outputs_intact(nb, rec):
+            reasons.append(f"the {name} notebook has no complete execution at scale {scale}")
+            continue
+        m = nb.outdir / f"{name}.measurements.json"
+        if m.is_file():
+            measured += claims.read_measurements(m)
+    return claims.judge(cs, measured, scale, slug, missing_reason="; ".join(reasons))
 
 
-def scorecard_markdown(scale: str) -> str:
-    """The generated part of the scorecard page: a summary and one table per chapter."""
-    rows = scorecard_rows(scale)
+def scorecard_rows(scale: str, seed: int = 0) -> list[dict]:
+    """All claim rows of the written chapters at ``scale``, judged now."""
+    return [r for slug in chapters() for r in chapter_rows(slug, scale, seed)]
+
+
+VERDICTS: tuple[str, ...] = (claims.REPRODUCED, claims.NOT_REPRODUCED, claims.NOT_MEASURED, claims.NOT_CHECKED)
+
+
+def summary_markdown(rows: list[dict], written: list[str]) -> str:
+    """The scorecard's opening table: one row per chapter, the count of each verdict, a link."""
+    head = "| chapter | claims | " + " | ".join(VERDICTS) + " |"
+    lines = [head, "|" + "---|" * (len(VERDICTS) + 2)]
+    for slug in written:
+        mine = [r for r in rows if r["chapter"] == slug]
+        counts = " | ".join(str(sum(r["verdict"] == v for r in mine)) for v in VERDICTS)
+        lines.append(f"| {{ref}}`{CHAPTERS[slug][1]} <scorecard-{slug}>` | {len(mine)} | {counts} |")
+    total = " | ".join(f"**{sum(r['verdict'] == v for r in rows)}**" for v in VERDICTS)
+    lines.append(f"| **all chapters** | **{len(rows)}** | {total} |")
+    return "\n".join(lines) + "\n"
+
+
+def scorecard_markdown(scale: str, rows: list[dict] | None = None) -> str:
+    """The generated part of the scorecard page: a summary table and one table per chapter."""
+    rows = scorecard_rows(scale) if rows is None else rows
     written = chapters()
-    lines = []
-    count = {v: sum(r["verdict"] == v for r in rows) for v in
-             (claims.REPRODUCED, claims.NOT_REPRODUCED, claims.NOT_MEASURED, claims.NOT_CHECKED)}
-    lines.append(
+    count = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
+    lines = [
         f"At scale **`{scale}`**: {len(rows)} claims in {len(written)} chapters; "
         f"{count[claims.REPRODUCED]} reproduced, {count[claims.NOT_REPRODUCED]} not reproduced, "
-        f"{count[claims.NOT_MEASURED]} not measured, {count[claims.NOT_CHECKED]} not checked at this scale.\n"
-    )
+        f"{count[claims.NOT_MEASURED]} not measured, {count[claims.NOT_CHECKED]} not checked at this scale.\n",
+        summary_markdown(rows, written),
+    ]
     for slug in written:
         part, paper = CHAPTERS[slug]
-        lines.append(f"## {paper}\n")
+        lines.append(f"(scorecard-{slug})=\n## {paper}\n")
         lines.append(f"Chapter: {{doc}}`chapters/{slug}/index` ({part}).\n")
         lines.append("```{raw} html\n" + claims.table_html([r for r in rows if r["chapter"] == slug], with_chapter=False)
                      + "\n```\n")
@@ -420,16 +620,6 @@ def scorecard_markdown(scale: str) -> str:
         lines += [f"- `{s}`: {CHAPTERS[s][1]}" for s in todo]
         lines.append("")
     return "\n".join(lines)
-
-
-def write_scorecard(scale: str, dest: Path) -> Path:
-    """Write ``scorecard.md`` (template from the repository root, table generated) and ``scorecard.json``."""
-    template = (ROOT / "scorecard.md").read_text()
-    if SCORECARD_MARKER not in template:
-        raise ValueError(f"scorecard.md lacks the marker {SCORECARD_MARKER}")
-    dest.write_text(template.replace(SCORECARD_MARKER, scorecard_markdown(scale)))
-    (ROOT / "_build" / scale / "scorecard.json").write_text(json.dumps(scorecard_rows(scale), indent=2, default=str))
-    return dest
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,14 +658,20 @@ def assemble(scale: str) -> Path:
         _sync(ROOT / "chapters" / slug / "index.md", src / "chapters" / slug / "index.md")
         for name in NOTEBOOKS:
             ex = ROOT / "_build" / scale / "chapters" / slug / f"{name}.ipynb"
-            if not ex.is_file():
+            rec = read_key(Notebook(slug, name, scale, 0))
+            if not ex.is_file() or rec is None or not outputs_intact(Notebook(slug, name, scale, 0), rec):
                 raise FileNotFoundError(f"{ex.relative_to(ROOT)} is missing: execute the chapter first")
             _sync(ex, src / "chapters" / slug / f"{name}.ipynb")
+    rows = scorecard_rows(scale)
     text = (ROOT / "scorecard.md").read_text()
     if SCORECARD_MARKER not in text:
         raise ValueError(f"scorecard.md lacks the marker {SCORECARD_MARKER}")
-    _sync_text(text.replace(SCORECARD_MARKER, scorecard_markdown(scale)), src / "scorecard.md")
-    (ROOT / "_build" / scale / "scorecard.json").write_text(json.dumps(scorecard_rows(scale), indent=2, default=str))
+    _sync_text(text.replace(SCORECARD_MARKER, scorecard_markdown(scale, rows)), src / "scorecard.md")
+    # the tables of the {claims-table} directive (_ext/claims_table.py), one per chapter
+    for slug in chapters():
+        mine = [r for r in rows if r["chapter"] == slug]
+        _sync_text(claims.table_html(mine, with_chapter=False) + "\n", src / CLAIMS_TABLES / f"{slug}.html")
+    (ROOT / "_build" / scale / "scorecard.json").write_text(json.dumps(rows, indent=2, default=str))
     mj = src / "_vendor" / "mathjax"
     if not MATHJAX_SRC.is_dir():
         raise FileNotFoundError("MathJax is not installed: run `make setup` (npm ci) to vendor it from npm")
@@ -507,13 +703,55 @@ def render(scale: str) -> tuple[int, str]:
     return proc.returncode, log
 
 
-def rendered_complete(scale: str) -> bool:
-    """Whether every notebook of the book has an executed copy at ``scale`` (so the book can render)."""
-    return all((ROOT / "_build" / scale / "chapters" / s / f"{n}.ipynb").is_file() for s in chapters() for n in NOTEBOOKS)
+def rendered_complete(scale: str, seed: int = 0) -> bool:
+    """Whether every notebook of the book has a complete, published execution at ``scale``."""
+    for slug in chapters():
+        for name in NOTEBOOKS:
+            nb = Notebook(slug, name, scale, seed)
+            rec = read_key(nb)
+            if rec is None or not outputs_intact(nb, rec):
+                return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
 # Command line
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Validate the command line before anything runs (a ``ValueError`` with one line each)."""
+    scales.check(args.scale)
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.timeout < 1:
+        raise ValueError(f"--timeout must be at least 1 second, got {args.timeout}")
+    if args.scheduler and args.executor != "dask":
+        raise ValueError("--scheduler needs --executor dask")
+
+
+def claim_problems(scale: str, seed: int, slugs: list[str]) -> list[str]:
+    """Claims of ``slugs`` that fail the build at ``scale``.
+
+    A claim listed for ``scale`` that no successful notebook recorded fails at every scale (its
+    notebook did not measure what the chapter promises). At ``ci`` a claim that does not meet
+    its criterion fails too, judged against the current ``claims.yml``. A notebook that failed
+    is reported on its own and not repeated here.
+    """
+    out = []
+    for slug in dict.fromkeys(slugs):
+        if (ROOT / "_build" / scale / "chapters" / slug / "reproduce.error.txt").exists():
+            continue
+        for r in chapter_rows(slug, scale, seed):
+            if r["verdict"] == claims.NOT_MEASURED:
+                out.append(f"{slug}/{r['id']}: not measured at scale {scale} ({r['detail'] or 'never recorded'})")
+            elif r["verdict"] == claims.NOT_REPRODUCED and scale == "ci":
+                out.append(f"{slug}/{r['id']}: not reproduced, ours = {claims._fmt(r['value'])}, "
+                           f"criterion {r['criterion']}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -530,17 +768,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="BLAS/torch threads per notebook (default 1; fixed so results do not depend on --jobs)")
     args = ap.parse_args(argv)
+    if args.slug:
+        args.slug = list(dict.fromkeys(args.slug))  # --slug X --slug X runs X once
     try:
-        scales.check(args.scale)
+        check_arguments(args)
         nbs = notebooks(args.scale, args.seed, args.slug)
-    except ValueError as err:
+        for slug in chapters():
+            claims.load(ROOT / "chapters" / slug / "claims.yml")
+        for nb in nbs:
+            notebook_imports(nb.source)
+    except ValueError as err:  # ClaimsFileError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     t0 = time.time()
     print(f"Executing {len(nbs)} notebooks at scale {args.scale!r}, seed {args.seed}", flush=True)
-    if args.threads < 1 or (args.jobs is not None and args.jobs < 1):
-        print("error: --jobs and --threads must be at least 1", file=sys.stderr)
-        return 2
     outcomes = run(args.scale, args.seed, args.slug, args.jobs, args.force, args.executor, args.scheduler,
                    args.timeout, args.threads)
     width = max(len(o.label) for o in outcomes)
@@ -550,6 +791,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{o.label.ljust(width)}  {o.status:<10}{t}")
     failed = [o for o in outcomes if o.status == "failed"]
     rc = 0
+    problems = claim_problems(args.scale, args.seed, [o.label.split("/")[0] for o in outcomes])
+    if problems:
+        rc = 1
+        print("\nClaims that fail this build:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
     if args.no_render:
         print("Rendering skipped (--no-render).")
     elif args.slug and not rendered_complete(args.scale):
@@ -566,7 +811,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"Book rendered: {html_dir(args.scale) / 'index.html'}")
     for o in failed:
-        print(f"\nFAILED {o.label} (see _build/{args.scale}/chapters/{o.label}.ipynb)\n{o.error[-4000:]}", file=sys.stderr)
+        print(f"\nFAILED {o.label} (see _build/{args.scale}/chapters/{o.label}.error.txt)\n{o.error[-4000:]}", file=sys.stderr)
     print(f"\n{len(outcomes) - len(failed)} of {len(outcomes)} notebooks ok, {len(failed)} failed; "
           f"total {time.time() - t0:.1f} s")
     return 1 if failed else rc

@@ -1,14 +1,19 @@
 """Claims and the scorecard: the contract between a chapter and its paper.
 
 Each chapter lists the paper's headline claims in ``chapters/<slug>/claims.yml`` (schema in
-CONTRIBUTING.md). Its ``reproduce.md`` notebook measures each one and records it::
+CONTRIBUTING.md). Its ``reproduce.md`` notebook *measures* each one and records the
+measurement::
 
     card = claims.Scorecard("gof-point-processes", scale=scale, seed=seed)
     card.record("naive-overrejects", 0.74, detail="74 of 100 runs")
-    card.report()   # shows the table, writes claims.json; at ci raises if a ci claim failed
+    card.report()   # prints the measurements, writes measurements.json; at ci raises if a
+                    # ci claim fails its criterion
 
-The verdict comes from the criterion in ``claims.yml``, never from the notebook. ``lib.build``
-collects every chapter's ``claims.json`` into the book's scorecard page.
+A notebook writes measurements (id, value, detail, data), never verdicts. The verdict comes
+from the criterion in ``claims.yml`` *as it is when the book is built*: :func:`judge` joins the
+measurements with the current ``claims.yml``, so that editing a criterion or a statement
+re-renders the scorecard without re-executing anything. ``lib.build`` judges every chapter and
+the ``{claims-table}`` directive (``_ext/claims_table.py``) renders the tables.
 """
 
 from __future__ import annotations
@@ -120,13 +125,34 @@ class Claim:
 
 @dataclass
 class Result:
-    """A measured claim: the value, the verdict and where the number came from."""
+    """A judged claim: the measured value, the verdict and where the number came from."""
 
     id: str
     value: Any = None
     verdict: str = NOT_MEASURED
     detail: str = ""
     data: str = ""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a notebook measured for one claim (no verdict: that is judged at the scorecard).
+
+    Attributes:
+        id: the claim's id in ``claims.yml``.
+        value: the measured value (a plain number, bool or string).
+        detail: a short note shown beside the value (counts, the evidence behind a boolean).
+        data: the data the value came from, as actually used.
+    """
+
+    id: str
+    value: Any
+    detail: str = ""
+    data: str = ""
+
+
+#: Name of the file a notebook writes its measurements to (in :func:`results_dir`).
+MEASUREMENTS_FILE = "measurements.json"
 
 
 def chapter_dir(slug: str) -> Path:
@@ -207,12 +233,13 @@ class Scorecard:
     Args:
         slug: the chapter's folder name under ``chapters/``.
         scale: ``"ci"``, ``"book"`` or ``"paper"``.
-        seed: the notebook's seed (recorded with the results).
+        seed: the notebook's seed (recorded with the measurements).
         data: default description of the data the numbers come from.
         path: a ``claims.yml`` to read instead of the chapter's (for tests).
     """
 
-    def __init__(self, slug: str, scale: str, seed: int = 0, data: str = "", path: str | Path | None = None):
+    def __init__(self, slug: str, scale: str, seed: int = 0, data: str = "",
+                 path: str | Path | None = None):
         self.scale = scales.check(scale)
         self.slug = slug
         self.seed = seed
@@ -222,10 +249,13 @@ class Scorecard:
         if self.header["chapter"] != slug:
             raise ClaimsFileError(f"{self.path}: chapter is {self.header['chapter']!r}, expected {slug!r}")
         self.claims: dict[str, Claim] = {c.id: c for c in claims}
-        self.results: dict[str, Result] = {}
+        self.measurements: dict[str, Measurement] = {}
 
     def record(self, claim_id: str, value: Any, detail: str = "", data: str | None = None) -> bool:
-        """Record the measured value of a claim and return whether it meets its criterion.
+        """Record the measured value of a claim and return whether it meets its criterion now.
+
+        The returned bool is for the reader in Jupyter; the book judges the stored measurement
+        again, against ``claims.yml`` as it is at build time.
 
         Args:
             claim_id: an id from ``claims.yml``.
@@ -238,86 +268,151 @@ class Scorecard:
 
         Raises:
             KeyError: if ``claim_id`` is not in ``claims.yml``.
+            TypeError: if the value is not a plain number, bool or string.
         """
         if claim_id not in self.claims:
             raise KeyError(f"claim {claim_id!r} is not in {self.path}; expected one of {', '.join(self.claims)}")
-        claim = self.claims[claim_id]
         value = _plain(value)
-        ok = claim.criterion.check(value)
-        if self.scale in claim.scales:
-            verdict = REPRODUCED if ok else NOT_REPRODUCED
-        else:
-            verdict = NOT_CHECKED
-        self.results[claim_id] = Result(claim_id, value, verdict, detail, self.data if data is None else data)
-        return ok
+        if value is not None and not isinstance(value, (bool, int, float, str)):
+            raise TypeError(f"claim {claim_id!r}: expected a number, bool or string, got {type(value).__name__}")
+        m = Measurement(claim_id, value, str(detail), self.data if data is None else str(data))
+        self.measurements[claim_id] = m
+        return _judge_one(self.claims[claim_id], m, self.scale)[0] == REPRODUCED
 
     def rows(self) -> list[dict]:
-        """One dict per claim: the claim's fields, the measured value and the verdict."""
-        out = []
-        for c in self.claims.values():
-            r = self.results.get(c.id)
-            if r is None:
-                r = Result(c.id, verdict=NOT_MEASURED if self.scale in c.scales else NOT_CHECKED)
-            out.append(
-                {
-                    "chapter": self.slug,
-                    "id": c.id,
-                    "statement": c.statement,
-                    "where": c.where,
-                    "paper_value": c.paper_value,
-                    "metric": c.metric,
-                    "criterion": str(c.criterion),
-                    "scales": list(c.scales),
-                    "explanation": c.explanation,
-                    **{k: v for k, v in asdict(r).items() if k != "id"},
-                }
-            )
-        return out
+        """One dict per claim, judged now: the claim's fields, the measured value and the verdict."""
+        return judge(list(self.claims.values()), list(self.measurements.values()), self.scale, self.slug)
 
     def failures(self) -> list[dict]:
         """Rows of claims checked at this scale that were not reproduced or not measured."""
         return [r for r in self.rows() if self.scale in r["scales"] and r["verdict"] in (NOT_REPRODUCED, NOT_MEASURED)]
 
     def write(self) -> Path:
-        """Write ``claims.json`` to :func:`results_dir` and return its path."""
+        """Write the measurements as ``measurements.json`` to :func:`results_dir`; return its path."""
         d = results_dir(self.slug, self.scale)
         d.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "chapter": self.slug,
-            "paper": self.header["paper"],
-            "scale": self.scale,
-            "seed": self.seed,
-            "claims": self.rows(),
-        }
-        path = d / "claims.json"
-        path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        path = d / MEASUREMENTS_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(measurements_payload(self.slug, self.scale, self.seed,
+                                                       self.measurements.values()), indent=2) + "\n")
+        os.replace(tmp, path)
         return path
 
     def to_html(self) -> str:
-        """The chapter's claims table as HTML."""
+        """The chapter's claims table, judged now, as HTML (for a reader in Jupyter)."""
         return table_html(self.rows(), with_chapter=False)
 
+    def table(self) -> None:
+        """Display the claims table judged now (in Jupyter; the book renders its own)."""
+        from IPython.display import HTML, display
+
+        display(HTML(self.to_html()))
+
     def report(self, raise_on_failure: bool | None = None) -> None:
-        """Display the table, write ``claims.json``, and at ``ci`` raise on failed ci claims.
+        """Write ``measurements.json``, print the measurements, and at ``ci`` raise on failed ci claims.
+
+        Only measurements are printed: the verdicts in the book come from the build, which
+        judges them against the current ``claims.yml`` (the table after this cell).
 
         Args:
-            raise_on_failure: override: raise (True) or never raise (False); default raises at ``ci`` only.
+            raise_on_failure: override: raise (True) or never raise (False); default raises at
+                ``ci`` only.
+
+        Raises:
+            ClaimFailure: at ``ci``, if a claim marked for ``ci`` failed or was not recorded.
         """
         self.write()
-        try:
-            from IPython.display import HTML, display
-
-            display(HTML(self.to_html()))
-        except ImportError:  # pragma: no cover - outside IPython
-            pass
-        for r in self.rows():
-            print(f"{r['id']:<32} {r['verdict']:<26} ours = {_fmt(r['value'])}  ({r['criterion']})")
+        for c in self.claims.values():
+            m = self.measurements.get(c.id)
+            shown = "not recorded" if m is None else f"{_fmt(m.value)}" + (f"  ({m.detail})" if m.detail else "")
+            print(f"{c.id:<34} {shown}")
         fails = self.failures()
         if raise_on_failure is None:
             raise_on_failure = self.scale == "ci"
         if fails and raise_on_failure:
             lines = [f"  {r['id']}: {r['verdict']}, ours = {_fmt(r['value'])}, criterion {r['criterion']}" for r in fails]
             raise ClaimFailure(f"{len(fails)} claim(s) of {self.slug} failed at scale {self.scale}:\n" + "\n".join(lines))
+
+
+def measurements_payload(slug: str, scale: str, seed: int, measurements) -> dict:
+    """The JSON document of a chapter's measurements."""
+    return {
+        "chapter": slug,
+        "scale": scale,
+        "seed": seed,
+        "measurements": [asdict(m) for m in measurements],
+    }
+
+
+def read_measurements(path: str | Path) -> list[Measurement]:
+    """Read a ``measurements.json``.
+
+    Raises:
+        ClaimsFileError: if the file is not valid JSON or not a measurements document.
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+        return [Measurement(str(m["id"]), m.get("value"), str(m.get("detail", "")), str(m.get("data", "")))
+                for m in raw["measurements"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ClaimsFileError(f"{path}: not a measurements file ({type(err).__name__}: {err})") from err
+
+
+def _judge_one(claim: Claim, m: Measurement | None, scale: str) -> tuple[str, str]:
+    """``(verdict, note)`` of one claim at ``scale`` given its measurement (or ``None``)."""
+    if scale not in claim.scales:
+        return NOT_CHECKED, ""
+    if m is None:
+        return NOT_MEASURED, ""
+    try:
+        ok = claim.criterion.check(m.value)
+    except TypeError as err:
+        return NOT_REPRODUCED, str(err)
+    return (REPRODUCED if ok else NOT_REPRODUCED), ""
+
+
+def judge(claims: list[Claim], measurements: list[Measurement], scale: str, slug: str,
+          missing_reason: str = "") -> list[dict]:
+    """Judge measurements against claims: one row per claim, in the order of ``claims.yml``.
+
+    Args:
+        claims: the chapter's claims (from :func:`load`).
+        measurements: what its notebooks measured (later ones win for a repeated id).
+        scale: the scale the measurements were made at.
+        slug: the chapter (copied into each row).
+        missing_reason: shown as the detail of a claim that has no measurement
+            (for example ``"the notebook failed at cell 12"``).
+
+    Returns:
+        Rows with the claim's fields, ``value``, ``verdict``, ``detail`` and ``data``.
+    """
+    by_id = {m.id: m for m in measurements}
+    out = []
+    for c in claims:
+        m = by_id.get(c.id)
+        verdict, note = _judge_one(c, m, scale)
+        detail = (m.detail if m else "") or ""
+        if note:
+            detail = f"{detail}; {note}" if detail else note
+        if m is None and missing_reason and verdict == NOT_MEASURED:
+            detail = missing_reason
+        out.append({
+            "chapter": slug,
+            "id": c.id,
+            "statement": c.statement,
+            "where": c.where,
+            "paper_value": c.paper_value,
+            "metric": c.metric,
+            "criterion": str(c.criterion),
+            "scales": list(c.scales),
+            "explanation": c.explanation,
+            "value": m.value if m else None,
+            "verdict": verdict,
+            "detail": detail,
+            "data": m.data if m else "",
+        })
+    return out
 
 
 def _plain(value: Any) -> Any:

@@ -85,8 +85,9 @@ def test_pipeline_executes_caches_and_reports_failures(tmp_path):
     executed = json.loads((out / "theory.ipynb").read_text())
     printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "theory ci 7" in printed  # scale and seed were injected by papermill
-    res = json.loads((out / "claims.json").read_text())
-    assert res["claims"][0]["verdict"] == "reproduced" and res["seed"] == 7
+    res = json.loads((out / "reproduce.measurements.json").read_text())
+    assert res["measurements"][0] == {"id": "seed-is-injected", "value": 7, "detail": "", "data": ""}
+    assert res["seed"] == 7 and "verdict" not in res["measurements"][0]  # measured, judged later
     prov = json.loads((out / "reproduce.provenance.json").read_text())
     assert prov["scale"] == "ci" and prov["seed"] == 7 and prov["wall_time_s"] > 0 and "numpy" in prov["packages"]
     assert "2 of 2 notebooks ok" in first.stdout
@@ -133,8 +134,12 @@ def test_cache_key_changes_with_every_input(tmp_path, monkeypatch):
     k0 = key()
     assert key() == k0
     assert key(seed=1) != k0
+    # claims.yml is judged at the scorecard, not part of any notebook's key
     claims = tmp_path / "chapters" / "surprise-taxonomy" / "claims.yml"
     claims.write_text(claims.read_text().replace("value: 7", "value: 8"))
+    assert key() == k0
+    nb = tmp_path / "chapters" / "surprise-taxonomy" / "reproduce.md"
+    nb.write_text(nb.read_text() + "\n")
     assert key() != k0
 
 
@@ -144,5 +149,6 @@ def test_dask_executor_runs_the_same_notebooks(tmp_path):
     make_book(tmp_path, GOOD)
     res = build(tmp_path, "--scale", "ci", "--seed", "7", "--executor", "dask")
     assert res.returncode == 0, res.stdout + res.stderr
-    out = json.loads((tmp_path / "_build" / "ci" / "chapters" / "surprise-taxonomy" / "claims.json").read_text())
-    assert out["claims"][0]["verdict"] == "reproduced"
+    out = json.loads((tmp_path / "_build" / "ci" / "chapters" / "surprise-taxonomy"
+                      / "reproduce.measurements.json").read_text())
+    assert out["measurements"][0]["value"] == 7

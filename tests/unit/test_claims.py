@@ -95,7 +95,7 @@ def test_between_is_inclusive_interval(a, b, x):
     assert claims.Criterion("between", low=lo, high=hi).check(x) == (lo <= x <= hi)
 
 
-def test_record_returns_verdict_and_writes_json(claims_file, tmp_path):
+def test_record_returns_verdict_and_writes_measurements_only(claims_file, tmp_path):
     c = card(claims_file)
     assert c.record("big", np.float64(0.74), detail="74 of 100") is True
     assert c.record("exact", 3e-9) is False
@@ -103,13 +103,48 @@ def test_record_returns_verdict_and_writes_json(claims_file, tmp_path):
     c.record("range", 0.2)  # a book claim measured at ci: not checked at this scale
     path = c.write()
     out = json.loads(path.read_text())
-    assert path == tmp_path / "out" / "claims.json"
-    rows = {r["id"]: r for r in out["claims"]}
+    assert path == tmp_path / "out" / "measurements.json"
+    assert out["scale"] == "ci" and out["seed"] == 3 and out["chapter"] == "demo"
+    ms = {m["id"]: m for m in out["measurements"]}
+    assert ms["big"] == {"id": "big", "value": 0.74, "detail": "74 of 100", "data": "synthetic"}
+    assert all("verdict" not in m for m in ms.values())  # verdicts are judged at the scorecard
+    rows = {r["id"]: r for r in c.rows()}
     assert rows["big"]["verdict"] == claims.REPRODUCED and rows["big"]["value"] == 0.74
-    assert rows["big"]["data"] == "synthetic" and rows["big"]["detail"] == "74 of 100"
     assert rows["exact"]["verdict"] == claims.NOT_REPRODUCED
     assert rows["range"]["verdict"] == claims.NOT_CHECKED
-    assert out["scale"] == "ci" and out["seed"] == 3 and out["paper"] == "demo2020"
+
+
+def test_judge_uses_the_criteria_it_is_given(claims_file, tmp_path):
+    c = card(claims_file)
+    c.record("big", 0.6)
+    c.write()
+    ms = claims.read_measurements(tmp_path / "out" / "measurements.json")
+    _, cs = claims.load(claims_file)
+    assert claims.judge(cs, ms, "ci", "demo")[0]["verdict"] == claims.REPRODUCED
+    claims_file.write_text(GOOD.replace('{op: ">=", value: 0.5}', '{op: ">=", value: 0.7}'))
+    _, stricter = claims.load(claims_file)
+    rows = claims.judge(stricter, ms, "ci", "demo", missing_reason="the notebook failed at cell 3")
+    assert rows[0]["verdict"] == claims.NOT_REPRODUCED and rows[0]["criterion"] == ">= 0.7"
+    assert rows[1]["verdict"] == claims.NOT_MEASURED and rows[1]["detail"] == "the notebook failed at cell 3"
+
+
+def test_a_truncated_measurements_file_is_a_clear_error(tmp_path):
+    p = tmp_path / "measurements.json"
+    p.write_text('{"chapter": "demo", "measu')
+    with pytest.raises(claims.ClaimsFileError, match="not a measurements file"):
+        claims.read_measurements(p)
+
+
+def test_record_refuses_values_that_are_not_plain(claims_file):
+    with pytest.raises(TypeError, match="expected a number, bool or string"):
+        card(claims_file).record("big", [0.5, 0.6])
+
+
+def test_a_non_numeric_value_for_a_numeric_criterion_is_not_reproduced(claims_file):
+    c = card(claims_file)
+    c.record("big", "lots")
+    row = c.rows()[0]
+    assert row["verdict"] == claims.NOT_REPRODUCED and "needs a number" in row["detail"]
 
 
 def test_report_raises_at_ci_on_failed_or_missing_claims(claims_file):
@@ -126,7 +161,9 @@ def test_report_passes_at_ci_when_every_ci_claim_holds(claims_file, capsys):
     c.record("exact", 0.0)
     c.record("structural", True)
     c.report()
-    assert "reproduced" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "big" in out and "0.9" in out and "range" in out and "not recorded" in out
+    assert "reproduced" not in out  # the notebook prints measurements; the book judges them
 
 
 def test_report_does_not_raise_at_book(claims_file):

@@ -1,0 +1,166 @@
+"""The per-chapter cache and verdicts judged at the scorecard, on a small book of two chapters.
+
+The book is built in a temporary folder with its own copy of ``lib/`` (so that the test can
+edit a science module without touching the real one): chapter A imports ``lib.demo_a``, which
+imports ``lib.demo_core``; chapter B imports ``lib.demo_b``.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lib import ROOT
+
+from test_pipeline import HEADER, cell
+
+A, B = "surprise-taxonomy", "gof-point-processes"
+
+CLAIMS = textwrap.dedent(
+    """\
+    chapter: {slug}
+    paper: demo2020
+    claims:
+      - id: value-is-seven
+        statement: The module returns seven.
+        where: nowhere
+        paper_value: 7
+        metric: the value
+        criterion: {{op: "==", value: 7}}
+        scales: [ci]
+    """
+)
+
+
+def reproduce(module: str, slug: str) -> str:
+    code = (f"from lib import claims, {module}\n"
+            f"card = claims.Scorecard({slug!r}, scale=scale, seed=seed)\n"
+            f"card.record('value-is-seven', {module}.value())\n"
+            "card.report()")
+    return code
+
+
+def make_book(root: Path) -> None:
+    shutil.copytree(ROOT / "lib", root / "lib", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "lib" / "demo_core.py").write_text('"""Core."""\n\n\ndef seven():\n    return 7\n')
+    (root / "lib" / "demo_a.py").write_text('"""A."""\nfrom . import demo_core\n\n\ndef value():\n'
+                                            '    return demo_core.seven()\n')
+    (root / "lib" / "demo_b.py").write_text('"""B."""\n\n\ndef value():\n    return 7\n')
+    toc = "format: jb-book\nroot: intro\nparts:\n  - caption: S\n    chapters:\n"
+    params = cell('scale = "book"\nseed = 0', ["parameters"])
+    for slug, module in ((A, "demo_a"), (B, "demo_b")):
+        toc += (f"      - file: chapters/{slug}/index\n        sections:\n"
+                f"          - file: chapters/{slug}/theory\n          - file: chapters/{slug}/reproduce\n")
+        ch = root / "chapters" / slug
+        ch.mkdir(parents=True)
+        (ch / "claims.yml").write_text(CLAIMS.format(slug=slug))
+        (ch / "theory.md").write_text(HEADER + "\n# Theory\n\n" + params + cell("print(scale)"))
+        (ch / "reproduce.md").write_text(HEADER + "\n# Reproduce\n\n" + params
+                                         + cell(reproduce(module, slug)))
+    (root / "_toc.yml").write_text(toc)
+
+
+def build(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("BOOK_ROOT", "BOOK_RESULTS_DIR")}
+    env.update(PYTHONPATH=str(root), TQDM_DISABLE="1")
+    return subprocess.run([sys.executable, "-m", "lib.build", "--no-render", "--scale", "ci", "--jobs", "2",
+                           *args], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+
+
+def statuses(res: subprocess.CompletedProcess) -> dict[str, str]:
+    out = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and "/" in parts[0] and parts[1] in ("executed", "cached", "failed"):
+            out[parts[0]] = parts[1]
+    return out
+
+
+def rows(root: Path) -> dict[str, dict]:
+    code = "import json; from lib import build; print(json.dumps(build.scorecard_rows('ci')))"
+    env = {**{k: v for k, v in os.environ.items() if k != "BOOK_ROOT"}, "PYTHONPATH": str(root)}
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return {row["chapter"]: row for row in json.loads(r.stdout)}
+
+
+@pytest.mark.slow
+def test_an_edit_reexecutes_only_the_notebooks_that_import_it(tmp_path):
+    make_book(tmp_path)
+    first = build(tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert set(statuses(first).values()) == {"executed"} and len(statuses(first)) == 4
+
+    # a docstring fix in the science that only chapter A imports (through demo_a)
+    core = tmp_path / "lib" / "demo_core.py"
+    core.write_text(core.read_text().replace('"""Core."""', '"""Core: returns seven."""'))
+    second = build(tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert statuses(second) == {f"{A}/theory": "cached", f"{A}/reproduce": "executed",
+                                f"{B}/theory": "cached", f"{B}/reproduce": "cached"}, second.stdout
+
+    # a truncated or deleted published output is never trusted: that notebook runs again
+    out_b = tmp_path / "_build" / "ci" / "chapters" / B
+    m = out_b / "reproduce.measurements.json"
+    m.write_text(m.read_text()[:20])
+    assert statuses(build(tmp_path))[f"{B}/reproduce"] == "executed"
+    m.unlink()
+    third = build(tmp_path)
+    assert statuses(third) == {f"{A}/theory": "cached", f"{A}/reproduce": "cached",
+                               f"{B}/theory": "cached", f"{B}/reproduce": "executed"}, third.stdout
+
+
+@pytest.mark.slow
+def test_a_criterion_edit_rejudges_without_any_execution(tmp_path):
+    make_book(tmp_path)
+    assert build(tmp_path).returncode == 0
+    assert rows(tmp_path)[A]["verdict"] == "reproduced"
+
+    yml = tmp_path / "chapters" / A / "claims.yml"
+    yml.write_text(yml.read_text().replace("value: 7}", "value: 8}"))
+    again = build(tmp_path)
+    assert set(statuses(again).values()) == {"cached"}, again.stdout  # nothing re-executed
+    after = rows(tmp_path)
+    assert after[A]["verdict"] == "not reproduced" and after[A]["value"] == 7
+    assert after[A]["criterion"] == "== 8" and after[B]["verdict"] == "reproduced"
+    # at ci a ci claim that fails its (new) criterion fails the build
+    assert again.returncode == 1 and f"{A}/value-is-seven: not reproduced" in again.stderr
+
+    # a statement edit shows up too, still without execution
+    yml.write_text(yml.read_text().replace("The module returns seven.", "Seven it is."))
+    assert rows(tmp_path)[A]["statement"] == "Seven it is."
+
+
+@pytest.mark.slow
+def test_a_claim_never_recorded_fails_the_build(tmp_path):
+    make_book(tmp_path)
+    nb = tmp_path / "chapters" / B / "reproduce.md"
+    nb.write_text(nb.read_text().replace("card.record('value-is-seven', demo_b.value())\n", ""))
+    # the notebook itself is told not to raise, so that the build's own judgement is tested
+    nb.write_text(nb.read_text().replace("card.report()", "card.report(raise_on_failure=False)"))
+    res = build(tmp_path, "--slug", B)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"{B}/value-is-seven: not measured" in res.stderr
+    assert rows(tmp_path)[B]["verdict"] == "not measured"
+
+
+def test_keys_follow_imports_and_the_kit(tmp_path):
+    make_book(tmp_path)
+    code = ("import json; from lib import build\n"
+            "nbs = {nb.label: nb for nb in build.notebooks('ci', 0)}\n"
+            "print(json.dumps({k: sorted(build.input_hashes(nb)) for k, nb in nbs.items()}))")
+    env = {**{k: v for k, v in os.environ.items() if k != "BOOK_ROOT"}, "PYTHONPATH": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    deps = json.loads(r.stdout)
+    a, b = deps[f"{A}/reproduce"], deps[f"{B}/reproduce"]
+    assert "lib/demo_a.py" in a and "lib/demo_core.py" in a and "lib/demo_b.py" not in a
+    assert "lib/demo_b.py" in b and "lib/demo_core.py" not in b and "lib/demo_a.py" not in b
+    for kit in ("lib/__init__.py", "lib/claims.py", "lib/scales.py", "lib/data.py", "lib/plotting.py"):
+        assert kit in a and kit in b and kit in deps[f"{A}/theory"]
+    assert not any("claims.yml" in k for k in a)
