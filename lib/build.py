@@ -646,6 +646,44 @@ def html_dir(scale: str) -> Path:
     return ROOT / "_build" / "html" if scale == "book" else ROOT / "_build" / scale / "html"
 
 
+#: Folder of the assembled source that holds the generated API reference.
+API_DIR = "api"
+
+
+def module_kind(name: str) -> str:
+    """``"protocol"``, ``"kit"`` or ``"science"``: the layer a ``lib`` module belongs to."""
+    if name.startswith("lib.protocols"):
+        return "protocol"
+    if name in KIT_MODULES or name == "lib.build":
+        return "kit"
+    return "science"
+
+
+def api_pages() -> dict[str, str]:
+    """The API reference, generated from the docstrings: ``{relative path: MyST text}``.
+
+    One page per module of ``lib`` (``api/lib.gof.md``, ...) with Sphinx autodoc (napoleon reads
+    the Google-style docstrings), and ``api/index.md`` listing them by layer.
+    """
+    mods = [m for m in lib_modules() if m not in ("lib", "lib.protocols")]
+    pages = {}
+    for m in mods:
+        pages[f"{API_DIR}/{m}.md"] = f"# `{m}`\n\n```{{eval-rst}}\n.. automodule:: {m}\n   :members:\n```\n"
+    titles = {"science": "Science: the models", "protocol": "Protocols: one per chapter",
+              "kit": "Kit: what every chapter shares"}
+    lines = ["# API reference\n",
+             "Generated from the docstrings of `lib/` at every build. Three layers: *science* modules hold "
+             "the models only; each chapter's *protocol* holds its presets per scale, its experiments and "
+             "its figures; the *kit* is what every chapter shares (claims, data, the torch kit, scales, "
+             "provenance, plotting, progress and the build). See `CONTRIBUTING.md` for the rules.\n"]
+    for kind in ("science", "protocol", "kit"):
+        lines.append(f"## {titles[kind]}\n")
+        lines += [f"- {{doc}}`{m}`" for m in mods if module_kind(m) == kind]
+        lines.append("")
+    pages[f"{API_DIR}/index.md"] = "\n".join(lines)
+    return pages
+
+
 def assemble(scale: str) -> Path:
     """Lay out the book's source at ``_build/<scale>/src``: pages, executed notebooks, scorecard, MathJax."""
     src = ROOT / "_build" / scale / "src"
@@ -662,6 +700,8 @@ def assemble(scale: str) -> Path:
             if not ex.is_file() or rec is None or not outputs_intact(Notebook(slug, name, scale, 0), rec):
                 raise FileNotFoundError(f"{ex.relative_to(ROOT)} is missing: execute the chapter first")
             _sync(ex, src / "chapters" / slug / f"{name}.ipynb")
+    for rel, text in api_pages().items():
+        _sync_text(text, src / rel)
     rows = scorecard_rows(scale)
     text = (ROOT / "scorecard.md").read_text()
     if SCORECARD_MARKER not in text:

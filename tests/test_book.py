@@ -20,9 +20,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-PAGES = ["intro.html", "scorecard.html", "references.html"] + [
+PAGES = ["intro.html", "scorecard.html", "references.html", "api/index.html"] + [
     f"chapters/{slug}/{page}.html" for slug in build.chapters() for page in ("index", "theory", "reproduce")
 ]
+API_PAGES = [f"api/{m}.html" for m in build.lib_modules() if m not in ("lib", "lib.protocols")]
 
 
 def test_ci_book_was_rendered():
@@ -132,3 +133,46 @@ def test_download_ipynb_button_serves_the_executed_notebook(browser, server):
     assert hrefs, "no .ipynb download link on a notebook page"
     resp = browser.new_context().request.get(hrefs[0])
     assert resp.ok and b'"cells"' in resp.body()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("slug", build.chapters())
+def test_index_and_reproduce_show_the_generated_claims_table(browser, server, slug):
+    _, cs = claims.load(ROOT / "chapters" / slug / "claims.yml")
+    rows = {r["id"]: r for r in json.loads((ROOT / "_build" / "ci" / "scorecard.json").read_text())
+            if r["chapter"] == slug}
+    for name in ("index", "reproduce"):
+        page, _, _ = open_page(browser, f"{server}/chapters/{slug}/{name}.html")
+        ids = page.eval_on_selector_all("table.claims-table code", "els => els.map(e => e.textContent)")
+        verdicts = page.eval_on_selector_all("table.claims-table .claim-verdict", "els => els.map(e => e.textContent)")
+        page.close()
+        assert ids == [c.id for c in cs], f"{slug}/{name}: the claims table is not the one of claims.yml"
+        assert verdicts == [rows[c.id]["verdict"] for c in cs], f"{slug}/{name}: verdicts differ from the scorecard"
+
+
+@pytest.mark.browser
+def test_scorecard_opens_with_a_summary_per_chapter(browser, server):
+    page, _, _ = open_page(browser, f"{server}/scorecard.html")
+    first = page.eval_on_selector("article table", "t => t.innerText")
+    links = page.eval_on_selector("article table",
+                                  "t => Array.from(t.querySelectorAll('a')).map(a => a.getAttribute('href'))")
+    page.close()
+    assert "reproduced" in first and "not measured" in first and "all chapters" in first
+    for slug in build.chapters():
+        assert f"#scorecard-{slug}" in links, f"the summary does not link to {slug}'s table"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path", API_PAGES)
+def test_api_pages_render_the_docstrings(browser, server, path):
+    page, outside, errors = open_page(browser, f"{server}/{path}")
+    try:
+        assert not errors and not outside
+        documented = page.eval_on_selector_all("dl.py", "els => els.length")
+        module = path[len("api/"):-len(".html")]
+        is_package = build.lib_modules()[module].name == "__init__.py"
+        text = page.inner_text("article")
+        assert module in text and len(text) > 200, f"{path}: the module's docstring did not render"
+        assert documented > 0 or is_package, f"{path}: no documented function or class"
+    finally:
+        page.close()
