@@ -47,7 +47,7 @@ test: setup
 	$(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider \
 	    --nbval --nbval-current-env --nbval-cell-timeout=900 \
 	    --nbval-sanitize-with tests/sanitize.cfg \
-	    tests _build/ci/chapters || status=1; \
+	    tests _build/ci/seed-0/chapters || status=1; \
 	exit $$status
 
 unit: setup

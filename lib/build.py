@@ -33,7 +33,6 @@ import subprocess
 import sys
 import time
 import traceback
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +73,15 @@ CLAIMS_TABLES = "_claims"
 # Discovery
 
 
+def tree(scale: str, seed: int = 0) -> Path:
+    """The build tree of one scale and seed: ``_build/<scale>/seed-<seed>/``.
+
+    Results are kept per seed, so that ``--seed 1`` never overwrites seed 0, and a book is
+    always rendered from the notebooks of a single seed.
+    """
+    return ROOT / "_build" / scale / f"seed-{seed}"
+
+
 @dataclass(frozen=True)
 class Notebook:
     """One chapter notebook to execute at one scale."""
@@ -89,7 +97,7 @@ class Notebook:
 
     @property
     def outdir(self) -> Path:
-        return ROOT / "_build" / self.scale / "chapters" / self.slug
+        return tree(self.scale, self.seed) / "chapters" / self.slug
 
     @property
     def output(self) -> Path:
@@ -128,7 +136,11 @@ def toc_slugs(toc_path: Path = ROOT / "_toc.yml") -> list[str]:
 def chapters() -> list[str]:
     """The written chapters: listed in ``_toc.yml`` and present under ``chapters/`` (checked to agree)."""
     listed = toc_slugs()
-    present = sorted(p.parent.name for p in (ROOT / "chapters").glob("*/claims.yml"))
+    folders = sorted(p.name for p in (ROOT / "chapters").iterdir() if p.is_dir()) if (ROOT / "chapters").is_dir() else []
+    no_claims = [s for s in folders if not (ROOT / "chapters" / s / "claims.yml").is_file() and s in listed]
+    if no_claims:
+        raise ValueError(f"chapter folder(s) without a claims.yml: {', '.join(f'chapters/{s}' for s in no_claims)}")
+    present = [s for s in folders if (ROOT / "chapters" / s / "claims.yml").is_file()]
     missing = [s for s in listed if s not in present]
     unlisted = [s for s in present if s not in listed]
     if missing or unlisted:
@@ -274,6 +286,21 @@ def input_hashes(nb: Notebook, threads: int = 1) -> dict[str, str]:
     return out
 
 
+def input_stats(hashes: dict[str, str]) -> dict[str, int]:
+    """The modification times (ns) of the files behind :func:`input_hashes`.
+
+    An edit that is reverted during a run restores the content but not the time, so comparing
+    times at the start and the end of a run catches it.
+    """
+    out = {}
+    for rel in hashes:
+        if rel == "parameters":
+            continue
+        path = (LIB.parent / rel) if rel.startswith("lib/") else (ROOT / rel)
+        out[rel] = path.stat().st_mtime_ns if path.exists() else -1
+    return out
+
+
 def key_of(hashes: dict[str, str]) -> str:
     """One digest over a notebook's input hashes."""
     return _sha(json.dumps(hashes, sort_keys=True).encode())
@@ -324,9 +351,10 @@ class Outcome:
     """What became of one notebook."""
 
     label: str
-    status: str  # "executed", "cached", "failed"
+    status: str  # "executed", "cached", "failed", "interrupted", "cancelled"
     seconds: float = 0.0
     error: str = ""
+    retried: bool = False
 
 
 def worker_env(threads: int) -> dict[str, str]:
@@ -370,7 +398,9 @@ def execute(nb: Notebook, key: str, threads: int = 1, timeout: int = 1800) -> Ou
 
     Args:
         nb: the notebook.
-        key: its cache key when the run was planned (inputs as they were at the start).
+        key: its cache key when the run was planned; the run keys its result by the inputs as
+            it finds them when it starts, and discards it if any input changed (content or
+            modification time) before it ended.
         threads: BLAS/torch threads for its kernel.
         timeout: seconds a single cell may run.
 
@@ -392,6 +422,10 @@ def execute(nb: Notebook, key: str, threads: int = 1, timeout: int = 1800) -> Ou
     out = tmp / f"{nb.name}.ipynb"
     t0 = time.time()
     try:
+        # the inputs as this run sees them (they may have changed since the run was planned)
+        before = input_hashes(nb, threads)
+        before_stats = input_stats(before)
+        key = key_of(before)
         notebook = jupytext.read(nb.source)
         if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in notebook.cells):
             raise ValueError(f"{nb.source.relative_to(ROOT)} has no cell tagged 'parameters'")
@@ -402,7 +436,7 @@ def execute(nb: Notebook, key: str, threads: int = 1, timeout: int = 1800) -> Ou
             execution_timeout=timeout, report_mode=False,
         )
         after = input_hashes(nb, threads)
-        if key_of(after) != key:
+        if key_of(after) != key or input_stats(after) != before_stats:
             raise RuntimeError("the notebook's inputs changed while it ran (an edit of its text or of the "
                                "lib/ modules it imports); its output matches neither version and is discarded")
         _hide_default_parameters(out)
@@ -459,61 +493,258 @@ def _describe_failure(err: BaseException) -> str:
     return "".join(traceback.format_exception(err)).strip()
 
 
-def _execute_in_worker(nb: Notebook, key: str, threads: int, timeout: int) -> Outcome:
-    """:func:`execute` in a worker process of its own, whose stderr (and its kernel's) goes to a log file.
+class BuildLocked(RuntimeError):
+    """Another build holds the lock of the same build tree."""
 
-    The kernel's own chatter (start-up warnings) would otherwise interleave with the progress bar;
-    it lands in ``<notebook>.kernel.log`` beside the executed notebook.
+
+class BuildLock:
+    """An exclusive lock on one build tree (``_build/<scale>/seed-<seed>/.lock``), held for a build.
+
+    The lock is an ``flock`` on the file, so it is released when its holder exits, however it
+    exits; the file names the holder (pid, start time, command) for the error message.
+    """
+
+    def __init__(self, scale: str, seed: int):
+        self.path = tree(scale, seed) / ".lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> "BuildLock":
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise BuildLocked(f"another build is running on {self.path.parent.relative_to(ROOT)} ({holder}); "
+                              "wait for it to finish, or stop it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}, "
+                      f"command {' '.join(sys.argv)}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when its parent dies (``PR_SET_PDEATHSIG``).
+
+    A worker's kernel exits by itself within a second of its worker (ipykernel polls its parent
+    through ``JPY_PARENT_PID``), so that killing the build, even with SIGKILL, leaves no orphan.
+    """
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker still polls below
+        pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _worker_main(spec_path: str) -> int:
+    """Entry point of a worker process: execute one notebook, write its outcome as JSON."""
+    spec = json.loads(Path(spec_path).read_text())
+    _die_with_parent(int(spec["parent"]))
+    nb = Notebook(spec["slug"], spec["name"], spec["scale"], int(spec["seed"]))
+    res = execute(nb, spec["key"], int(spec["threads"]), int(spec["timeout"]))
+    tmp = Path(spec["outcome"] + ".tmp")
+    tmp.write_text(json.dumps(res.__dict__))
+    os.replace(tmp, spec["outcome"])
+    return 0
+
+
+@dataclass
+class _Running:
+    nb: Notebook
+    key: str
+    proc: subprocess.Popen
+    outcome: Path
+    attempt: int
+
+
+def _start_worker(nb: Notebook, key: str, threads: int, timeout: int, attempt: int) -> _Running:
+    """Start one worker process for ``nb``; its stderr and its kernel's go to ``<name>.kernel.log``.
+
+    The worker runs in a session of its own (a Ctrl-C in the terminal reaches the build only,
+    which then stops the workers) and dies with the build (:func:`_die_with_parent`).
     """
     nb.outdir.mkdir(parents=True, exist_ok=True)
-    log = open(nb.outdir / f"{nb.name}.kernel.log", "w")  # noqa: SIM115 - lives as long as the worker
-    os.dup2(log.fileno(), 2)
-    return execute(nb, key, threads, timeout)
+    runs = tree(nb.scale, nb.seed) / ".runs"
+    runs.mkdir(exist_ok=True)
+    stem = runs / f"{nb.slug}.{nb.name}.{os.getpid()}.{attempt}"
+    outcome = Path(f"{stem}.outcome.json")
+    outcome.unlink(missing_ok=True)
+    spec = {"slug": nb.slug, "name": nb.name, "scale": nb.scale, "seed": nb.seed, "key": key,
+            "threads": threads, "timeout": timeout, "outcome": str(outcome), "parent": os.getpid()}
+    spec_path = Path(f"{stem}.spec.json")
+    spec_path.write_text(json.dumps(spec))
+    mode = "w" if attempt == 1 else "a"
+    with open(nb.outdir / f"{nb.name}.kernel.log", mode) as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", f"import sys; from lib.build import _worker_main; sys.exit(_worker_main({str(spec_path)!r}))"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            env={**os.environ, **worker_env(threads)}, cwd=ROOT,
+        )
+    return _Running(nb, key, proc, outcome, attempt)
+
+
+def _finish(r: _Running) -> Outcome | None:
+    """The outcome of a worker that has exited, or ``None`` where it died before writing one."""
+    try:
+        return Outcome(**json.loads(r.outcome.read_text()))
+    except (OSError, json.JSONDecodeError, TypeError):
+        return None
+    finally:
+        for f in (r.outcome, Path(str(r.outcome).replace(".outcome.json", ".spec.json"))):
+            f.unlink(missing_ok=True)
+
+
+def _stop(procs: list[subprocess.Popen], grace: float = 5.0) -> None:
+    """Terminate worker processes (their kernels follow within a second), then kill stragglers."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.time() + grace
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def _run_local(todo: list[tuple[Notebook, str]], jobs: int, threads: int, timeout: int, bar) -> list[Outcome]:
+    """Run the notebooks in worker processes, ``jobs`` at once.
+
+    A worker that dies without an outcome (killed, out of memory) fails only its own notebook,
+    which is retried once in a fresh worker, then reported. A Ctrl-C cancels what is queued,
+    stops the running workers and their kernels, and returns what finished with the rest marked
+    ``interrupted`` (the caller prints the summary and exits 130).
+    """
+    queue = [(nb, key, 1) for nb, key in todo]
+    running: list[_Running] = []
     out: list[Outcome] = []
-    with ProcessPoolExecutor(max_workers=jobs, max_tasks_per_child=1) as pool:
-        futs: dict[Future, Notebook] = {
-            pool.submit(_execute_in_worker, nb, key, threads, timeout): nb for nb, key in todo
-        }
-        for f in as_completed(futs):
-            try:
-                res = f.result()
-            except Exception as err:  # worker died
-                res = Outcome(futs[f].label, "failed", 0.0, f"worker process failed: {err!r}")
-            out.append(res)
-            bar.set_postfix_str(f"{res.label} {res.status}")
-            bar.update(1)
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                nb, key, attempt = queue.pop(0)
+                running.append(_start_worker(nb, key, threads, timeout, attempt))
+            time.sleep(0.1)
+            for r in [r for r in running if r.proc.poll() is not None]:
+                running.remove(r)
+                res = _finish(r)
+                if res is None:
+                    how = f"signal {-r.proc.returncode}" if r.proc.returncode < 0 else f"exit {r.proc.returncode}"
+                    if r.attempt == 1:
+                        bar.write(f"worker for {r.nb.label} died ({how}); retrying once")
+                        queue.insert(0, (r.nb, r.key, 2))
+                        continue
+                    unpublish(r.nb)
+                    msg = f"worker process died twice ({how}); see {r.nb.name}.kernel.log"
+                    (r.nb.outdir / f"{r.nb.name}.error.txt").write_text(msg + "\n")
+                    res = Outcome(r.nb.label, "failed", 0.0, msg)
+                elif r.attempt > 1:
+                    res.error = (res.error + "\n" if res.error else "") + "(retried once after its worker died)"
+                    res.retried = True
+                out.append(res)
+                bar.set_postfix_str(f"{res.label} {res.status}")
+                bar.update(1)
+    except KeyboardInterrupt:
+        _stop([r.proc for r in running])
+        for r in running:
+            _finish(r)
+            out.append(Outcome(r.nb.label, "interrupted", 0.0, "stopped by Ctrl-C"))
+        out += [Outcome(nb.label, "cancelled", 0.0, "not started: Ctrl-C") for nb, _, _ in queue]
+        raise Interrupted(out) from None
     return out
 
 
+class Interrupted(Exception):
+    """A run stopped by Ctrl-C; ``outcomes`` holds what finished and what did not."""
+
+    def __init__(self, outcomes: list[Outcome]):
+        super().__init__("interrupted")
+        self.outcomes = outcomes
+
+
+def _execute_logged(nb: Notebook, key: str, threads: int, timeout: int) -> Outcome:
+    """:func:`execute` with this process's stderr, and so its kernel's, sent to ``<name>.kernel.log``.
+
+    For Dask workers, whose stderr is otherwise the terminal of whoever started them.
+    """
+    nb.outdir.mkdir(parents=True, exist_ok=True)
+    saved = os.dup(2)
+    with open(nb.outdir / f"{nb.name}.kernel.log", "w") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            return execute(nb, key, threads, timeout)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _run_dask(todo: list[tuple[Notebook, str]], scheduler: str, jobs: int, threads: int, timeout: int,
-              bar) -> list[Outcome]:
+              bar) -> tuple[list[Outcome], list[str]]:
     """Hand the executions to a Dask cluster (``scheduler``), or to a local one of ``jobs`` processes.
 
     The cluster's workers must see the same checkout at the same path (a shared file system).
+    Dask reschedules the notebook of a worker that dies; the workers lost during the run are
+    returned, for the summary.
+
+    Returns:
+        ``(outcomes, lost worker addresses)``.
     """
     try:
         from dask.distributed import Client
         from dask.distributed import as_completed as dask_completed
     except ImportError as err:
         raise SystemExit("--executor dask needs dask.distributed: pip install 'dask[distributed]'") from err
-    client = Client(scheduler) if scheduler else Client(n_workers=jobs, threads_per_worker=1, dashboard_address=None)
-    futs = {client.submit(execute, nb, key, threads, timeout, pure=False): nb for nb, key in todo}
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    client = (Client(scheduler) if scheduler else
+              Client(n_workers=jobs, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR))
+    seen: set[str] = set(client.scheduler_info()["workers"])
+    futs = {client.submit(_execute_logged, nb, key, threads, timeout, pure=False, key=f"{nb.label}-{key[:8]}"): nb
+            for nb, key in todo}
     out = []
     try:
         for f in dask_completed(list(futs)):
+            seen |= set(client.scheduler_info()["workers"])
             try:
                 res = f.result()
-            except Exception as err:  # the worker died
+            except Exception as err:  # the worker died more often than Dask retries
+                unpublish(futs[f])
                 res = Outcome(futs[f].label, "failed", 0.0, f"dask worker failed: {err!r}")
             out.append(res)
             bar.set_postfix_str(f"{res.label} {res.status}")
             bar.update(1)
+        lost = sorted(seen - set(client.scheduler_info()["workers"]))
+    except KeyboardInterrupt:
+        for f in futs:
+            f.cancel()
+        done = {o.label for o in out}
+        out += [Outcome(nb.label, "interrupted", 0.0, "stopped by Ctrl-C") for nb in futs.values() if nb.label not in done]
+        raise Interrupted(out) from None
     finally:
         client.close()
-    return out
+    return out, lost
+
+
+@dataclass
+class RunReport:
+    """What a run did: one outcome per notebook, and the Dask workers lost on the way."""
+
+    outcomes: list[Outcome]
+    lost_workers: list[str]
 
 
 def run(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | None = None, force: bool = False,
@@ -521,28 +752,44 @@ def run(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | N
     """Execute the notebooks of ``slugs`` (default all) at ``scale``, reusing cached results.
 
     ``threads`` (BLAS and torch threads per notebook) is fixed, not derived from ``jobs``, so that
-    a printed number never depends on how many notebooks run at once.
+    a printed number never depends on how many notebooks run at once. The caller holds the
+    :class:`BuildLock` of the tree.
 
     Returns:
         One outcome per notebook.
+
+    Raises:
+        Interrupted: on Ctrl-C, with the outcomes so far.
     """
+    return run_report(scale, seed, slugs, jobs, force, executor, scheduler, timeout, threads).outcomes
+
+
+def run_report(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | None = None,
+               force: bool = False, executor: str = "local", scheduler: str = "", timeout: int = 1800,
+               threads: int = 1) -> RunReport:
+    """:func:`run`, returning the lost Dask workers too."""
     from tqdm.auto import tqdm
 
+    if executor not in ("local", "dask"):
+        raise ValueError(f"unknown executor {executor!r}; expected 'local' or 'dask'")
     nbs = notebooks(scale, seed, slugs)
     keyed = [(nb, input_key(nb, threads)) for nb in nbs]
     outcomes = [Outcome(nb.label, "cached") for nb, key in keyed if not force and is_cached(nb, key)]
     todo = [(nb, key) for nb, key in keyed if force or not is_cached(nb, key)]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
-    with tqdm(total=len(nbs), desc=f"notebooks ({scale})", unit="nb", initial=len(outcomes)) as bar:
-        if todo:
-            if executor == "local":
-                outcomes += _run_local(todo, jobs, threads, timeout, bar)
-            elif executor == "dask":
-                outcomes += _run_dask(todo, scheduler, jobs, threads, timeout, bar)
-            else:
-                raise ValueError(f"unknown executor {executor!r}; expected 'local' or 'dask'")
+    lost: list[str] = []
     order = {nb.label: i for i, nb in enumerate(nbs)}
-    return sorted(outcomes, key=lambda o: order[o.label])
+    with tqdm(total=len(nbs), desc=f"notebooks ({scale}, seed {seed})", unit="nb", initial=len(outcomes)) as bar:
+        try:
+            if todo and executor == "local":
+                outcomes += _run_local(todo, jobs, threads, timeout, bar)
+            elif todo:
+                done, lost = _run_dask(todo, scheduler, jobs, threads, timeout, bar)
+                outcomes += done
+        except Interrupted as stop:
+            stop.outcomes = sorted(outcomes + stop.outcomes, key=lambda o: order[o.label])
+            raise
+    return RunReport(sorted(outcomes, key=lambda o: order[o.label]), lost)
 
 
 # --------------------------------------------------------------------------------------------
@@ -597,13 +844,14 @@ def summary_markdown(rows: list[dict], written: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def scorecard_markdown(scale: str, rows: list[dict] | None = None) -> str:
+def scorecard_markdown(scale: str, rows: list[dict] | None = None, seed: int = 0) -> str:
     """The generated part of the scorecard page: a summary table and one table per chapter."""
-    rows = scorecard_rows(scale) if rows is None else rows
+    rows = scorecard_rows(scale, seed) if rows is None else rows
     written = chapters()
     count = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
     lines = [
-        f"At scale **`{scale}`**: {len(rows)} claims in {len(written)} chapters; "
+        f"At scale **`{scale}`**, seed **{seed}** (every notebook of this book ran with it): "
+        f"{len(rows)} claims in {len(written)} chapters; "
         f"{count[claims.REPRODUCED]} reproduced, {count[claims.NOT_REPRODUCED]} not reproduced, "
         f"{count[claims.NOT_MEASURED]} not measured, {count[claims.NOT_CHECKED]} not checked at this scale.\n",
         summary_markdown(rows, written),
@@ -641,9 +889,15 @@ def _sync_text(text: str, dst: Path) -> None:
     dst.write_text(text)
 
 
-def html_dir(scale: str) -> Path:
-    """Where the rendered HTML of ``scale`` lies."""
-    return ROOT / "_build" / "html" if scale == "book" else ROOT / "_build" / scale / "html"
+def html_dir(scale: str, seed: int = 0) -> Path:
+    """Where the rendered HTML of ``scale`` and ``seed`` lies.
+
+    ``_build/html`` for the book at seed 0 (the README's address), ``_build/<scale>/html`` for
+    another scale at seed 0, ``_build/<scale>/seed-<seed>/html`` for another seed.
+    """
+    if seed == 0:
+        return ROOT / "_build" / "html" if scale == "book" else ROOT / "_build" / scale / "html"
+    return tree(scale, seed) / "html"
 
 
 #: Folder of the assembled source that holds the generated API reference.
@@ -684,9 +938,12 @@ def api_pages() -> dict[str, str]:
     return pages
 
 
-def assemble(scale: str) -> Path:
-    """Lay out the book's source at ``_build/<scale>/src``: pages, executed notebooks, scorecard, MathJax."""
-    src = ROOT / "_build" / scale / "src"
+def assemble(scale: str, seed: int = 0) -> Path:
+    """Lay out the book's source at ``_build/<scale>/seed-<seed>/src``: pages, notebooks, scorecard, MathJax.
+
+    Every notebook comes from the same seed's tree, so a book never mixes seeds.
+    """
+    src = tree(scale, seed) / "src"
     for f in BOOK_FILES:
         _sync(ROOT / f, src / f)
     for folder in ("_static", "_ext"):
@@ -695,23 +952,27 @@ def assemble(scale: str) -> Path:
     for slug in chapters():
         _sync(ROOT / "chapters" / slug / "index.md", src / "chapters" / slug / "index.md")
         for name in NOTEBOOKS:
-            ex = ROOT / "_build" / scale / "chapters" / slug / f"{name}.ipynb"
-            rec = read_key(Notebook(slug, name, scale, 0))
-            if not ex.is_file() or rec is None or not outputs_intact(Notebook(slug, name, scale, 0), rec):
+            nb = Notebook(slug, name, scale, seed)
+            ex = nb.output
+            rec = read_key(nb)
+            if (nb.outdir / f"{name}.error.txt").is_file() and (rec is None or not outputs_intact(nb, rec)):
+                _sync_text(failure_notebook(nb), src / "chapters" / slug / f"{name}.ipynb")
+                continue
+            if not ex.is_file() or rec is None or not outputs_intact(nb, rec):
                 raise FileNotFoundError(f"{ex.relative_to(ROOT)} is missing: execute the chapter first")
             _sync(ex, src / "chapters" / slug / f"{name}.ipynb")
     for rel, text in api_pages().items():
         _sync_text(text, src / rel)
-    rows = scorecard_rows(scale)
+    rows = scorecard_rows(scale, seed)
     text = (ROOT / "scorecard.md").read_text()
     if SCORECARD_MARKER not in text:
         raise ValueError(f"scorecard.md lacks the marker {SCORECARD_MARKER}")
-    _sync_text(text.replace(SCORECARD_MARKER, scorecard_markdown(scale, rows)), src / "scorecard.md")
+    _sync_text(text.replace(SCORECARD_MARKER, scorecard_markdown(scale, rows, seed)), src / "scorecard.md")
     # the tables of the {claims-table} directive (_ext/claims_table.py), one per chapter
     for slug in chapters():
         mine = [r for r in rows if r["chapter"] == slug]
         _sync_text(claims.table_html(mine, with_chapter=False) + "\n", src / CLAIMS_TABLES / f"{slug}.html")
-    (ROOT / "_build" / scale / "scorecard.json").write_text(json.dumps(rows, indent=2, default=str))
+    (tree(scale, seed) / "scorecard.json").write_text(json.dumps(rows, indent=2, default=str))
     mj = src / "_vendor" / "mathjax"
     if not MATHJAX_SRC.is_dir():
         raise FileNotFoundError("MathJax is not installed: run `make setup` (npm ci) to vendor it from npm")
@@ -723,35 +984,58 @@ def assemble(scale: str) -> Path:
     return src
 
 
-def render(scale: str) -> tuple[int, str]:
-    """Render the book of ``scale`` with Jupyter Book (``-W -n --keep-going``).
+def render(scale: str, seed: int = 0) -> tuple[int, str]:
+    """Render the book of ``scale`` and ``seed`` with Jupyter Book (``-W -n --keep-going``).
 
     Returns:
         ``(exit code, the tail of the log)``.
     """
-    src = assemble(scale)
-    out = ROOT if scale == "book" else ROOT / "_build" / scale
+    src = assemble(scale, seed)
+    dest = html_dir(scale, seed)
+    # Jupyter Book writes <out>/_build/html: the root's for the book, else a link points there
+    out = ROOT if dest == ROOT / "_build" / "html" else dest.parent
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(src), "--path-output", str(out),
            "-W", "-n", "--keep-going", "--quiet"]
     env = {**os.environ, "BOOK_OFFLINE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     log = (proc.stdout + proc.stderr).strip()
-    if scale != "book":
-        link = ROOT / "_build" / scale / "html"
-        if not link.exists():
-            link.symlink_to(Path("_build") / "html")
+    if out != ROOT and not dest.exists():
+        dest.symlink_to(Path("_build") / "html")
     return proc.returncode, log
 
 
-def rendered_complete(scale: str, seed: int = 0) -> bool:
-    """Whether every notebook of the book has a complete, published execution at ``scale``."""
+def rendered_complete(scale: str, seed: int = 0, allow_failed: bool = False) -> bool:
+    """Whether every notebook of the book has a complete, published execution at ``scale`` and ``seed``.
+
+    With ``allow_failed``, a notebook whose last execution failed counts too: its page then says
+    that it failed, with the error (:func:`failure_notebook`).
+    """
     for slug in chapters():
         for name in NOTEBOOKS:
             nb = Notebook(slug, name, scale, seed)
             rec = read_key(nb)
-            if rec is None or not outputs_intact(nb, rec):
-                return False
+            if rec is not None and outputs_intact(nb, rec):
+                continue
+            if allow_failed and (nb.outdir / f"{name}.error.txt").is_file():
+                continue
+            return False
     return True
+
+
+def failure_notebook(nb: Notebook) -> str:
+    """The page shown in place of a notebook whose execution failed: what failed, and where."""
+    import jupytext
+    import nbformat
+
+    title = next((c.source.splitlines()[0].lstrip("# ") for c in jupytext.read(nb.source).cells
+                  if c.cell_type == "markdown" and c.source.startswith("# ")), nb.name)
+    error = (nb.outdir / f"{nb.name}.error.txt").read_text()
+    md = (f"# {title}\n\n**This notebook failed** when the book was built (scale `{nb.scale}`, seed "
+          f"{nb.seed}); its results are not shown and its claims are *not measured*. The error:\n\n"
+          f"```text\n{error[-6000:]}\n```\n")
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(md)])
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nbformat.writes(book)
 
 
 # --------------------------------------------------------------------------------------------
@@ -783,7 +1067,7 @@ def claim_problems(scale: str, seed: int, slugs: list[str]) -> list[str]:
     """
     out = []
     for slug in dict.fromkeys(slugs):
-        if (ROOT / "_build" / scale / "chapters" / slug / "reproduce.error.txt").exists():
+        if (tree(scale, seed) / "chapters" / slug / "reproduce.error.txt").exists():
             continue
         for r in chapter_rows(slug, scale, seed):
             if r["verdict"] == claims.NOT_MEASURED:
@@ -821,14 +1105,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     t0 = time.time()
-    print(f"Executing {len(nbs)} notebooks at scale {args.scale!r}, seed {args.seed}", flush=True)
-    outcomes = run(args.scale, args.seed, args.slug, args.jobs, args.force, args.executor, args.scheduler,
-                   args.timeout, args.threads)
+    try:
+        with BuildLock(args.scale, args.seed):
+            return _main_locked(args, nbs, t0)
+    except BuildLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _print_outcomes(outcomes: list[Outcome]) -> None:
     width = max(len(o.label) for o in outcomes)
-    print("\nnotebook".ljust(width + 2) + "  status      wall time")
+    print("\nnotebook".ljust(width + 2) + "  status        wall time")
     for o in outcomes:
-        t = f"{o.seconds:8.1f} s" if o.status != "cached" else "       —"
-        print(f"{o.label.ljust(width)}  {o.status:<10}{t}")
+        t = f"{o.seconds:8.1f} s" if o.status in ("executed", "failed") else "       —"
+        note = "  (retried once: its first worker died)" if o.retried else ""
+        print(f"{o.label.ljust(width)}  {o.status:<12}{t}{note}")
+
+
+def _main_locked(args: argparse.Namespace, nbs: list[Notebook], t0: float) -> int:
+    print(f"Executing {len(nbs)} notebooks at scale {args.scale!r}, seed {args.seed}", flush=True)
+    try:
+        report = run_report(args.scale, args.seed, args.slug, args.jobs, args.force, args.executor, args.scheduler,
+                            args.timeout, args.threads)
+    except Interrupted as stop:
+        _print_outcomes(stop.outcomes)
+        done = sum(o.status in ("executed", "cached") for o in stop.outcomes)
+        print(f"\nInterrupted (Ctrl-C): {done} of {len(stop.outcomes)} notebooks finished; running ones were "
+              "stopped, queued ones cancelled. Nothing half-written was published.", file=sys.stderr)
+        return 130
+    outcomes = report.outcomes
+    _print_outcomes(outcomes)
+    if report.lost_workers:
+        print(f"\nDask workers lost during the run (their notebooks were rescheduled): "
+              f"{', '.join(report.lost_workers)}", file=sys.stderr)
     failed = [o for o in outcomes if o.status == "failed"]
     rc = 0
     problems = claim_problems(args.scale, args.seed, [o.label.split("/")[0] for o in outcomes])
@@ -837,21 +1146,20 @@ def main(argv: list[str] | None = None) -> int:
         print("\nClaims that fail this build:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
     if args.no_render:
         print("Rendering skipped (--no-render).")
-    elif args.slug and not rendered_complete(args.scale):
-        print(f"Rendering skipped: not every chapter has been executed at scale {args.scale!r}; "
-              f"run `make book SCALE={args.scale}` to render the whole book.")
-    elif not rendered_complete(args.scale):
-        print("Rendering skipped: some notebooks failed (see below).")
+    elif not rendered_complete(args.scale, args.seed, allow_failed=True):
+        print(f"Rendering skipped: not every chapter has been executed at scale {args.scale!r}, seed "
+              f"{args.seed}; run `python -m lib.build --scale {args.scale} --seed {args.seed}` to render the book.")
     else:
         print("Rendering the book with Jupyter Book (-W -n --keep-going) ...", flush=True)
-        code, log = render(args.scale)
+        code, log = render(args.scale, args.seed)
         if code != 0:
             rc = 1
             print(f"Jupyter Book failed (exit {code}):\n{log[-6000:]}", file=sys.stderr)
         else:
-            print(f"Book rendered: {html_dir(args.scale) / 'index.html'}")
+            print(f"Book rendered: {html_dir(args.scale, args.seed) / 'index.html'}")
+    where = tree(args.scale, args.seed).relative_to(ROOT)
     for o in failed:
-        print(f"\nFAILED {o.label} (see _build/{args.scale}/chapters/{o.label}.error.txt)\n{o.error[-4000:]}", file=sys.stderr)
+        print(f"\nFAILED {o.label} (see {where}/chapters/{o.label}.error.txt)\n{o.error[-4000:]}", file=sys.stderr)
     print(f"\n{len(outcomes) - len(failed)} of {len(outcomes)} notebooks ok, {len(failed)} failed; "
           f"total {time.time() - t0:.1f} s")
     return 1 if failed else rc

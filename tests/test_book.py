@@ -119,7 +119,7 @@ def test_scorecard_lists_every_claim(browser, server):
         _, cs = claims.load(ROOT / "chapters" / slug / "claims.yml")
         for c in cs:
             assert c.id in text, f"scorecard lacks claim {slug}/{c.id}"
-    rows = json.loads((ROOT / "_build" / "ci" / "scorecard.json").read_text())
+    rows = json.loads((ROOT / "_build" / "ci" / "seed-0" / "scorecard.json").read_text())
     unmeasured = [f"{r['chapter']}/{r['id']}" for r in rows if r["verdict"] == claims.NOT_MEASURED]
     assert not unmeasured, f"claims of the ci book that were not measured: {unmeasured}"
 
@@ -139,7 +139,7 @@ def test_download_ipynb_button_serves_the_executed_notebook(browser, server):
 @pytest.mark.parametrize("slug", build.chapters())
 def test_index_and_reproduce_show_the_generated_claims_table(browser, server, slug):
     _, cs = claims.load(ROOT / "chapters" / slug / "claims.yml")
-    rows = {r["id"]: r for r in json.loads((ROOT / "_build" / "ci" / "scorecard.json").read_text())
+    rows = {r["id"]: r for r in json.loads((ROOT / "_build" / "ci" / "seed-0" / "scorecard.json").read_text())
             if r["chapter"] == slug}
     for name in ("index", "reproduce"):
         page, _, _ = open_page(browser, f"{server}/chapters/{slug}/{name}.html")

@@ -81,7 +81,7 @@ def test_pipeline_executes_caches_and_reports_failures(tmp_path):
     make_book(tmp_path, GOOD)
     first = build(tmp_path, "--scale", "ci", "--seed", "7", "--jobs", "2")
     assert first.returncode == 0, first.stdout + first.stderr
-    out = tmp_path / "_build" / "ci" / "chapters" / "surprise-taxonomy"
+    out = tmp_path / "_build" / "ci" / "seed-7" / "chapters" / "surprise-taxonomy"
     executed = json.loads((out / "theory.ipynb").read_text())
     printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "theory ci 7" in printed  # scale and seed were injected by papermill
@@ -149,6 +149,6 @@ def test_dask_executor_runs_the_same_notebooks(tmp_path):
     make_book(tmp_path, GOOD)
     res = build(tmp_path, "--scale", "ci", "--seed", "7", "--executor", "dask")
     assert res.returncode == 0, res.stdout + res.stderr
-    out = json.loads((tmp_path / "_build" / "ci" / "chapters" / "surprise-taxonomy"
+    out = json.loads((tmp_path / "_build" / "ci" / "seed-7" / "chapters" / "surprise-taxonomy"
                       / "reproduce.measurements.json").read_text())
     assert out["measurements"][0]["value"] == 7
