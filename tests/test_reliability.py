@@ -198,3 +198,17 @@ def test_a_duplicate_slug_runs_once(tmp_path):
     make_book(tmp_path)
     res = build(tmp_path, "--slug", B, "--slug", B)
     assert res.returncode == 0 and len(statuses(res)) == 2, res.stdout
+
+
+def test_dask_reports_a_lost_worker_and_keeps_kernel_output_off_the_terminal(tmp_path):
+    pytest.importorskip("dask.distributed")
+    make_book(tmp_path)
+    marker = tmp_path / "killed-once"
+    set_theory(tmp_path, A, f"import os, signal, sys\nfrom pathlib import Path\nm = Path({str(marker)!r})\n"
+                            "print('kernel chatter', file=sys.stderr)\n"
+                            "if not m.exists():\n    m.write_text('x')\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+                            "print('survived')")
+    res = build(tmp_path, "--executor", "dask", "--slug", A)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Dask workers lost during the run" in res.stderr
+    assert "kernel chatter" not in res.stdout + res.stderr
