@@ -212,3 +212,14 @@ def test_dask_reports_a_lost_worker_and_keeps_kernel_output_off_the_terminal(tmp
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Dask workers lost during the run" in res.stderr
     assert "kernel chatter" not in res.stdout + res.stderr
+
+
+def test_a_book_is_never_rendered_from_two_seeds(tmp_path):
+    make_book(tmp_path)
+    assert build(tmp_path).returncode == 0  # every chapter at seed 0
+    env = {k: v for k, v in os.environ.items() if k not in ("BOOK_ROOT", "BOOK_RESULTS_DIR")}
+    env.update(PYTHONPATH=str(tmp_path), TQDM_DISABLE="1")
+    res = subprocess.run([sys.executable, "-m", "lib.build", "--scale", "ci", "--seed", "1", "--slug", B],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Rendering skipped: not every chapter has been executed at scale 'ci', seed 1" in res.stdout
