@@ -24,6 +24,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lib import surprise as S  # noqa: E402
+from lib.protocols import surprise_taxonomy as proto  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +35,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="repeats of the vectorised run (best is reported)")
     args = ap.parse_args()
 
-    P = S.preset("book")
+    P = proto.preset("book")
     model = S.GridModel.build(P.sigma, P.n_theta, P.theta_max)
     prior = model.prior()
     task = S.simulate_gaussian(args.steps, P.sigma, P.p_c, np.random.default_rng(0))

@@ -1,4 +1,4 @@
-"""Speed of the event-driven α1 simulator of lib/ttfs.py against the ReLU network's forward pass.
+"""Speed of the event-driven α1 simulator of lib/ttfs/alpha1.py against the ReLU network's forward pass.
 
 Both run, in one process and on the same threads, on 10,000 test images through the same
 784-600-10 network (the authors' MNIST demo architecture), trained briefly on Fashion-MNIST (or the

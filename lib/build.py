@@ -17,7 +17,8 @@
 
 A notebook whose inputs did not change (its text, the ``lib`` modules it imports followed
 transitively, the kit, ``requirements.txt``, scale, seed and threads) is not executed again: an
-edit to one chapter's science re-executes only the notebooks that import it. A failing notebook stops nothing else; it is
+edit to one chapter's science re-executes only the notebooks that import it. A failing notebook stops nothing
+else; it is
 reported with its failing cell at the end and makes the command exit non-zero.
 """
 
@@ -43,8 +44,10 @@ from . import ROOT, claims, provenance, scales
 #: Every chapter the book plans, in reading order: slug -> (part, paper). The scorecard lists the
 #: chapters not yet written as such.
 CHAPTERS: dict[str, tuple[str, str]] = {
-    "ttfs-exact-mapping": ("Time-to-first-spike networks", "Stanojevic et al. 2023, an exact mapping from ReLU networks to SNNs"),
-    "ttfs-deep-training": ("Time-to-first-spike networks", "Stanojevic et al. 2024, deep SNNs with 0.3 spikes per neuron"),
+    "ttfs-exact-mapping": ("Time-to-first-spike networks",
+                           "Stanojevic et al. 2023, an exact mapping from ReLU networks to SNNs"),
+    "ttfs-deep-training": ("Time-to-first-spike networks",
+                           "Stanojevic et al. 2024, deep SNNs with 0.3 spikes per neuron"),
     "copy-average": ("Learning dynamics", "Şimşek et al. 2023, copy or average teacher weights"),
     "gradient-flow": ("Learning dynamics", "Brea et al. 2023, MLPGradientFlow"),
     "clapp": ("Local and continual learning", "Illing et al. 2021, CLAPP"),
@@ -136,7 +139,8 @@ def toc_slugs(toc_path: Path = ROOT / "_toc.yml") -> list[str]:
 def chapters() -> list[str]:
     """The written chapters: listed in ``_toc.yml`` and present under ``chapters/`` (checked to agree)."""
     listed = toc_slugs()
-    folders = sorted(p.name for p in (ROOT / "chapters").iterdir() if p.is_dir()) if (ROOT / "chapters").is_dir() else []
+    base = ROOT / "chapters"
+    folders = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
     no_claims = [s for s in folders if not (ROOT / "chapters" / s / "claims.yml").is_file() and s in listed]
     if no_claims:
         raise ValueError(f"chapter folder(s) without a claims.yml: {', '.join(f'chapters/{s}' for s in no_claims)}")
@@ -589,7 +593,8 @@ def _start_worker(nb: Notebook, key: str, threads: int, timeout: int, attempt: i
     mode = "w" if attempt == 1 else "a"
     with open(nb.outdir / f"{nb.name}.kernel.log", mode) as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", f"import sys; from lib.build import _worker_main; sys.exit(_worker_main({str(spec_path)!r}))"],
+            [sys.executable, "-c",
+             f"import sys; from lib.build import _worker_main; sys.exit(_worker_main({str(spec_path)!r}))"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             env={**os.environ, **worker_env(threads)}, cwd=ROOT,
         )
@@ -732,7 +737,8 @@ def _run_dask(todo: list[tuple[Notebook, str]], scheduler: str, jobs: int, threa
         for f in futs:
             f.cancel()
         done = {o.label for o in out}
-        out += [Outcome(nb.label, "interrupted", 0.0, "stopped by Ctrl-C") for nb in futs.values() if nb.label not in done]
+        out += [Outcome(nb.label, "interrupted", 0.0, "stopped by Ctrl-C")
+                for nb in futs.values() if nb.label not in done]
         raise Interrupted(out) from None
     finally:
         client.close()
@@ -860,8 +866,8 @@ def scorecard_markdown(scale: str, rows: list[dict] | None = None, seed: int = 0
         part, paper = CHAPTERS[slug]
         lines.append(f"(scorecard-{slug})=\n## {paper}\n")
         lines.append(f"Chapter: {{doc}}`chapters/{slug}/index` ({part}).\n")
-        lines.append("```{raw} html\n" + claims.table_html([r for r in rows if r["chapter"] == slug], with_chapter=False)
-                     + "\n```\n")
+        table = claims.table_html([r for r in rows if r["chapter"] == slug], with_chapter=False)
+        lines.append("```{raw} html\n" + table + "\n```\n")
     todo = [s for s in CHAPTERS if s not in written]
     if todo:
         lines.append("## Chapters still to be written\n")

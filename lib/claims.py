@@ -330,8 +330,10 @@ class Scorecard:
         if raise_on_failure is None:
             raise_on_failure = self.scale == "ci"
         if fails and raise_on_failure:
-            lines = [f"  {r['id']}: {r['verdict']}, ours = {_fmt(r['value'])}, criterion {r['criterion']}" for r in fails]
-            raise ClaimFailure(f"{len(fails)} claim(s) of {self.slug} failed at scale {self.scale}:\n" + "\n".join(lines))
+            lines = [f"  {r['id']}: {r['verdict']}, ours = {_fmt(r['value'])}, criterion {r['criterion']}"
+                     for r in fails]
+            raise ClaimFailure(f"{len(fails)} claim(s) of {self.slug} failed at scale {self.scale}:\n"
+                               + "\n".join(lines))
 
 
 def measurements_payload(slug: str, scale: str, seed: int, measurements) -> dict:

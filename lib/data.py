@@ -262,10 +262,12 @@ def _from_idx(name: str, folder: Path, source: str, label: str) -> Dataset:
     arr = {k: _read_idx(folder / f) for k, f in _IDX.items()}
     x_tr = arr["x_train"].reshape(len(arr["x_train"]), -1).astype(np.float64) / 255.0
     x_te = arr["x_test"].reshape(len(arr["x_test"]), -1).astype(np.float64) / 255.0
-    where = {"env": "$BOOK_DATA_DIR", "cache": "the book's data cache", "debian": "Debian's dataset-fashion-mnist package",
+    where = {"env": "$BOOK_DATA_DIR", "cache": "the book's data cache",
+             "debian": "Debian's dataset-fashion-mnist package",
              "download": "a checksummed download"}[source]
     desc = f"{label} ({len(x_tr):,} training and {len(x_te):,} test images, from {where})"
-    return Dataset(x_tr, arr["y_train"].astype(np.int64), x_te, arr["y_test"].astype(np.int64), name, source, desc, (28, 28))
+    return Dataset(x_tr, arr["y_train"].astype(np.int64), x_te, arr["y_test"].astype(np.int64), name, source, desc,
+                   (28, 28))
 
 
 def _from_npz(name: str, path: Path, source: str, label: str) -> Dataset:
@@ -301,7 +303,8 @@ def load_digits() -> Dataset:
 
     d = _ld()
     x_tr, x_te, y_tr, y_te = _split(d.data.astype(np.float64) / 16.0, d.target.astype(np.int64), 0.2)
-    desc = f"scikit-learn's 8x8 digits ({len(x_tr):,} training and {len(x_te):,} test images, stratified split, seed {SPLIT_SEED})"
+    desc = (f"scikit-learn's 8x8 digits ({len(x_tr):,} training and {len(x_te):,} test images, stratified split, "
+            f"seed {SPLIT_SEED})")
     return Dataset(x_tr, y_tr, x_te, y_te, "digits", "sklearn", desc, (8, 8))
 
 
@@ -390,7 +393,8 @@ def load_cifar10() -> Dataset:
             tar.extractall(folder, filter="data")
         return _cifar(folder / "cifar-10-batches-py", "download")
     raise DataUnavailable("cifar-10 is not available on this machine (no packaged stand-in exists): run "
-                          "`python -m lib.data fetch cifar-10`, or put cifar-10-batches-py/ under $BOOK_DATA_DIR/cifar-10/")
+                          "`python -m lib.data fetch cifar-10`, or put cifar-10-batches-py/ under "
+                          "$BOOK_DATA_DIR/cifar-10/")
 
 
 def _cifar(folder: Path, source: str) -> Dataset:

@@ -17,13 +17,14 @@ The module has five parts:
    restricted-quantile bounds, plus simple continuous-time versions (:func:`rescale_continuous`,
    :func:`thin_continuous`, :func:`complement_continuous`).
 3. **Kolmogorov-Smirnov machinery.** :func:`ks_test`, exact finite-n critical values
-   (:func:`ks_critical`) and KS-plot bands (:func:`ks_band`, :func:`plot_ks`).
-4. **Experiments.** :func:`run_tests` applies the four tests to one spike train;
+   (:func:`ks_critical`) and KS-plot bands (:func:`ks_band`).
+4. **Applying the tests.** :func:`run_tests` applies the four tests to one spike train;
    :func:`pvalue_matrix` / :func:`rejection_matrix` to many; :func:`acceptance_region` gives the
    99 % binomial acceptance region of a test's size; :func:`fit_bernoulli_glm` fits a GLM with
    statsmodels.
-5. **Presets.** :class:`Preset` and :func:`preset` hold the sizes of the ``ci``, ``book`` and
-   ``paper`` scales.
+
+The chapter's presets, its size and power experiments and its KS-plot figure are its protocol,
+:mod:`lib.protocols.gof_point_processes`.
 
 Notation: bins ``k = 0..K-1`` of width ``dt`` (seconds); ``y[k]`` is 0/1 (Bernoulli) or a count
 (Poisson); ``p[k]`` is the model's conditional spike probability in bin ``k`` given the past.
@@ -37,8 +38,6 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy import special, stats
-
-from . import scales
 
 # ----------------------------------------------------------------------------------------------
 # Named constants of the model (units in the names or comments)
@@ -66,9 +65,6 @@ BIAS_66HZ = -2.0
 ALPHA = 0.05
 #: Default quantile of the restricted thinning / complementing bounds (p_B = p_C = median of p).
 Q_DEFAULT = 0.5
-#: Repetitions simulated at once by the experiment helpers (bounds memory: about 40 bytes per bin
-#: and repetition, i.e. 0.8 GB for 100 repetitions of 200 s at 1 ms).
-BLOCK_REPS = 100
 
 #: The four tests: short name -> label.
 TESTS: dict[str, str] = {
@@ -853,35 +849,6 @@ def ks_band(u, alpha: float = ALPHA, exact: bool = True) -> KSBand:
     return KSBand(model=(np.arange(1, n + 1) - 0.5) / n, empirical=u, halfwidth=d)
 
 
-def plot_ks(ax, u, label: str | None = None, color=None, band: bool = True, alpha: float = ALPHA):
-    """Draw a KS plot (empirical against model quantiles) with its band on ``ax``.
-
-    Args:
-        ax: a matplotlib axis.
-        u: rescaled values.
-        label: legend label (the KS p-value is appended).
-        color: line colour.
-        band: draw the ``1 - alpha`` band around the diagonal.
-        alpha: level of the band.
-
-    Returns:
-        The :class:`KSBand`.
-    """
-    b = ks_band(u, alpha)
-    _, pv = ks_test(u)
-    lab = None if label is None else f"{label} (KS p = {pv:.2g})"
-    ax.plot(b.model, b.empirical, color=color, label=lab)
-    if band:
-        x = np.array([0.0, 1.0])
-        ax.plot(x, x, color="0.4", lw=0.8)
-        ax.fill_between(x, x - b.halfwidth, x + b.halfwidth, color=color or "0.6", alpha=0.15, lw=0)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("model quantile")
-    ax.set_ylabel("empirical quantile")
-    return b
-
-
 # ----------------------------------------------------------------------------------------------
 # Running the tests
 # ----------------------------------------------------------------------------------------------
@@ -1090,230 +1057,3 @@ def glm_predict(fit: GLMFit, covariates, y) -> np.ndarray:
     if X.shape[1] != fit.params.shape[0]:
         raise ValueError(f"design has {X.shape[1]} columns but the fit has {fit.params.shape[0]} parameters")
     return special.expit(X @ fit.params)
-
-
-# ----------------------------------------------------------------------------------------------
-# Experiments of the chapter
-# ----------------------------------------------------------------------------------------------
-
-#: Alternatives of the power experiment: a fitted GLM without spike history, and the misspecified
-#: versions of the true model of :data:`MISSPECIFICATIONS`.
-ALTERNATIVES: dict[str, str] = {"fitted-no-history": "fitted GLM without history", **MISSPECIFICATIONS}
-
-
-@dataclass(frozen=True)
-class SizeCell:
-    """Rejections of the correct model in one cell of the size grid.
-
-    Attributes:
-        bias_1ms: baseline log-odds per 1-ms bin.
-        dt: bin width (s).
-        rate_hz: measured mean firing rate (Hz).
-        n_reps: number of runs.
-        duration_s: length of each run (s).
-        rejections: ``{test: number of runs rejected}``.
-    """
-
-    bias_1ms: float
-    dt: float
-    rate_hz: float
-    n_reps: int
-    duration_s: float
-    rejections: dict
-
-    def fpr(self, test: str) -> float:
-        """False-positive rate of ``test``."""
-        return self.rejections[test] / self.n_reps
-
-
-def _blocks(n_reps: int, rng: np.random.Generator) -> tuple[list[int], list[np.random.Generator]]:
-    """Split ``n_reps`` into blocks of at most :data:`BLOCK_REPS`, with one child generator each."""
-    if n_reps < 1:
-        raise ValueError(f"n_reps must be >= 1, got {n_reps}")
-    sizes = [min(BLOCK_REPS, n_reps - i) for i in range(0, n_reps, BLOCK_REPS)]
-    return sizes, _check_rng(rng).spawn(len(sizes))
-
-
-def size_cell(bias_1ms: float, dt: float, duration_s: float, n_reps: int, rng: np.random.Generator,
-              tests: Iterable[str] = tuple(TESTS), q: float = Q_DEFAULT, alpha: float = ALPHA) -> SizeCell:
-    """Simulate the true model at one firing rate and bin width, and test it against itself.
-
-    Args:
-        bias_1ms: baseline log-odds per 1-ms bin (see :func:`glm_at`).
-        dt: bin width (s).
-        duration_s: length of each run (s).
-        n_reps: number of runs.
-        rng: the random generator (one child per block of :data:`BLOCK_REPS` runs, split into one
-            for the simulation and one for the tests).
-        tests: names from :data:`TESTS`.
-        q: quantile level of the thinning / complementing bounds.
-        alpha: significance level.
-
-    Returns:
-        A :class:`SizeCell`.
-    """
-    tests = _check_tests(tests)
-    model = glm_at(bias_1ms, dt)
-    counts, spikes, bins = np.zeros(len(tests), dtype=np.int64), 0, 0
-    for n, rb in zip(*_blocks(n_reps, rng), strict=True):
-        r_sim, r_test = rb.spawn(2)
-        sim = simulate(model, duration_s, n, r_sim)
-        counts += rejection_matrix(sim.y, sim.p, r_test, tests, alpha, q).sum(axis=0)
-        spikes, bins = spikes + int(sim.y.sum()), bins + sim.y.size
-    return SizeCell(bias_1ms, dt, spikes / bins / dt, n_reps, duration_s,
-                    {t: int(k) for t, k in zip(tests, counts, strict=True)})
-
-
-def grid_cells(P: "Preset") -> list[tuple[float, float]]:
-    """The ``(bias_1ms, dt)`` cells of the size grid: all rates at 1 ms, then the other bin widths."""
-    cells = [(b, DT_S) for b in P.grid_biases]
-    cells += [(P.grid_dt_bias, dt) for dt in P.grid_dts if (P.grid_dt_bias, dt) not in cells]
-    return cells
-
-
-@dataclass(frozen=True)
-class PowerResult:
-    """Rejection rates of misspecified models as a function of data length.
-
-    Attributes:
-        alternatives: names from :data:`ALTERNATIVES`.
-        lengths: data lengths (s).
-        tests: names from :data:`TESTS`.
-        power: array ``(len(alternatives), len(lengths), len(tests))`` of rejection fractions.
-        n_reps: runs per length.
-        rate_hz: firing rate of the true model (Hz).
-    """
-
-    alternatives: tuple[str, ...]
-    lengths: tuple[float, ...]
-    tests: tuple[str, ...]
-    power: np.ndarray
-    n_reps: int
-    rate_hz: float
-
-    def at(self, alternative: str, length: float, test: str) -> float:
-        """Power of ``test`` against ``alternative`` at data length ``length``."""
-        return float(self.power[self.alternatives.index(alternative), self.lengths.index(length),
-                                self.tests.index(test)])
-
-
-def power_vs_length(model: GLM, lengths: Sequence[float], n_reps: int, rng: np.random.Generator,
-                    alternatives: Iterable[str] = tuple(ALTERNATIVES), tests: Iterable[str] = tuple(TESTS),
-                    q: float = Q_DEFAULT, alpha: float = ALPHA, progress: Callable | None = None) -> PowerResult:
-    """Power of the tests against misspecified models, for several data lengths.
-
-    Data of the true model are simulated once at the longest length (in blocks of
-    :data:`BLOCK_REPS` runs); shorter lengths use the first seconds of each run. A misspecified model is evaluated on the data by :func:`model_probability`;
-    the fitted alternative is a logistic GLM without spike history fitted (statsmodels) on an
-    independent training run of the same length, then evaluated on the test run.
-
-    Args:
-        model: the true model.
-        lengths: data lengths (s).
-        n_reps: runs per length.
-        rng: the random generator.
-        alternatives: names from :data:`ALTERNATIVES`.
-        tests: names from :data:`TESTS`.
-        q: quantile level of the thinning / complementing bounds.
-        alpha: significance level.
-        progress: optional wrapper of an iterable (e.g. ``lib.progress.bar``).
-
-    Returns:
-        A :class:`PowerResult`.
-    """
-    tests = _check_tests(tests)
-    alternatives = tuple(alternatives)
-    bad = [a for a in alternatives if a not in ALTERNATIVES]
-    if bad:
-        raise ValueError(f"unknown alternative(s) {bad}; expected some of {', '.join(ALTERNATIVES)}")
-    lengths = tuple(float(x) for x in lengths)
-    counts = np.zeros((len(alternatives), len(lengths), len(tests)), dtype=np.int64)
-    spikes, bins = 0, 0
-    jobs = [(a, L) for a in alternatives for L in lengths]
-    sizes, block_rngs = _blocks(n_reps, rng)
-    steps = [(b, job) for b in range(len(sizes)) for job in jobs]
-    current = -1
-    for b, (alt, L) in steps if progress is None else progress(steps):
-        if b != current:  # a new block of runs: simulate its test and training data
-            current, n = b, sizes[b]
-            r_sim, r_train, r_test = block_rngs[b].spawn(3)
-            sim = simulate(model, max(lengths), n, r_sim)
-            train = simulate(model, max(lengths), n, r_train) if "fitted-no-history" in alternatives else None
-            job_rngs = dict(zip(jobs, r_test.spawn(len(jobs)), strict=True))
-            spikes, bins = spikes + int(sim.y.sum()), bins + sim.y.size
-        K = int(round(L / model.dt))
-        y, s = sim.y[:, :K], sim.s[:, :K]
-        if alt == "fitted-no-history":
-            fits = [fit_bernoulli_glm(train.y[i, :K], train.s[i, :K]) for i in range(n)]
-            p = np.array([glm_predict(f, s[i], y[i]) for i, f in enumerate(fits)])
-        else:
-            p = model_probability(misspecified(model, alt), s, y)
-        rej = rejection_matrix(y, p, job_rngs[(alt, L)], tests, alpha, q)
-        counts[alternatives.index(alt), lengths.index(L)] += rej.sum(axis=0)
-    return PowerResult(alternatives, lengths, tests, counts / n_reps, n_reps, spikes / bins / model.dt)
-
-
-# ----------------------------------------------------------------------------------------------
-# Presets
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Sizes of the chapter's experiments at one scale.
-
-    Attributes:
-        scale: ``"ci"``, ``"book"`` or ``"paper"``.
-        grid_biases: baseline log-odds per 1-ms bin of the size grid over firing rates (Fig 2).
-        grid_dts: bin widths of the size grid over discretisation (s), at ``grid_dt_bias``.
-        grid_dt_bias: baseline log-odds per 1-ms bin of the bin-width sweep.
-        grid_reps: repetitions per grid cell.
-        grid_T: length of each repetition in the grid (s).
-        size_bias: the cell whose size is the ci claim (66 Hz).
-        ks_plot_T: length of the run shown in the KS plots (s).
-        raster_T: length of the raster of the schematic (s).
-        power_lengths: data lengths of the power experiment (s) (Fig 3); must contain ``smoke_T``
-            and ``ump_T``.
-        power_reps: repetitions per length.
-        power_bias: baseline log-odds of the power experiment (39 Hz).
-        smoke_T: length at which the power smoke test is read (s).
-        ump_T: length at which "no test is uniformly most powerful" is read (s).
-        q: quantile level of the thinning / complementing bounds.
-        alpha: significance level of the KS tests.
-    """
-
-    scale: str
-    grid_biases: tuple[float, ...] = (-4.0, -3.0, -2.0, -1.5)
-    grid_dts: tuple[float, ...] = (1e-3, 2e-3, 5e-3)
-    grid_dt_bias: float = BIAS_39HZ
-    grid_reps: int = 200
-    grid_T: float = 20.0
-    size_bias: float = BIAS_66HZ
-    ks_plot_T: float = 60.0
-    raster_T: float = 2.0
-    power_lengths: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
-    power_reps: int = 80
-    power_bias: float = BIAS_39HZ
-    smoke_T: float = 10.0
-    ump_T: float = 20.0
-    q: float = Q_DEFAULT
-    alpha: float = ALPHA
-
-
-PRESETS: dict[str, Preset] = {
-    # ci: the size claims on 100 x 20 s at 66 Hz; the rest of the grid at the same size but with
-    # fewer cells; the power smoke test on 40 x 10 s.
-    "ci": Preset("ci", grid_biases=(-3.0, -2.0), grid_dts=(1e-3, 5e-3), grid_reps=100, ks_plot_T=20.0,
-                 power_lengths=(5.0, 10.0, 20.0), power_reps=40),
-    # book: the protocol of the chapter (200 x 20 s per grid cell, 80 reps per data length).
-    "book": Preset("book"),
-    # paper: the paper's own sizes are not known; scale the book protocol up (>= 1000 reps per cell).
-    "paper": Preset("paper", grid_biases=(-5.0, -4.0, -3.5, -3.0, -2.5, -2.0, -1.5, -1.0),
-                    grid_dts=(0.5e-3, 1e-3, 2e-3, 3e-3, 5e-3), grid_reps=1000, ks_plot_T=200.0,
-                    power_lengths=(5.0, 10.0, 20.0, 40.0, 80.0, 200.0), power_reps=1000),
-}
-
-
-def preset(scale: str) -> Preset:
-    """The chapter's preset at ``scale`` (``ValueError`` listing the valid scales otherwise)."""
-    return scales.pick(PRESETS, scale)

@@ -31,6 +31,9 @@ Caveat, stated in the chapter too: the split of the ten measures into the paper'
 ("1"/"2" variants) is our reconstruction, not read in the paper. We take variant 1 to use the
 belief :math:`\\pi^{(t)}` and variant 2 the change-aware prior :math:`\\hat\\pi^{(t)}`; the KL
 direction of the Bayesian and postdictive surprises is a separate switch (``direction``).
+
+The chapter's presets and its loops over tasks are its protocol,
+:mod:`lib.protocols.surprise_taxonomy`.
 """
 
 from __future__ import annotations
@@ -45,12 +48,9 @@ from scipy import special, stats
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
-from lib import scales
-
 __all__ = [
     "SIGMA_OBS", "P_CHANGE", "MU0", "SIGMA0", "THETA_MAX", "N_OUTCOMES", "CONCENTRATION",
     "GROUPS", "CATEGORIES", "VARIANTS", "DIRECTIONS",
-    "Preset", "PRESETS", "preset",
     "GridModel", "NormalModel", "NormalBelief", "DirichletModel", "DirichletBelief",
     "shannon", "bayes_factor", "state_prediction_error", "absolute_error", "squared_error",
     "unsigned_rpe", "bayesian", "postdictive", "confidence_corrected", "free_energy",
@@ -91,65 +91,6 @@ DIRECTIONS = ("post||prior", "prior||post")
 
 
 # ---------------------------------------------------------------------------------------------
-# Presets per scale
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Sizes of the chapter's runs at one scale.
-
-    Attributes:
-        sigma: observation noise of the Gaussian task (units of y).
-        p_c: change probability per step.
-        n_theta: points of the theta-grid on ``[-theta_max, theta_max]``.
-        theta_max: half-width of the grid (units of y).
-        t_show: steps of the time-series figure.
-        t_long: steps of the long run (correlations, the BF-vs-Shannon prediction, detection).
-        n_seeds: independent long runs, pooled.
-        t_cat: steps of the categorical task.
-        n_outcomes: outcomes of the categorical task.
-        concentration: Dirichlet concentration of the categorical task.
-        error_levels: centres of the |prediction error| bins of the BF-vs-Shannon prediction (units of y).
-        tasks: (sigma, p_c) pairs of the robustness sweep.
-        t_sweep: steps per task of the sweep.
-    """
-
-    sigma: float = SIGMA_OBS
-    p_c: float = P_CHANGE
-    n_theta: int = 601
-    theta_max: float = THETA_MAX
-    t_show: int = 1000
-    t_long: int = 40_000
-    n_seeds: int = 1
-    t_cat: int = 2000
-    n_outcomes: int = N_OUTCOMES
-    concentration: float = CONCENTRATION
-    error_levels: tuple[float, ...] = (0.2, 0.5, 0.8, 1.0)
-    tasks: tuple[tuple[float, float], ...] = ((0.5, 0.05), (1.0, 0.05), (0.5, 0.01), (1.0, 0.01))
-    t_sweep: int = 10_000
-
-
-PRESETS: dict[str, Preset] = {
-    "ci": Preset(n_theta=301, t_show=300, t_long=4000, t_cat=400, tasks=((0.5, 0.05), (1.0, 0.01)), t_sweep=1500),
-    "book": Preset(),
-    "paper": Preset(
-        n_theta=2001, t_long=100_000, n_seeds=5, t_cat=20_000, t_sweep=100_000,
-        tasks=tuple((s, p) for s in (0.1, 0.5, 1.0, 5.0) for p in (0.1, 0.05, 0.01, 0.001)),
-    ),
-}
-
-
-def preset(scale: str) -> Preset:
-    """The chapter's preset at ``scale`` (``"ci"``, ``"book"`` or ``"paper"``).
-
-    Raises:
-        ValueError: for an unknown scale (the message lists the valid ones).
-    """
-    return scales.pick(PRESETS, scale)
-
-
-# ---------------------------------------------------------------------------------------------
 # Validation helpers
 # ---------------------------------------------------------------------------------------------
 
@@ -175,7 +116,8 @@ def _check_prob_array(a, what: str) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{what} must be finite")
     if np.any(a < 0) or np.any(a > 1):
-        raise ValueError(f"{what} are probabilities and must lie in [0, 1]; got values in [{a.min():.3g}, {a.max():.3g}]")
+        raise ValueError(f"{what} are probabilities and must lie in [0, 1]; "
+                         f"got values in [{a.min():.3g}, {a.max():.3g}]")
     return a
 
 
@@ -217,7 +159,8 @@ def _batch(*shapes) -> tuple[int, ...]:
     try:
         return np.broadcast_shapes(*shapes)
     except ValueError as err:
-        raise ValueError(f"batch shapes {', '.join(map(str, shapes))} of beliefs and observations do not broadcast") from err
+        raise ValueError(f"batch shapes {', '.join(map(str, shapes))} of beliefs and observations "
+                         "do not broadcast") from err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,7 +490,8 @@ class NormalModel:
         return np.zeros(np.shape(y))
 
     def expected_loglik(self, q, y):
-        return -0.5 * math.log(2 * math.pi * self.sigma**2) - ((np.asarray(y) - q.mean) ** 2 + q.var) / (2 * self.sigma**2)
+        return (-0.5 * math.log(2 * math.pi * self.sigma**2)
+                - ((np.asarray(y) - q.mean) ** 2 + q.var) / (2 * self.sigma**2))
 
     def moment_gaussian(self, b):
         return b
@@ -882,7 +826,7 @@ def bayesian(model, before, y, after=None, prior=None, p_c=0.0, *, variant="beli
             ``"changeaware"`` (:math:`\\hat\\pi^{(t)}`, :math:`S_{Ba2}`).
         direction: ``"post||prior"`` (Itti & Baldi: :math:`D_{KL}[\\pi^{(t+1)} \\Vert \\pi^{(t)}]`) or
             ``"prior||post"``.
-        Other arguments as in :func:`shannon`; ``after`` is required.
+        model, before, y, after, prior, p_c, check: as in :func:`shannon`; ``after`` is required.
     """
     _check_choice(variant, VARIANTS, "variant")
     _check_choice(direction, DIRECTIONS, "direction")
@@ -901,7 +845,7 @@ def postdictive(model, before, y, after=None, prior=None, p_c=0.0, *, variant="b
             :math:`\\hat\\pi^{(t)}` (``"changeaware"``).
         direction: ``"prior||post"`` (default, :math:`D_{KL}[P(\\cdot;\\pi^{(t)}) \\Vert P(\\cdot;\\pi^{(t+1)})]`)
             or ``"post||prior"``.
-        Other arguments as in :func:`shannon`; ``after`` is required.
+        model, before, y, after, prior, p_c, check: as in :func:`shannon`; ``after`` is required.
     """
     _check_choice(variant, VARIANTS, "variant")
     _check_choice(direction, DIRECTIONS, "direction")
@@ -932,7 +876,7 @@ def free_energy(model, before, y, after=None, prior=None, p_c=0.0, *, variant="b
             :math:`F = S_{Sh}` of the same variant; ``"moment"`` (Gaussian task only) -- q is the
             discretised Gaussian with the posterior's mean and variance, an approximate posterior,
             so that :math:`F = S_{Sh} + D_{KL}[q \\Vert \\text{posterior}] \\ge S_{Sh}`.
-        Other arguments as in :func:`shannon`.
+        model, before, y, after, prior, p_c, check: as in :func:`shannon`.
     """
     _check_choice(variant, VARIANTS, "variant")
     _check_choice(q, ("exact", "moment"), "q")
@@ -961,7 +905,8 @@ def update(model, before, y, prior, p_c, *, check=True):
     """The exact Bayesian update in a volatile world.
 
     Bayes' rule on the joint of the change indicator and the parameter:
-    :math:`\\pi^{(t+1)}(\\theta) \\propto P(y \\mid \\theta)\\,[(1 - p_c)\\pi^{(t)}(\\theta) + p_c \\pi^{(0)}(\\theta)]`.
+    :math:`\\pi^{(t+1)}(\\theta) \\propto
+    P(y \\mid \\theta)\\,[(1 - p_c)\\pi^{(t)}(\\theta) + p_c \\pi^{(0)}(\\theta)]`.
 
     Returns:
         ``(after, gamma)``: the belief :math:`\\pi^{(t+1)}` and the posterior probability of a
@@ -1048,7 +993,8 @@ MEASURES: tuple[Measure, ...] = (
     Measure("Sq2", r"S_{\mathrm{Sq}2}", "squared error 2", _OM, _PRED, r"\lVert y-\hat y(\hat\pi^{(t)})\rVert_2^2",
             squared_error, (("variant", "changeaware"),), source="prediction-error models", status=_SPLIT),
     Measure("uRPE", r"S_{\mathrm{uRPE}}", "unsigned reward prediction error", _OM, _PRED,
-            r"\lvert r(y)-\mathbb{E}_{\pi^{(t)}}[R]\rvert", unsigned_rpe, source="reinforcement learning (|r - Q(s,a)|)",
+            r"\lvert r(y)-\mathbb{E}_{\pi^{(t)}}[R]\rvert", unsigned_rpe,
+            source="reinforcement learning (|r - Q(s,a)|)",
             status="measure attested"),
     Measure("Ba1", r"S_{\mathrm{Ba}1}", "Bayesian surprise 1", _BM, _IG, r"D_{KL}[\pi^{(t+1)}\Vert\pi^{(t)}]",
             bayesian, (("variant", "belief"), ("direction", "post||prior")), source="Itti & Baldi (2009)",
@@ -1096,7 +1042,8 @@ def table_markdown(columns: Sequence[str] = ("definition", "symbol", "formula", 
     """The table of :data:`MEASURES` as a Markdown (MyST) table with inline math, for the chapter."""
     rows = measure_table()[list(columns)]
     head = "| name | " + " | ".join(columns) + " |\n|" + "---|" * (len(columns) + 1) + "\n"
-    body = "\n".join(f"| {name} | " + " | ".join(str(v) for v in r) + " |" for name, r in zip(rows.index, rows.values, strict=True))
+    body = "\n".join(f"| {name} | " + " | ".join(str(v) for v in r) + " |"
+                     for name, r in zip(rows.index, rows.values, strict=True))
     if "|" in "".join(f"{m.symbol}{m.formula}" for m in MEASURES):
         raise AssertionError("a formula contains '|', which breaks a Markdown table")  # pragma: no cover
     return head + body
@@ -1485,7 +1432,8 @@ def task_summary(measures: Mapping[str, np.ndarray], change, exclude: Sequence[s
     weakest = min(pairs) if pairs else (float("nan"), None)
     auc = detection_auc(measures, change)
     best = max(auc, key=lambda k: -np.inf if np.isnan(auc[k]) else auc[k])
-    return {"most_distinct": names[int(np.argmin(mean))], "mean_rho_bf": float(mean[idx["BF"]]) if "BF" in idx else None,
+    return {"most_distinct": names[int(np.argmin(mean))],
+            "mean_rho_bf": float(mean[idx["BF"]]) if "BF" in idx else None,
             "weakest_pair": weakest[1], "weakest_rho": float(weakest[0]),
             "best_detector": None if np.isnan(auc[best]) else best, "best_auc": auc[best]}
 
@@ -1499,7 +1447,7 @@ class MatchedSplit:
     ``-1`` towards it.
 
     Attributes:
-        levels: centres of the |delta| bins (units of y).
+        levels: centres of the ``|delta|`` bins (units of y).
         n_plus, n_minus: trials per bin and sign.
         bf_plus, bf_minus: mean S_BF per bin and sign.
         sh_plus, sh_minus: mean S_Sh1 per bin and sign (nats).
@@ -1533,9 +1481,9 @@ def bf_vs_shannon(yhat, y, bf, sh, pred_var, levels, center: float = 1.0, halfwi
 
     Args:
         yhat: point predictions ``(T,)``; y: observations ``(T,)``; bf, sh: the measures; pred_var: predictive variance.
-        levels: centres of the |delta| bins (units of y).
-        center, halfwidth: the |yhat| band (units of y).
-        dwidth: half-width of each |delta| bin (units of y).
+        levels: centres of the ``|delta|`` bins (units of y).
+        center, halfwidth: the ``|yhat|`` band (units of y).
+        dwidth: half-width of each ``|delta|`` bin (units of y).
         var_band: optional (low, high) band of the predictive variance, to match it too.
     """
     yhat, y, bf, sh, pv = (np.asarray(a, float) for a in (yhat, y, bf, sh, pred_var))

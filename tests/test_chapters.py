@@ -31,6 +31,16 @@ def test_chapter_has_its_four_files(slug):
         assert (ROOT / "chapters" / slug / f).is_file(), f"chapters/{slug}/{f} is missing"
 
 
+#: The longest code line of a notebook: what the book's page shows without scrolling sideways.
+MAX_CODE_LINE = 88
+
+
+def _md_line(slug: str, name: str, line: str) -> int:
+    """The line number of ``line`` in the notebook's MyST source (first occurrence)."""
+    lines = (ROOT / "chapters" / slug / f"{name}.md").read_text().splitlines()
+    return next((i for i, s in enumerate(lines, 1) if s == line), 0)
+
+
 @pytest.mark.parametrize("slug", SLUGS)
 @pytest.mark.parametrize("name", build.NOTEBOOKS)
 def test_notebook_grammar(slug, name):
@@ -50,6 +60,13 @@ def test_notebook_grammar(slug, name):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.lstrip().startswith("# "), \
         "a notebook opens with its title and explains before it computes"
     assert "provenance.show" in code[-1].source, "the last cell shows the provenance"
+    long = [(i, line) for c in code for i, line in enumerate(c.source.splitlines(), 1)
+            if len(line) > MAX_CODE_LINE]
+    if long:
+        pytest.fail("\n".join(
+            [f"chapters/{slug}/{name}.md: code lines longer than {MAX_CODE_LINE} characters (the page "
+             f"shows about {MAX_CODE_LINE}; reflow them):"]
+            + [f"  line {_md_line(slug, name, line)}: {line[:60]}..." for _, line in long]))
     lengths = sorted(len(c.source.strip().splitlines()) for c in code)
     assert lengths[len(lengths) // 2] < 10, f"median code cell has {lengths[len(lengths) // 2]} lines (>= 10)"
 
@@ -84,16 +101,16 @@ def test_landing_page_cites_the_paper_and_links_the_notebooks(slug):
 
 
 LIB = Path(lib.__file__).parent
-PRESET_MODULES = sorted(p.stem for p in LIB.glob("*.py") if "\ndef preset(" in p.read_text())
+PROTOCOLS = sorted(p.stem for p in (LIB / "protocols").glob("*.py") if "\ndef preset(" in p.read_text())
 
 
-def test_every_chapter_module_has_presets():
-    assert {"gof", "surprise", "ttfs"} <= set(PRESET_MODULES)
+def test_every_chapter_has_a_protocol_with_presets():
+    assert {s.replace("-", "_") for s in SLUGS} <= set(PROTOCOLS)
 
 
-@pytest.mark.parametrize("module", PRESET_MODULES)
+@pytest.mark.parametrize("module", PROTOCOLS)
 def test_presets_exist_for_every_scale_and_unknown_scales_are_refused(module):
-    mod = importlib.import_module(f"lib.{module}")
+    mod = importlib.import_module(f"lib.protocols.{module}")
     presets = [mod.preset(s) for s in scales.SCALES]
     assert all(p is not None for p in presets)
     assert presets[0] != presets[1], "ci and book presets should differ"

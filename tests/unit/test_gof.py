@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -68,19 +66,6 @@ def test_repetitions_are_independent_and_seeded():
     b = gof.simulate(gof.glm_at(), 1.0, 5, np.random.default_rng(3))
     np.testing.assert_array_equal(a.y, b.y)
     assert not np.array_equal(a.y[0], a.y[1])
-
-
-def test_preset_is_frozen_and_unknown_scale_lists_valid_ones():
-    p = gof.preset("ci")
-    with pytest.raises(FrozenInstanceError):
-        p.grid_reps = 3
-    with pytest.raises(ValueError, match="ci, book, paper"):
-        gof.preset("huge")
-
-
-# ------------------------------------------------------------------------------------------------
-# Rescaling
-# ------------------------------------------------------------------------------------------------
 
 
 def test_corrected_rescaling_passes_and_naive_fails_on_long_run(long_run):
@@ -184,18 +169,6 @@ def test_fit_bernoulli_glm_recovers_parameters():
     assert p.shape == sim.p[0].shape
     X = gof.lagged_design([1, 0, 1, 1], 2)
     np.testing.assert_array_equal(X, [[0, 0], [1, 0], [0, 1], [1, 0]])
-
-
-def test_experiment_helpers_shapes_and_determinism():
-    cell = gof.size_cell(gof.BIAS_66HZ, 2e-3, 2.0, 5, np.random.default_rng(0))
-    again = gof.size_cell(gof.BIAS_66HZ, 2e-3, 2.0, 5, np.random.default_rng(0))
-    assert cell == again and set(cell.rejections) == set(gof.TESTS)
-    assert gof.grid_cells(gof.preset("book"))[-2:] == [(-3.0, 2e-3), (-3.0, 5e-3)]
-    pw = gof.power_vs_length(gof.glm_at(), (1.0, 2.0), 3, np.random.default_rng(1))
-    assert pw.power.shape == (len(gof.ALTERNATIVES), 2, len(gof.TESTS))
-    assert np.all((pw.power >= 0) & (pw.power <= 1))
-    with pytest.raises(ValueError, match="unknown alternative"):
-        gof.power_vs_length(gof.glm_at(), (1.0,), 2, np.random.default_rng(1), alternatives=["wrong"])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """Unit tests of lib.surprise: closed forms, the identities of the taxonomy, properties, bad inputs."""
 
-import dataclasses
 import math
 
 import numpy as np
@@ -412,7 +411,7 @@ def test_analyses_helpers():
 
 
 # --------------------------------------------------------------------------------------------
-# The table and the presets
+# The table
 # --------------------------------------------------------------------------------------------
 
 
@@ -432,19 +431,6 @@ def test_measure_objects_are_callable_with_the_uniform_signature(grid):
         if m.discrete_only:
             continue
         assert np.isfinite(m(grid, b, 1.0, after, grid.prior(), 0.05))
-
-
-@pytest.mark.parametrize("scale", ["ci", "book", "paper"])
-def test_presets(scale):
-    p = S.preset(scale)
-    assert isinstance(p, S.Preset) and p.n_theta >= 3 and 0 <= p.p_c < 1
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        p.n_theta = 3  # type: ignore[misc]
-
-
-def test_unknown_scale_is_an_error():
-    with pytest.raises(ValueError, match="expected one of ci, book, paper"):
-        S.preset("huge")
 
 
 # --------------------------------------------------------------------------------------------

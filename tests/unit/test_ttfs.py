@@ -1,4 +1,4 @@
-"""Unit tests of lib/ttfs.py (the exact ReLU -> α1 SNN mapping of Stanojevic et al. 2023)."""
+"""Unit tests of lib/ttfs/ (the exact ReLU -> α1 SNN mapping of Stanojevic et al. 2023)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
 from lib import ttfs
+from lib.ttfs import alpha1
 
 # ------------------------------------------------------------------------------------------------
 # Helpers
@@ -167,7 +168,7 @@ def test_spike_times_agree_with_an_ode_solver(seed):
 def test_readout_ignores_inputs_after_the_readout_time():
     ro = ttfs.Readout(np.array([[2.0, -1.0]]), np.array([0.5]), 0.0, 3.0, (2,))
     # inputs at 1.0 and 4.0 (after t_read = 3): V(3) = 0.5 * 3 + 2 * (3 - 1) + 0 = 5.5
-    assert ttfs._readout(ro, np.array([[1.0, 4.0]]))[0, 0] == pytest.approx(5.5, abs=1e-14)
+    assert alpha1._readout(ro, np.array([[1.0, 4.0]]))[0, 0] == pytest.approx(5.5, abs=1e-14)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -290,7 +291,7 @@ def test_first_crossing_with_jittered_inputs(seed, n_in, n_out):
     snn = ttfs.map_to_snn(scaled, x_max)
     L = snn.layers[0]
     t_in = np.maximum(ttfs.encode(x) + rng.normal(0, 0.2, x.shape), 0.0)
-    out = ttfs._spiking_layer(L, t_in)
+    out = alpha1._spiking_layer(L, t_in)
     res = ttfs.SNNResult(t_in, (out,), np.zeros((3, 2)))
     for img in range(3):
         for i in range(n_out):
@@ -364,7 +365,7 @@ def test_max_pool_is_the_earliest_spike_and_min_pool_the_latest():
     t = np.arange(16, dtype=float).reshape(1, 2, 2, 4)[:, :, :, :]  # (n, C, H, W) = (1, 2, 2, 4)
     layer = ttfs.SpikingLayer("conv", np.zeros((2, 1, 3, 3)), np.zeros((2, 2, 4)), np.ones(2), 0.0, 1.0, 2.0,
                               (1, 2, 4), pool=2, pool_sign=np.array([1.0, -1.0]))
-    out = ttfs._pool_times(layer, t)
+    out = alpha1._pool_times(layer, t)
     np.testing.assert_array_equal(out[0, 0], [[0.0, 2.0]])   # earliest of each 2x2 block
     np.testing.assert_array_equal(out[0, 1], [[13.0, 15.0]])  # latest
 
@@ -372,7 +373,7 @@ def test_max_pool_is_the_earliest_spike_and_min_pool_the_latest():
 def test_conv_padding_spikes_at_the_previous_window_end(random_cnn):
     _, _, _, snn, x = random_cnn
     L = snn.layers[0]
-    rows = ttfs._patches(L, ttfs.encode(x[:1]).reshape(1, 1, 8, 8))
+    rows = alpha1._patches(L, ttfs.encode(x[:1]).reshape(1, 1, 8, 8))
     # top-left corner: 5 of the 9 kernel positions are padding, which spikes at t_max^(0) = 1
     assert np.sum(rows[0] == L.t_min) >= 5
 
@@ -428,7 +429,7 @@ def test_scaling_leaves_sums_inside_the_bounds_unchanged():
 
 
 # ------------------------------------------------------------------------------------------------
-# Noise, training, presets
+# Noise, training, windows
 # ------------------------------------------------------------------------------------------------
 
 
@@ -453,17 +454,10 @@ def test_training_is_deterministic_given_the_seed():
     tr = ttfs.Training(epochs=2, batch_size=16, lr=1e-2)
     m1, h1 = ttfs.train(arch, x, y, tr, seed=4)
     m2, h2 = ttfs.train(arch, x, y, tr, seed=4)
-    assert h1 == h2
+    assert h1 == h2 and len(h1) == 2 and h1.names[:2] == ("loss", "accuracy")
     for p1, p2 in zip(m1.parameters(), m2.parameters(), strict=True):
         assert p1.dtype == torch.float64
         assert torch.equal(p1, p2)
-
-
-@pytest.mark.parametrize("scale", ["ci", "book", "paper"])
-def test_presets_exist_for_every_scale(scale):
-    p = ttfs.preset(scale)
-    assert isinstance(p, ttfs.Preset)
-    assert p.trials >= 1 and p.n_robust >= 1 and 0.5 in p.zetas
 
 
 def test_windows_chain_and_latency():
@@ -474,11 +468,6 @@ def test_windows_chain_and_latency():
 # ------------------------------------------------------------------------------------------------
 # Bad input
 # ------------------------------------------------------------------------------------------------
-
-
-def test_unknown_scale_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="ci, book, paper"):
-        ttfs.preset("huge")
 
 
 def test_unscaled_weights_with_sum_at_least_one_are_refused():

@@ -1,0 +1,254 @@
+"""The protocol of the chapter ``surprise-taxonomy``: presets per scale, runs over tasks, figures.
+
+The chapter follows A. Modirshanechi, J. Brea and W. Gerstner, "A taxonomy of surprise
+definitions", *Journal of Mathematical Psychology* 110:102712 (2022). The science (observation
+models, beliefs, the 18 definitions, the filter and the analyses) is :mod:`lib.surprise`; this
+module holds what belongs to the chapter only:
+
+- :class:`Preset` and :func:`preset`: the sizes of the ``ci``, ``book`` and ``paper`` scales;
+- runs: :func:`long_runs` and :func:`pool` (the long Gaussian runs, pooled across seeds) and
+  :func:`task_sweep` (the headline statistics over the preset's tasks);
+- figures: :func:`plot_measures_over_time` (Fig. A) and :func:`plot_correlations` (Fig. B).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.cluster import hierarchy
+
+from lib import plotting, scales
+from lib.surprise import (
+    CONCENTRATION,
+    N_OUTCOMES,
+    P_CHANGE,
+    SIGMA_OBS,
+    THETA_MAX,
+    GridModel,
+    Run,
+    TaskData,
+    run,
+    simulate_gaussian,
+    task_summary,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Presets per scale
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes of the chapter's runs at one scale.
+
+    Attributes:
+        sigma: observation noise of the Gaussian task (units of y).
+        p_c: change probability per step.
+        n_theta: points of the theta-grid on ``[-theta_max, theta_max]``.
+        theta_max: half-width of the grid (units of y).
+        t_show: steps of the time-series figure.
+        t_long: steps of the long run (correlations, the BF-vs-Shannon prediction, detection).
+        n_seeds: independent long runs, pooled.
+        t_cat: steps of the categorical task.
+        n_outcomes: outcomes of the categorical task.
+        concentration: Dirichlet concentration of the categorical task.
+        error_levels: centres of the ``|prediction error|`` bins of the BF-vs-Shannon prediction (units of y).
+        tasks: (sigma, p_c) pairs of the robustness sweep.
+        t_sweep: steps per task of the sweep.
+    """
+
+    sigma: float = SIGMA_OBS
+    p_c: float = P_CHANGE
+    n_theta: int = 601
+    theta_max: float = THETA_MAX
+    t_show: int = 1000
+    t_long: int = 40_000
+    n_seeds: int = 1
+    t_cat: int = 2000
+    n_outcomes: int = N_OUTCOMES
+    concentration: float = CONCENTRATION
+    error_levels: tuple[float, ...] = (0.2, 0.5, 0.8, 1.0)
+    tasks: tuple[tuple[float, float], ...] = ((0.5, 0.05), (1.0, 0.05), (0.5, 0.01), (1.0, 0.01))
+    t_sweep: int = 10_000
+
+
+PRESETS: dict[str, Preset] = {
+    "ci": Preset(n_theta=301, t_show=300, t_long=4000, t_cat=400, tasks=((0.5, 0.05), (1.0, 0.01)), t_sweep=1500),
+    "book": Preset(),
+    "paper": Preset(
+        n_theta=2001, t_long=100_000, n_seeds=5, t_cat=20_000, t_sweep=100_000,
+        tasks=tuple((s, p) for s in (0.1, 0.5, 1.0, 5.0) for p in (0.1, 0.05, 0.01, 0.001)),
+    ),
+}
+
+
+def preset(scale: str) -> Preset:
+    """The chapter's preset at ``scale`` (``"ci"``, ``"book"`` or ``"paper"``).
+
+    Raises:
+        ValueError: for an unknown scale (the message lists the valid ones).
+    """
+    return scales.pick(PRESETS, scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------
+
+
+def long_runs(P: Preset, model: GridModel, prior: np.ndarray,
+              rng: np.random.Generator) -> list[tuple[TaskData, Run]]:
+    """``P.n_seeds`` independent long runs of the Gaussian task, every definition computed.
+
+    Args:
+        P: the preset (``t_long`` steps, ``sigma``, ``p_c``).
+        model: the grid model.
+        prior: its prior belief.
+        rng: the generator (spawned into one child per run).
+
+    Returns:
+        One ``(task, run)`` pair per seed.
+    """
+    out = []
+    for r in rng.spawn(P.n_seeds):
+        task = simulate_gaussian(P.t_long, P.sigma, P.p_c, r)
+        out.append((task, run(model, task.y, prior, P.p_c)))
+    return out
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Long runs concatenated along the trial axis.
+
+    Attributes:
+        measures: definition name -> surprise per trial.
+        y: observations; change: True where the parameter was redrawn before the observation.
+        yhat: the point predictions; pred_var: the predictive variances (units of y squared).
+    """
+
+    measures: dict[str, np.ndarray]
+    y: np.ndarray
+    change: np.ndarray
+    yhat: np.ndarray
+    pred_var: np.ndarray
+
+
+def pool(runs: Sequence[tuple[TaskData, Run]]) -> Pooled:
+    """Concatenate the trials of :func:`long_runs` (in run order)."""
+    if not runs:
+        raise ValueError("pool needs at least one run")
+
+    def cat(f):
+        return np.concatenate([f(t, r) for t, r in runs])
+
+    measures = {n: cat(lambda t, r, n=n: r.measures[n]) for n in runs[0][1].measures}
+    return Pooled(measures, cat(lambda t, r: t.y), cat(lambda t, r: t.change),
+                  cat(lambda t, r: r.yhat), cat(lambda t, r: r.pred_var))
+
+
+def task_sweep(P: Preset, rng: np.random.Generator) -> list[dict]:
+    """:func:`lib.surprise.task_summary` of one run per ``(sigma, p_c)`` of ``P.tasks``.
+
+    Args:
+        P: the preset (``tasks``, ``t_sweep``, ``n_theta``, ``theta_max``).
+        rng: the generator (spawned into one child per task, in task order).
+
+    Returns:
+        One dict per task: ``sigma``, ``p_c``, the number of ``changes`` and the summary.
+    """
+    rows = []
+    for (sig, pc), r in zip(P.tasks, rng.spawn(len(P.tasks)), strict=True):
+        m = GridModel.build(sig, P.n_theta, P.theta_max)
+        tk = simulate_gaussian(P.t_sweep, sig, pc, r)
+        rows.append({"sigma": sig, "p_c": pc, "changes": int(tk.change[1:].sum()),
+                     **task_summary(run(m, tk.y, m.prior(), pc).measures, tk.change)})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+#: The definitions of Fig. A, one panel per conceptual category.
+FIG_A_GROUPS: dict[str, list[str]] = {
+    "prediction": ["Sh1", "Sh2", "Abs1", "Sq1"],
+    "change-point detection": ["BF"],
+    "confidence-corrected": ["CC1", "CC2"],
+    "information gain": ["Ba1", "Ba2", "Po1", "Po2"],
+}
+
+
+def plot_measures_over_time(task: TaskData, rs: Run, n_steps: int = 300,
+                            groups: Mapping[str, Sequence[str]] = FIG_A_GROUPS):
+    """Fig. A: observations, hidden mean and belief, then the definitions over time by category.
+
+    Each measure is divided by its 99th percentile over the whole run; dotted lines mark the
+    change points.
+
+    Args:
+        task: the simulated task; rs: its run (with the belief moments).
+        n_steps: the first steps shown.
+        groups: panel title -> definition names.
+
+    Returns:
+        The figure.
+    """
+    t = np.arange(min(n_steps, len(task.y)))
+    fig, axs = plt.subplots(1 + len(groups), 1, figsize=(9, 9), sharex=True,
+                            height_ratios=[1.4] + [1] * len(groups))
+    axs[0].plot(t, task.y[t], ".", ms=2.5, color="0.6", label="$y_t$")
+    axs[0].step(t, task.theta[t], where="post", color="k", lw=1, label=r"hidden mean $\Theta_t$")
+    bm, bsd = rs.belief_mean[t], rs.belief_sd[t]
+    axs[0].fill_between(t, bm - bsd, bm + bsd, color=plotting.color(0), alpha=0.35,
+                        label="belief mean $\\pm$ sd")
+    axs[0].set(ylabel="y (a.u.)")
+    axs[0].legend(loc="upper right", ncol=3, fontsize=8)
+    for ax, (cat, names) in zip(axs[1:], groups.items(), strict=True):
+        for i, n in enumerate(names):
+            ax.plot(t, rs.measures[n][t] / np.quantile(rs.measures[n], 0.99), lw=1,
+                    color=plotting.color(i), label=n)
+        ax.set(ylabel="S / q99", title=cat, yscale="log" if cat.startswith("change") else "linear")
+        ax.legend(loc="upper right", ncol=4, fontsize=8)
+    for ax in axs:
+        for c in np.flatnonzero(task.change[t][1:]) + 1:
+            ax.axvline(c, color="0.3", ls=":", lw=0.7)
+    axs[-1].set_xlabel("step t")
+    return fig
+
+
+def plot_correlations(Z: np.ndarray, names: Sequence[str], R):
+    """Fig. B: the dendrogram of the definitions above their rank-correlation matrix.
+
+    Args:
+        Z: the linkage matrix (:func:`lib.surprise.cluster_order`).
+        names: the definitions in the order of the rows of the correlation matrix that ``Z``
+            clusters.
+        R: the correlation matrix as a ``pandas.DataFrame`` in leaf order.
+
+    Returns:
+        The figure.
+    """
+    ordered = list(R.index)
+    fig, (a0, a1) = plt.subplots(2, 1, figsize=(7, 8), height_ratios=[1, 4])
+    hierarchy.dendrogram(Z, labels=list(names), ax=a0, color_threshold=0, above_threshold_color="0.3",
+                         no_labels=True)
+    a0.set(ylabel=r"distance $1 - \rho$", xlim=(0, 10 * len(ordered)))
+    a0.spines["bottom"].set_visible(False)
+    im = a1.imshow(R.values, vmin=-0.2, vmax=1, cmap="viridis", aspect="auto")
+    a1.set_xticks(range(len(ordered)), ordered, rotation=90)
+    a1.set_yticks(range(len(ordered)), ordered)
+    for i in range(len(ordered)):
+        for j in range(len(ordered)):
+            a1.text(j, i, f"{R.values[i, j]:.2f}", ha="center", va="center", fontsize=5.5,
+                    color="k" if R.values[i, j] > 0.6 else "w")
+    fig.colorbar(im, ax=[a0, a1], shrink=0.6, label=r"Spearman $\rho$ across trials")
+    return fig
+
+
+__all__ = [
+    "FIG_A_GROUPS", "PRESETS", "Pooled", "Preset", "long_runs", "plot_correlations",
+    "plot_measures_over_time", "pool", "preset", "task_sweep",
+]

@@ -1,0 +1,66 @@
+"""Time-to-first-spike (TTFS) networks: ReLU networks and the single-spike SNNs they map to.
+
+Implements Stanojevic, Woźniak, Bellec, Cherubini, Pantazi & Gerstner (2023), "An exact mapping from
+ReLU networks to spiking neural networks", *Neural Networks* (arXiv:2212.12522), explained in the
+chapter ``chapters/ttfs-exact-mapping``. The companion chapter ``ttfs-deep-training`` (Stanojevic
+et al. 2024, the B1 neuron) adds its neuron model as a sibling module of :mod:`lib.ttfs.alpha1`.
+
+Modules (science only: models, no presets or figures; the chapter's protocol is
+:mod:`lib.protocols.ttfs_exact_mapping`):
+
+- :mod:`lib.ttfs.common`: time units, the input coding (:func:`encode`), spike windows
+  (:func:`windows`), the layer-shape mixin and input checks, shared by every neuron model;
+- :mod:`lib.ttfs.relu`: ReLU networks in torch (:class:`Architecture`, :class:`ReLUNet`,
+  :func:`train`), folded into plain arrays (:func:`fold`, :class:`Network`, :class:`Layer`),
+  scaled (:func:`scale_weights`) and their layer maxima (:func:`layer_maxima`);
+- :mod:`lib.ttfs.alpha1`: the α1 neuron: the mapping (:func:`map_to_snn`), the event-driven
+  simulator (:func:`simulate`), the closed form (:func:`closed_form`) and the comparison with the
+  ReLU network (:func:`exactness`).
+
+Every public name of the submodules is re-exported here, so ``from lib import ttfs`` then
+``ttfs.map_to_snn(...)`` works, as does ``from lib.ttfs import Network``.
+"""
+
+from . import alpha1, common, relu
+from .alpha1 import (
+    ALPHA,
+    SNN,
+    Exactness,
+    Readout,
+    SNNResult,
+    SpikingLayer,
+    alpha1_spike_times,
+    closed_form,
+    decode,
+    exactness,
+    layer_input_times,
+    map_to_snn,
+    potential,
+    simulate,
+    threshold,
+)
+from .common import INPUT_T_MAX, INPUT_T_MIN, TAU_C, ZETA, encode, windows
+from .relu import (
+    SUM_W_MAX,
+    SUM_W_MIN,
+    VGG,
+    Architecture,
+    Layer,
+    Network,
+    ReLUNet,
+    Training,
+    fold,
+    layer_maxima,
+    logits,
+    noisy_relu_predictions,
+    scale_weights,
+    train,
+)
+
+__all__ = [
+    "ALPHA", "INPUT_T_MAX", "INPUT_T_MIN", "SNN", "SUM_W_MAX", "SUM_W_MIN", "TAU_C", "VGG", "ZETA",
+    "Architecture", "Exactness", "Layer", "Network", "ReLUNet", "Readout", "SNNResult", "SpikingLayer",
+    "Training", "alpha1", "alpha1_spike_times", "closed_form", "common", "decode", "encode", "exactness",
+    "fold", "layer_input_times", "layer_maxima", "logits", "map_to_snn", "noisy_relu_predictions",
+    "potential", "relu", "scale_weights", "simulate", "threshold", "train", "windows",
+]
