@@ -18,6 +18,10 @@ SLUGS = build.chapters()
 def test_toc_and_chapter_folders_agree_and_slugs_are_the_designs():
     assert SLUGS, "no chapter is listed in _toc.yml"
     assert set(SLUGS) <= set(build.CHAPTERS)
+    # a draft folder may exist in a working tree, but every committed chapter is in the book
+    tracked = subprocess.run(["git", "ls-files", "chapters"], cwd=ROOT, capture_output=True, text=True).stdout
+    committed = {Path(f).parts[1] for f in tracked.split() if len(Path(f).parts) > 2}
+    assert committed <= set(SLUGS), f"committed chapters missing from _toc.yml: {sorted(committed - set(SLUGS))}"
 
 
 def test_only_markdown_notebooks_are_committed():
