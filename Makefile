@@ -10,12 +10,17 @@ SCALE  ?= book
 SEED   ?= 0
 JOBS   ?=
 SLUG   ?=
+SEEDS  ?= 3
+EXECUTOR ?= local
+SCHEDULER ?=
 JOBS_FLAG := $(if $(JOBS),--jobs $(JOBS),)
+DASK_FLAGS := --executor $(EXECUTOR) $(if $(SCHEDULER),--scheduler $(SCHEDULER),)
 
-.PHONY: setup book chapter test unit notebooks clean freeze lint bench help
+.PHONY: setup book chapter sweep lab student teacher test unit notebooks clean freeze lint bench help
 
 help:
-	@echo "make setup | book [SCALE=ci|book|paper] | chapter SLUG=... [SCALE=...] | test | notebooks | bench | clean"
+	@echo "make setup | book [SCALE=ci|book|paper] | chapter SLUG=... [SCALE=...] | sweep SLUG=... SEEDS=N"
+	@echo "     | lab | student | teacher | test | notebooks | bench | clean"
 
 $(VENV)/.stamp: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +42,19 @@ book: setup
 chapter: setup
 	@test -n "$(SLUG)" || { echo "usage: make chapter SLUG=<slug> [SCALE=ci|book|paper]; slugs: $$(ls chapters | tr '\n' ' ')"; exit 2; }
 	$(PY) -m lib.build --scale $(SCALE) --seed $(SEED) --slug $(SLUG) $(JOBS_FLAG)
+
+# One chapter over seeds 0..SEEDS-1, on local processes or a Dask cluster (EXECUTOR=dask
+# [SCHEDULER=tcp://host:8786]); the scorecard and the sweeps page show each claim over seeds.
+sweep: setup
+	@test -n "$(SLUG)" || { echo "usage: make sweep SLUG=<slug> [SCALE=ci|book|paper] [SEEDS=N] [EXECUTOR=dask]"; exit 2; }
+	$(PY) -m lib.build --scale $(SCALE) --slug $(SLUG) --seeds 0-$$(( $(SEEDS) - 1 )) $(DASK_FLAGS) $(JOBS_FLAG)
+
+# JupyterLab on the book's environment; the chapters' MyST notebooks open directly (jupytext).
+# (.jupyter/lab-overrides.json makes a MyST .md open as a notebook by default.)
+lab: setup
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp .jupyter/lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	$(VENV)/bin/jupyter lab --notebook-dir=chapters $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # The whole test suite: the ci book is executed and rendered (-W), then one pytest run checks the
 # library (unit tests), the pipeline, every executed notebook again with nbval (identical printed

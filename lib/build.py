@@ -112,7 +112,7 @@ class Notebook:
 
     @property
     def label(self) -> str:
-        return f"{self.slug}/{self.name}"
+        return f"{self.slug}/{self.name}" + (f"@seed{self.seed}" if self.seed else "")
 
 
 def toc_slugs(toc_path: Path = ROOT / "_toc.yml") -> list[str]:
@@ -781,22 +781,27 @@ def run(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | N
     return run_report(scale, seed, slugs, jobs, force, executor, scheduler, timeout, threads).outcomes
 
 
-def run_report(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | None = None,
+def run_report(scale: str, seed: int | list[int] = 0, slugs: list[str] | None = None, jobs: int | None = None,
                force: bool = False, executor: str = "local", scheduler: str = "", timeout: int = 1800,
                threads: int = 1) -> RunReport:
-    """:func:`run`, returning the lost Dask workers too."""
+    """:func:`run`, returning the lost Dask workers too; ``seed`` may be a list (a sweep).
+
+    The notebooks of every seed go to the executor together, so that a sweep fills every worker.
+    """
     from tqdm.auto import tqdm
 
     if executor not in ("local", "dask"):
         raise ValueError(f"unknown executor {executor!r}; expected 'local' or 'dask'")
-    nbs = notebooks(scale, seed, slugs)
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    nbs = [nb for s in seeds for nb in notebooks(scale, s, slugs)]
     keyed = [(nb, input_key(nb, threads)) for nb in nbs]
     outcomes = [Outcome(nb.label, "cached") for nb, key in keyed if not force and is_cached(nb, key)]
     todo = [(nb, key) for nb, key in keyed if force or not is_cached(nb, key)]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     lost: list[str] = []
     order = {nb.label: i for i, nb in enumerate(nbs)}
-    with tqdm(total=len(nbs), desc=f"notebooks ({scale}, seed {seed})", unit="nb", initial=len(outcomes)) as bar:
+    what = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds"
+    with tqdm(total=len(nbs), desc=f"notebooks ({scale}, {what})", unit="nb", initial=len(outcomes)) as bar:
         try:
             if todo and executor == "local":
                 outcomes += _run_local(todo, jobs, threads, timeout, bar)
@@ -807,6 +812,169 @@ def run_report(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: 
             stop.outcomes = sorted(outcomes + stop.outcomes, key=lambda o: order[o.label])
             raise
     return RunReport(sorted(outcomes, key=lambda o: order[o.label]), lost)
+
+
+# --------------------------------------------------------------------------------------------
+# Seed sweeps
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """Seeds from ``"0-9"``, ``"0,3,5"`` or ``"4"`` (non-negative, distinct, in the order given).
+
+    Raises:
+        ValueError: for anything else.
+    """
+    out: list[int] = []
+    for part in str(spec).split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if lo > hi:
+                    raise ValueError
+                out += range(lo, hi + 1)
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ValueError(f"--seeds expects non-negative seeds like 0-9 or 0,3,5, got {spec!r}") from None
+    if not out or min(out) < 0:
+        raise ValueError(f"--seeds expects non-negative seeds like 0-9 or 0,3,5, got {spec!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"--seeds names a seed twice: {spec!r}")
+    return out
+
+
+def sweep_dir(scale: str) -> Path:
+    """Where the sweep summaries of a scale lie: ``_build/<scale>/sweeps/<slug>.json``."""
+    return ROOT / "_build" / scale / "sweeps"
+
+
+def sweep_summary(slug: str, scale: str, seeds: list[int]) -> dict:
+    """Each claim of a chapter over ``seeds``: its values, how many seeds pass, mean and sd.
+
+    Judged, like the scorecard, against the current ``claims.yml``.
+    """
+    import numpy as np
+
+    per_seed = {s: {r["id"]: r for r in chapter_rows(slug, scale, s)} for s in seeds}
+    _, cs = claims.load(ROOT / "chapters" / slug / "claims.yml")
+    out = []
+    for c in cs:
+        rows = [per_seed[s][c.id] for s in seeds]
+        values = [r["value"] for r in rows]
+        measured = [v for v in values if v is not None]
+        numeric = [float(v) for v in measured if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        entry = {
+            "id": c.id, "criterion": str(c.criterion), "checked": scale in c.scales,
+            "values": values, "seeds": seeds,
+            "n_pass": sum(r["verdict"] == claims.REPRODUCED for r in rows),
+            "n_measured": len(measured),
+        }
+        if numeric and len(numeric) == len(measured):
+            arr = np.asarray(numeric)
+            entry.update(kind="number", mean=float(np.nanmean(arr)),
+                         sd=float(np.nanstd(arr, ddof=1)) if arr.size > 1 else 0.0,
+                         min=float(np.nanmin(arr)), max=float(np.nanmax(arr)))
+        elif measured and all(isinstance(v, bool) for v in measured):
+            entry.update(kind="bool", n_true=sum(measured))
+        else:
+            entry.update(kind="other")
+        out.append(entry)
+    return {"chapter": slug, "scale": scale, "seeds": seeds, "claims": out}
+
+
+def write_sweeps(scale: str, seeds: list[int], slugs: list[str]) -> list[Path]:
+    """Write the sweep summary of every chapter of ``slugs`` (files under :func:`sweep_dir`)."""
+    d = sweep_dir(scale)
+    d.mkdir(parents=True, exist_ok=True)
+    out = []
+    for slug in slugs:
+        path = d / f"{slug}.json"
+        path.write_text(json.dumps(sweep_summary(slug, scale, seeds), indent=2) + "\n")
+        out.append(path)
+    return out
+
+
+def read_sweeps(scale: str) -> dict[str, dict]:
+    """The sweep summaries of the written chapters at ``scale`` (chapters without one are absent)."""
+    out = {}
+    for slug in chapters():
+        path = sweep_dir(scale) / f"{slug}.json"
+        if path.is_file():
+            try:
+                out[slug] = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+def sweep_text(entry: dict) -> str:
+    """One claim over seeds, for the tables: ``mean ± sd`` or the range of a boolean, and passes."""
+    n = len(entry["seeds"])
+    if entry["kind"] == "number":
+        val = f"{claims._fmt(entry['mean'])} ± {claims._fmt(entry['sd'])}"
+    elif entry["kind"] == "bool":
+        val = f"true at {entry['n_true']} of {entry['n_measured']} seeds"
+    else:
+        val = f"{entry['n_measured']} of {n} measured"
+    passes = f"{entry['n_pass']}/{n} seeds pass" if entry["checked"] else "not checked at this scale"
+    return f"over {n} seeds: {val}; {passes}"
+
+
+def sweep_figure(entry: dict, path: Path) -> bool:
+    """Plot a numeric claim's values over seeds against its criterion; ``False`` if not numeric."""
+    if entry["kind"] != "number":
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from . import plotting
+
+    plotting.setup()
+    vals = np.array([np.nan if v is None else float(v) for v in entry["values"]])
+    fig, ax = plt.subplots(figsize=(4.5, 2.2))
+    ax.plot(vals, np.zeros_like(vals) + np.linspace(-0.15, 0.15, vals.size), "o", color=plotting.color(0),
+            alpha=0.8, label="one seed")
+    crit = entry["criterion"]
+    for token in crit.replace("[", " ").replace("]", " ").replace(",", " ").split():
+        try:
+            ax.axvline(float(token), color="0.3", ls="--", lw=1)
+        except ValueError:
+            continue
+    ax.set(yticks=[], xlabel=f"{entry['id']} (units of the claim's metric)", title=f"criterion: {crit}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def sweeps_markdown(scale: str, src: Path) -> str:
+    """The page of seed sweeps at ``scale``: per chapter a table and one figure per numeric claim."""
+    lines = ["# Seed sweeps\n",
+             f"A chapter run over several seeds (`make sweep SLUG=<slug> SCALE={scale} SEEDS=N`, or "
+             "`python -m lib.build --seeds 0-9`) shows how much each claim's value depends on the seed: "
+             "for every claim the mean ± sd over seeds (the range for a yes/no claim) and how many "
+             "seeds meet the criterion, judged against the current `claims.yml`.\n"]
+    sweeps = read_sweeps(scale)
+    if not sweeps:
+        lines.append(f"No sweep has been run at scale `{scale}` yet.\n")
+        return "\n".join(lines)
+    for slug, sw in sweeps.items():
+        lines.append(f"## {CHAPTERS[slug][1]}\n")
+        lines.append(f"Chapter {{doc}}`chapters/{slug}/index`, seeds {', '.join(map(str, sw['seeds']))}.\n")
+        lines.append("| claim | over seeds |\n|---|---|")
+        lines += [f"| `{e['id']}` | {sweep_text(e)} |" for e in sw["claims"]]
+        lines.append("")
+        for e in sw["claims"]:
+            rel = f"_sweeps/{slug}-{e['id']}.png"
+            if sweep_figure(e, src / rel):
+                lines.append(f"```{{figure}} {rel}\n:width: 420px\n\n`{e['id']}` over "
+                             f"{len(sw['seeds'])} seeds; dashed: the criterion's threshold.\n```\n")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -981,6 +1149,12 @@ def assemble(scale: str, seed: int = 0) -> Path:
     for rel, text in api_pages().items():
         _sync_text(text, src / rel)
     rows = scorecard_rows(scale, seed)
+    sweeps = read_sweeps(scale)
+    for r in rows:
+        entry = next((e for e in sweeps.get(r["chapter"], {}).get("claims", []) if e["id"] == r["id"]), None)
+        if entry is not None:
+            r["sweep"] = sweep_text(entry)
+    _sync_text(sweeps_markdown(scale, src), src / "sweeps.md")
     text = (ROOT / "scorecard.md").read_text()
     if SCORECARD_MARKER not in text:
         raise ValueError(f"scorecard.md lacks the marker {SCORECARD_MARKER}")
@@ -1062,6 +1236,12 @@ def failure_notebook(nb: Notebook) -> str:
 def check_arguments(args: argparse.Namespace) -> None:
     """Validate the command line before anything runs (a ``ValueError`` with one line each)."""
     scales.check(args.scale)
+    if args.seeds is not None:
+        if args.seed != 0:
+            raise ValueError("give either --seed or --seeds, not both")
+        args.seed_list = parse_seeds(args.seeds)
+    else:
+        args.seed_list = [args.seed]
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.threads < 1:
@@ -1099,6 +1279,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lib.build", description="Execute the chapters and render the book.")
     ap.add_argument("--scale", default=scales.DEFAULT_SCALE, help=f"one of {', '.join(scales.SCALES)} (default book)")
     ap.add_argument("--seed", type=int, default=0, help="seed injected into every notebook (default 0)")
+    ap.add_argument("--seeds", default=None,
+                    help="a sweep: run the chapters for several seeds, e.g. 0-9 or 0,3,5 (instead of --seed)")
     ap.add_argument("--slug", action="append", help="execute only this chapter (repeatable); default: all")
     ap.add_argument("--jobs", type=int, default=None, help="notebooks executed at once (default: number of cores)")
     ap.add_argument("--force", action="store_true", help="execute even where the cache is up to date")
@@ -1124,8 +1306,12 @@ def main(argv: list[str] | None = None) -> int:
     if drafts():
         print(f"Not built (folders under chapters/ that _toc.yml does not list yet): {', '.join(drafts())}")
     t0 = time.time()
+    import contextlib
+
     try:
-        with BuildLock(args.scale, args.seed):
+        with contextlib.ExitStack() as locks:
+            for seed in args.seed_list:
+                locks.enter_context(BuildLock(args.scale, seed))
             return _main_locked(args, nbs, t0)
     except BuildLocked as err:
         print(f"error: {err}", file=sys.stderr)
@@ -1142,9 +1328,11 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
 
 
 def _main_locked(args: argparse.Namespace, nbs: list[Notebook], t0: float) -> int:
-    print(f"Executing {len(nbs)} notebooks at scale {args.scale!r}, seed {args.seed}", flush=True)
+    seeds = args.seed_list
+    what = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+    print(f"Executing {len(nbs) * len(seeds)} notebooks at scale {args.scale!r}, {what}", flush=True)
     try:
-        report = run_report(args.scale, args.seed, args.slug, args.jobs, args.force, args.executor, args.scheduler,
+        report = run_report(args.scale, seeds, args.slug, args.jobs, args.force, args.executor, args.scheduler,
                             args.timeout, args.threads)
     except Interrupted as stop:
         _print_outcomes(stop.outcomes)
@@ -1159,26 +1347,32 @@ def _main_locked(args: argparse.Namespace, nbs: list[Notebook], t0: float) -> in
               f"{', '.join(report.lost_workers)}", file=sys.stderr)
     failed = [o for o in outcomes if o.status == "failed"]
     rc = 0
-    problems = claim_problems(args.scale, args.seed, [o.label.split("/")[0] for o in outcomes])
+    ran = list(dict.fromkeys(o.label.split("/")[0] for o in outcomes))
+    problems = [p for seed in seeds for p in claim_problems(args.scale, seed, ran)]
+    if len(seeds) > 1:
+        for path in write_sweeps(args.scale, seeds, ran):
+            print(f"Sweep summary: {path.relative_to(ROOT)}")
     if problems:
         rc = 1
         print("\nClaims that fail this build:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
     if args.no_render:
         print("Rendering skipped (--no-render).")
-    elif not rendered_complete(args.scale, args.seed, allow_failed=True):
+    elif not rendered_complete(args.scale, seeds[0], allow_failed=True):
         print(f"Rendering skipped: not every chapter has been executed at scale {args.scale!r}, seed "
-              f"{args.seed}; run `python -m lib.build --scale {args.scale} --seed {args.seed}` to render the book.")
+              f"{seeds[0]}; run `python -m lib.build --scale {args.scale} --seed {seeds[0]}` to render the book.")
     else:
         print("Rendering the book with Jupyter Book (-W -n --keep-going) ...", flush=True)
-        code, log = render(args.scale, args.seed)
+        code, log = render(args.scale, seeds[0])
         if code != 0:
             rc = 1
             print(f"Jupyter Book failed (exit {code}):\n{log[-6000:]}", file=sys.stderr)
         else:
-            print(f"Book rendered: {html_dir(args.scale, args.seed) / 'index.html'}")
-    where = tree(args.scale, args.seed).relative_to(ROOT)
+            print(f"Book rendered: {html_dir(args.scale, seeds[0]) / 'index.html'}")
     for o in failed:
-        print(f"\nFAILED {o.label} (see {where}/chapters/{o.label}.error.txt)\n{o.error[-4000:]}", file=sys.stderr)
+        seed = int(o.label.split("@seed")[1]) if "@seed" in o.label else 0
+        where = tree(args.scale, seed).relative_to(ROOT)
+        print(f"\nFAILED {o.label} (see {where}/chapters/{o.label.split('@')[0]}.error.txt)\n{o.error[-4000:]}",
+              file=sys.stderr)
     print(f"\n{len(outcomes) - len(failed)} of {len(outcomes)} notebooks ok, {len(failed)} failed; "
           f"total {time.time() - t0:.1f} s")
     return 1 if failed else rc

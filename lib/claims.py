@@ -463,6 +463,8 @@ def table_html(rows: list[dict], with_chapter: bool = True) -> str:
         ours = e(_fmt(r.get("value")))
         if r.get("detail"):
             ours += f'<br><small>{e(str(r["detail"]))}</small>'
+        if r.get("sweep"):
+            ours += f'<br><small class="claims-sweep">{e(r["sweep"])}</small>'
         if shared is None and r.get("data"):
             ours += f'<br><small class="claims-data">data: {e(r["data"])}</small>'
         why = ""

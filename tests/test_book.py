@@ -20,7 +20,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-PAGES = ["intro.html", "scorecard.html", "references.html", "api/index.html"] + [
+PAGES = ["intro.html", "scorecard.html", "sweeps.html", "references.html", "api/index.html"] + [
     f"chapters/{slug}/{page}.html" for slug in build.chapters() for page in ("index", "theory", "reproduce")
 ]
 API_PAGES = [f"api/{m}.html" for m in build.lib_modules() if m not in ("lib", "lib.protocols")]
