@@ -56,12 +56,20 @@ lab: setup
 	cp .jupyter/lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	$(VENV)/bin/jupyter lab --notebook-dir=chapters $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+# The book without (student) or with (teacher) the exercises' solutions, both with -W.
+student: setup
+	$(PY) -m lib.build --scale $(SCALE) --seed $(SEED) --flavour student $(JOBS_FLAG)
+
+teacher: setup
+	$(PY) -m lib.build --scale $(SCALE) --seed $(SEED) --flavour teacher $(JOBS_FLAG)
+
 # The whole test suite: the ci book is executed and rendered (-W), then one pytest run checks the
 # library (unit tests), the pipeline, every executed notebook again with nbval (identical printed
 # outputs) and the rendered book in headless Chromium.
 test: setup
 	@status=0; \
 	$(PY) -m lib.build --scale ci $(JOBS_FLAG) || status=1; \
+	$(PY) -m lib.build --scale ci --flavour student $(JOBS_FLAG) || status=1; \
 	$(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider \
 	    --nbval --nbval-current-env --nbval-cell-timeout=900 \
 	    --nbval-sanitize-with tests/sanitize.cfg \

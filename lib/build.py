@@ -39,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from . import ROOT, claims, provenance, scales
+from . import ROOT, claims, provenance, scales, teaching
 
 #: Every chapter the book plans, in reading order: slug -> (part, paper). The scorecard lists the
 #: chapters not yet written as such.
@@ -194,7 +194,7 @@ def notebooks(scale: str, seed: int, slugs: list[str] | None = None) -> list[Not
 #: are in the key; editing its code does not re-execute the book.)
 KIT_MODULES: tuple[str, ...] = (
     "lib", "lib.claims", "lib.data", "lib.plotting", "lib.progress", "lib.provenance", "lib.scales",
-    "lib.torchkit",
+    "lib.teaching", "lib.torchkit",
 )
 
 LIB = Path(__file__).resolve().parent
@@ -1074,15 +1074,40 @@ def _sync_text(text: str, dst: Path) -> None:
     dst.write_text(text)
 
 
-def html_dir(scale: str, seed: int = 0) -> Path:
-    """Where the rendered HTML of ``scale`` and ``seed`` lies.
+def html_dir(scale: str, seed: int = 0, flavour: str = "book") -> Path:
+    """Where the rendered HTML of ``scale``, ``seed`` and ``flavour`` lies.
 
     ``_build/html`` for the book at seed 0 (the README's address), ``_build/<scale>/html`` for
-    another scale at seed 0, ``_build/<scale>/seed-<seed>/html`` for another seed.
+    another scale at seed 0, ``_build/<scale>/seed-<seed>/html`` for another seed; the teacher's
+    and the student's books in ``.../teacher/html`` and ``.../student/html`` beside them.
     """
+    teaching.check_flavour(flavour)
+    if flavour != "book":
+        base = ROOT / "_build" / scale if seed == 0 else tree(scale, seed)
+        return base / flavour / "html"
     if seed == 0:
         return ROOT / "_build" / "html" if scale == "book" else ROOT / "_build" / scale / "html"
     return tree(scale, seed) / "html"
+
+
+def teaching_page(scale: str) -> str:
+    """The "Teaching with this book" page, from each chapter's ``teaching.yml`` and provenance.
+
+    Raises:
+        FileNotFoundError: for a chapter without ``teaching.yml``.
+    """
+    entries = []
+    for slug in chapters():
+        folder = ROOT / "chapters" / slug
+        if not (folder / "teaching.yml").is_file():
+            raise FileNotFoundError(f"chapters/{slug}/teaching.yml is missing (see CONTRIBUTING.md)")
+        t = teaching.load_teaching(folder / "teaching.yml", teaching.exercise_labels(folder / "theory.md"))
+        times = {}
+        for sc in ("ci", "book"):
+            files = [tree(sc, 0) / "chapters" / slug / f"{n}.provenance.json" for n in NOTEBOOKS]
+            times[sc] = teaching.run_time_text(files)
+        entries.append((slug, CHAPTERS[slug][1], t, times))
+    return teaching.teaching_markdown(entries)
 
 
 #: Folder of the assembled source that holds the generated API reference.
@@ -1123,12 +1148,14 @@ def api_pages() -> dict[str, str]:
     return pages
 
 
-def assemble(scale: str, seed: int = 0) -> Path:
+def assemble(scale: str, seed: int = 0, flavour: str = "book") -> Path:
     """Lay out the book's source at ``_build/<scale>/seed-<seed>/src``: pages, notebooks, scorecard, MathJax.
 
-    Every notebook comes from the same seed's tree, so a book never mixes seeds.
+    Every notebook comes from the same seed's tree, so a book never mixes seeds. The student
+    flavour (``src-student``) has every solution removed (:func:`lib.teaching.strip_solutions`).
     """
-    src = tree(scale, seed) / "src"
+    teaching.check_flavour(flavour)
+    src = tree(scale, seed) / ("src" if flavour == "book" else f"src-{flavour}")
     for f in BOOK_FILES:
         _sync(ROOT / f, src / f)
     for folder in ("_static", "_ext"):
@@ -1145,7 +1172,10 @@ def assemble(scale: str, seed: int = 0) -> Path:
                 continue
             if not ex.is_file() or rec is None or not outputs_intact(nb, rec):
                 raise FileNotFoundError(f"{ex.relative_to(ROOT)} is missing: execute the chapter first")
-            _sync(ex, src / "chapters" / slug / f"{name}.ipynb")
+            if flavour == "student":
+                teaching.strip_file(ex, src / "chapters" / slug / f"{name}.ipynb")
+            else:
+                _sync(ex, src / "chapters" / slug / f"{name}.ipynb")
     for rel, text in api_pages().items():
         _sync_text(text, src / rel)
     rows = scorecard_rows(scale, seed)
@@ -1155,6 +1185,7 @@ def assemble(scale: str, seed: int = 0) -> Path:
         if entry is not None:
             r["sweep"] = sweep_text(entry)
     _sync_text(sweeps_markdown(scale, src), src / "sweeps.md")
+    _sync_text(teaching_page(scale), src / "teaching.md")
     text = (ROOT / "scorecard.md").read_text()
     if SCORECARD_MARKER not in text:
         raise ValueError(f"scorecard.md lacks the marker {SCORECARD_MARKER}")
@@ -1175,16 +1206,17 @@ def assemble(scale: str, seed: int = 0) -> Path:
     return src
 
 
-def render(scale: str, seed: int = 0) -> tuple[int, str]:
-    """Render the book of ``scale`` and ``seed`` with Jupyter Book (``-W -n --keep-going``).
+def render(scale: str, seed: int = 0, flavour: str = "book") -> tuple[int, str]:
+    """Render the book of ``scale``, ``seed`` and ``flavour`` with Jupyter Book (``-W -n --keep-going``).
 
     Returns:
         ``(exit code, the tail of the log)``.
     """
-    src = assemble(scale, seed)
-    dest = html_dir(scale, seed)
+    src = assemble(scale, seed, flavour)
+    dest = html_dir(scale, seed, flavour)
     # Jupyter Book writes <out>/_build/html: the root's for the book, else a link points there
     out = ROOT if dest == ROOT / "_build" / "html" else dest.parent
+    out.mkdir(parents=True, exist_ok=True)
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(src), "--path-output", str(out),
            "-W", "-n", "--keep-going", "--quiet"]
     env = {**os.environ, "BOOK_OFFLINE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
@@ -1285,6 +1317,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=None, help="notebooks executed at once (default: number of cores)")
     ap.add_argument("--force", action="store_true", help="execute even where the cache is up to date")
     ap.add_argument("--no-render", action="store_true", help="execute only; do not render the HTML book")
+    ap.add_argument("--flavour", default="book", choices=teaching.FLAVOURS,
+                    help="book (default), teacher (with solutions) or student (solutions removed)")
     ap.add_argument("--executor", default="local", choices=("local", "dask"), help="where notebooks run")
     ap.add_argument("--scheduler", default="", help="Dask scheduler address (with --executor dask)")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds a single cell may run (default 1800)")
@@ -1362,12 +1396,12 @@ def _main_locked(args: argparse.Namespace, nbs: list[Notebook], t0: float) -> in
               f"{seeds[0]}; run `python -m lib.build --scale {args.scale} --seed {seeds[0]}` to render the book.")
     else:
         print("Rendering the book with Jupyter Book (-W -n --keep-going) ...", flush=True)
-        code, log = render(args.scale, seeds[0])
+        code, log = render(args.scale, seeds[0], args.flavour)
         if code != 0:
             rc = 1
             print(f"Jupyter Book failed (exit {code}):\n{log[-6000:]}", file=sys.stderr)
         else:
-            print(f"Book rendered: {html_dir(args.scale, seeds[0]) / 'index.html'}")
+            print(f"Book rendered: {html_dir(args.scale, seeds[0], args.flavour) / 'index.html'}")
     for o in failed:
         seed = int(o.label.split("@seed")[1]) if "@seed" in o.label else 0
         where = tree(args.scale, seed).relative_to(ROOT)

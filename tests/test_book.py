@@ -20,7 +20,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-PAGES = ["intro.html", "scorecard.html", "sweeps.html", "references.html", "api/index.html"] + [
+PAGES = ["intro.html", "scorecard.html", "sweeps.html", "teaching.html", "references.html", "api/index.html"] + [
     f"chapters/{slug}/{page}.html" for slug in build.chapters() for page in ("index", "theory", "reproduce")
 ]
 API_PAGES = [f"api/{m}.html" for m in build.lib_modules() if m not in ("lib", "lib.protocols")]
@@ -176,3 +176,57 @@ def test_api_pages_render_the_docstrings(browser, server, path):
         assert documented > 0 or is_package, f"{path}: no documented function or class"
     finally:
         page.close()
+
+
+STUDENT = ROOT / "_build" / "ci" / "student" / "html"
+
+
+def _texts(folder):
+    """The readable text of every file of a rendered book: HTML without tags, notebooks' cells."""
+    import html as _html
+    import re
+
+    out = []
+    for f in folder.rglob("*"):
+        if not f.is_file() or f.suffix in (".png", ".jpg", ".svg", ".woff", ".woff2", ".ttf", ".eot", ".ico", ".gif"):
+            continue
+        try:
+            text = f.read_text()
+        except UnicodeDecodeError:
+            continue
+        if f.suffix == ".ipynb":
+            cells = json.loads(text)["cells"]
+            text = "\n".join(c["source"] if isinstance(c["source"], str) else "".join(c["source"]) for c in cells)
+        elif f.suffix == ".html":
+            text = _html.unescape(re.sub(r"<[^>]+>", "", text))
+        out.append(" ".join(text.split()))
+    return "\n".join(out)
+
+
+def _solution_lines(slug):
+    """Distinctive lines of a chapter's solutions: in the full notebook, not in its student flavour."""
+    import jupytext
+    import nbformat
+
+    from lib import teaching
+
+    nb = json.loads(nbformat.writes(jupytext.read(ROOT / "chapters" / slug / "theory.md")))
+    student, _ = teaching.strip_solutions(nb)
+
+    def lines(n):
+        return {" ".join(line.split()) for c in n["cells"]
+                for line in (c["source"] if isinstance(c["source"], str) else "".join(c["source"])).splitlines()}
+
+    return sorted(x for x in lines(nb) - lines(student) if len(x) >= 30 and "`" not in x and "$" not in x)
+
+
+def test_the_student_build_has_no_solution_anywhere():
+    assert (STUDENT / "index.html").is_file(), "the student book was not rendered (make test renders it)"
+    teacher, student = _texts(HTML), _texts(STUDENT)
+    for slug in build.chapters():
+        secrets = _solution_lines(slug)
+        found = [s for s in secrets if s in teacher]
+        assert len(found) >= 3, f"{slug}: too few solution lines found in the teacher's book to test with"
+        leaked = [s for s in secrets if s in student]
+        assert not leaked, f"{slug}: solution text in the student build: {leaked[:3]}"
+    assert "write your solution here" in student

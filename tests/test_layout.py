@@ -24,7 +24,7 @@ ROOT = LIB.parent
 #: The kit: modules every chapter shares (dotted names below ``lib``). ``lib`` is the package itself.
 KIT: tuple[str, ...] = (
     "lib", "lib.claims", "lib.data", "lib.torchkit", "lib.scales", "lib.provenance", "lib.plotting",
-    "lib.progress", "lib.build",
+    "lib.progress", "lib.build", "lib.teaching",
 )
 #: The one kit module that science may import.
 SCIENCE_MAY_IMPORT: tuple[str, ...] = ("lib.torchkit",)
