@@ -14,6 +14,7 @@ for _k, _v in {
     "NUMEXPR_NUM_THREADS": "1",
     "TQDM_DISABLE": "1",
     "BOOK_OFFLINE": "1",
+    "BOOK_STATIC": "1",
     "PYTHONHASHSEED": "0",
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     "MPLBACKEND": "module://matplotlib_inline.backend_inline",

@@ -381,6 +381,7 @@ def worker_env(threads: int) -> dict[str, str]:
         "NUMEXPR_NUM_THREADS": str(threads),
         "TQDM_DISABLE": "1",
         "BOOK_OFFLINE": "1",
+        "BOOK_STATIC": "1",
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "PYTHONHASHSEED": "0",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",

@@ -45,3 +45,75 @@ def setup() -> None:
 def color(i: int) -> str:
     """The ``i``-th colour of the book's palette (cycling)."""
     return PALETTE[i % len(PALETTE)]
+
+
+#: Environment variable under which :func:`explore` draws its static default figure only (the
+#: pipeline and the test suite set it, so that the rendered book shows a figure and a rerun under
+#: nbval prints what papermill printed).
+STATIC_ENV = "BOOK_STATIC"
+
+
+def _slider(name: str, spec):
+    """An ipywidgets slider from ``(low, high, default)`` or ``(low, high, step, default)``."""
+    import ipywidgets as w
+
+    if not isinstance(spec, tuple) or len(spec) not in (3, 4):
+        raise ValueError(f"slider {name!r}: expected (low, high, default) or (low, high, step, default), got {spec!r}")
+    low, high, *rest = spec
+    step, default = (rest if len(rest) == 2 else (None, rest[0]))
+    if not low <= default <= high:
+        raise ValueError(f"slider {name!r}: default {default} is outside [{low}, {high}]")
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, default)):
+        return w.IntSlider(value=default, min=low, max=high, step=step or 1, description=name,
+                           continuous_update=False)
+    step = step or (high - low) / 100
+    return w.FloatSlider(value=default, min=low, max=high, step=step, description=name,
+                         continuous_update=False, readout_format=".3g")
+
+
+def explore(draw, **sliders):
+    """An interactive explorer of a model: sliders over its parameters, one figure per setting.
+
+    In Jupyter (with ipywidgets) the sliders redraw ``draw(**values)``. Where the environment
+    variable ``BOOK_STATIC`` is set -- in the book's pipeline and its tests -- it draws the
+    default figure once, so that the rendered book shows it as a static figure.
+
+    Args:
+        draw: a function of the parameters (keyword arguments) that draws one figure and calls
+            ``plt.show()``.
+        **sliders: for each parameter, ``(low, high, default)`` or ``(low, high, step, default)``;
+            integers give an integer slider.
+
+    Returns:
+        The ``ipywidgets.interactive`` object in Jupyter, ``None`` in the static case.
+
+    Raises:
+        ValueError: for a malformed slider or a default outside its range.
+    """
+    import os
+
+    specs = {name: spec for name, spec in sliders.items()}
+    if not specs:
+        raise ValueError("explore needs at least one slider")
+    defaults = {}
+    for name, spec in specs.items():
+        if not isinstance(spec, tuple) or len(spec) not in (3, 4):
+            raise ValueError(f"slider {name!r}: expected (low, high, default) or (low, high, step, default), "
+                             f"got {spec!r}")
+        low, high, default = spec[0], spec[1], spec[-1]
+        if not low <= default <= high:
+            raise ValueError(f"slider {name!r}: default {default} is outside [{low}, {high}]")
+        defaults[name] = default
+    if os.environ.get(STATIC_ENV, "") not in ("", "0"):
+        draw(**defaults)
+        return None
+    try:
+        import ipywidgets as w
+    except ImportError:  # pragma: no cover - ipywidgets is pinned in requirements.txt
+        draw(**defaults)
+        return None
+    ui = w.interactive(draw, **{name: _slider(name, spec) for name, spec in specs.items()})
+    from IPython.display import display
+
+    display(ui)
+    return ui
