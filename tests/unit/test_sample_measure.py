@@ -1,0 +1,302 @@
+"""Unit tests of lib/sample_measure.py and the presets of the chapter sample-and-measure.
+
+The chapter uses seed 0, 8 + 8 (ci) and 16 + 16 (book) units with two delays; these tests use
+other seeds, three delays and other sizes.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lib import sample_measure as sm
+from lib.protocols import sample_and_measure as proto
+
+SEED = 20210620
+
+
+def small_net(n_visible=3, n_hidden=2, n_delays=3, n_inputs=2, seeds=(5,), hidden=None, dtype=torch.float64):
+    return sm.RSNN(n_visible, n_hidden, n_delays, n_inputs, seeds=seeds, hidden=hidden, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- pseudo-derivative
+
+
+def test_pseudo_derivative_is_a_triangle_of_height_dampening():
+    v = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5], dtype=torch.float64)
+    psi = sm.pseudo_derivative(v)
+    assert psi[3] == pytest.approx(0.3)
+    assert psi[2] == pytest.approx(0.15) and psi[4] == pytest.approx(0.15)
+    assert torch.all(psi[[0, 1, 5, 6]] == 0)
+
+
+def test_spike_function_samples_and_passes_the_pseudo_gradient():
+    v = torch.tensor([-0.4, 0.2, 3.0], dtype=torch.float64, requires_grad=True)
+    u = torch.tensor([0.1, 0.9, 0.5], dtype=torch.float64)
+    z = sm.spike_function(v, u, dampening=0.5)
+    assert z.tolist() == [1.0, 0.0, 1.0]  # sigmoid(-0.4) = 0.40 > 0.1; sigmoid(0.2) = 0.55 < 0.9
+    z.sum().backward()
+    assert v.grad.tolist() == pytest.approx([0.5 * 0.6, 0.5 * 0.8, 0.0])
+
+
+# ----------------------------------------------------------------------------- the network
+
+
+def test_vectorised_free_run_equals_the_reference_loop():
+    net = small_net()
+    rng = np.random.default_rng(SEED)
+    stim = rng.normal(size=(9, 2))
+    U = rng.random((1, 4, 9, 5))
+    with torch.no_grad():
+        sim = net.free_run(torch.tensor(stim), 4, uniforms=torch.tensor(U))
+    p_ref, z_ref = sm.simulate_reference(net.W[0].detach().numpy(), net.W_in[0].detach().numpy(), net.b[0].detach().numpy(), stim, U[0])
+    assert np.abs(sim.p[0].numpy() - p_ref).max() < 1e-12
+    assert np.array_equal(sim.z[0].numpy(), z_ref)
+
+
+def test_vectorised_teacher_forcing_equals_the_reference_loop():
+    net = small_net(n_visible=4, n_hidden=0)
+    rng = np.random.default_rng(SEED + 1)
+    stim = rng.normal(size=(7, 2))
+    s = (rng.random((3, 7, 4)) < 0.4).astype(float)
+    with torch.no_grad():
+        v, ph = net.teacher_forced(torch.tensor(s), torch.tensor(stim))
+        got = float(sm.mle_loss(v, torch.tensor(s)[None])[0])
+    assert ph is None
+    ref = sm.teacher_forced_reference(net.W[0].detach().numpy(), net.W_in[0].detach().numpy(), net.b[0].detach().numpy(), stim, s)
+    assert got == pytest.approx(ref, abs=1e-12)
+
+
+def test_teacher_forcing_with_hidden_units_equals_a_clamped_free_run():
+    # visible units given the recorded spikes, hidden units sampled: the same as a loop over
+    # time in which the visible spikes are overwritten by the data
+    net = small_net(n_visible=3, n_hidden=2)
+    rng = np.random.default_rng(SEED + 2)
+    T, B = 6, 2
+    stim = rng.normal(size=(T, 2))
+    s = (rng.random((B, T, 3)) < 0.5).astype(float)
+    U = rng.random((1, B, T, 2))
+    with torch.no_grad():
+        v, ph = net.teacher_forced(torch.tensor(s), torch.tensor(stim), uniforms=torch.tensor(U))
+    W, W_in, b = net.W[0].detach().numpy(), net.W_in[0].detach().numpy(), net.b[0].detach().numpy()
+    z = np.zeros((B, T, 5))
+    v_ref = np.zeros((B, T, 5))
+    for k in range(B):
+        for t in range(T):
+            for j in range(5):
+                x = b[j] + W_in[j] @ stim[t]
+                x += sum(W[j, :, d - 1] @ z[k, t - d] for d in range(1, 4) if t - d >= 0)
+                v_ref[k, t, j] = x
+            z[k, t, :3] = s[k, t]
+            z[k, t, 3:] = 1 / (1 + np.exp(-v_ref[k, t, 3:])) > U[0, k, t]
+    assert np.abs(v[0].numpy() - v_ref[..., :3]).max() < 1e-12
+    assert np.abs(ph[0].numpy() - 1 / (1 + np.exp(-v_ref[..., 3:]))).max() < 1e-12
+
+
+def test_networks_of_an_ensemble_are_independent_of_each_other():
+    stim = torch.tensor(np.random.default_rng(SEED + 3).normal(size=(8, 2)))
+    both = small_net(seeds=(1, 2))
+    one = small_net(seeds=(2,))
+    assert torch.equal(both.W[1], one.W[0])
+    U = torch.rand(2, 3, 8, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    with torch.no_grad():
+        a = both.free_run(stim, 3, uniforms=U)
+        b = one.free_run(stim, 3, uniforms=U[1:])
+    assert torch.equal(a.z[1], b.z[0])
+
+
+def test_inactive_hidden_units_stay_silent_and_untouched():
+    net = small_net(seeds=(1, 2), hidden=(0, 2))
+    with torch.no_grad():
+        sim = net.free_run(torch.zeros(10, 2, dtype=torch.float64), 50,
+                           torch.Generator().manual_seed(1))
+    assert sim.z[0, :, :, 3:].sum() == 0
+    assert sim.z[1, :, :, 3:].sum() > 0
+
+
+def test_clipping_is_per_network():
+    a = torch.nn.Parameter(torch.zeros(2, 3))
+    a.grad = torch.tensor([[3.0, 4.0, 0.0], [0.3, 0.4, 0.0]])
+    norms = sm.clip_per_network([a], 1.0)
+    assert norms.tolist() == pytest.approx([5.0, 0.5])
+    assert a.grad[0].tolist() == pytest.approx([0.6, 0.8, 0.0], rel=1e-5)
+    assert a.grad[1].tolist() == pytest.approx([0.3, 0.4, 0.0])
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(2, 6), st.integers(4, 9), st.integers(2, 4), st.integers(1, 3), st.integers(0, 2**31))
+def test_statistics_equal_the_plain_loops(B, T, n, L, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((B, T, n)) < 0.5).astype(float)
+    x[0, 0] = 1  # no silent neuron
+    x[-1, -1] = 0
+    y = rng.random((B, T, n))
+    ref = proto.reference_statistics(x, y, L)
+    assert np.abs(sm.psth(x) - ref["psth"]).max() < 1e-12
+    assert np.abs(sm.noise_covariance(x, y, L) - ref["cov"]).max() < 1e-12
+    assert np.abs(sm.noise_correlation(x) - ref["rho"]).max() < 1e-12
+
+
+def test_noise_correlation_of_a_shared_source():
+    # two units copying one Bernoulli source: rho_01 = rho_00 = noise variance / total variance
+    rng = np.random.default_rng(SEED + 5)
+    src = (rng.random((200, 30, 1)) < 0.3).astype(float)
+    rho = sm.noise_correlation(np.concatenate([src, src, rng.random((200, 30, 1)) < 0.3], axis=2))
+    x = src[..., 0]
+    ratio = ((x - x.mean(0)) ** 2).mean() / ((x - x.mean()) ** 2).mean()
+    assert rho[0, 1] == pytest.approx(ratio, abs=1e-12) and rho[0, 0] == pytest.approx(ratio, abs=1e-12)
+    assert 0.98 < ratio < 1
+    assert abs(rho[0, 2]) < 0.05
+
+
+def test_model_noise_covariance_is_unbiased_off_the_zero_lag_diagonal():
+    # E[p_i(t) z_j(t-d)] = E[z_i(t) z_j(t-d)] for d >= 1, and lag 0 off the diagonal
+    teacher = sm.make_teacher(4, 4, 2.0, np.random.default_rng(SEED + 6), n_delays=2)
+    stim = sm.stimulus(20, 4, np.random.default_rng(SEED + 7))
+    net = teacher.network()
+    with torch.no_grad():
+        sim = net.free_run(torch.tensor(stim), 6000, torch.Generator().manual_seed(3))
+    p, z = sim.p[..., :4], sim.z[..., :4]
+    cm = sm.model_noise_covariance(p, z, 3)[0]
+    cz = sm.noise_covariance(z, None, 3)[0]
+    mask = sm.nc_mask(4, 3)
+    assert (cm - cz)[mask].abs().max() < 3e-3
+    assert (cz - cm)[0].diagonal().min() > 0.05  # the Bernoulli variance, left out of the loss
+
+
+def test_nc_loss_is_zero_for_identical_statistics_and_positive_otherwise():
+    s = (torch.rand(1, 30, 12, 3, generator=torch.Generator().manual_seed(8)) < 0.3).double()
+    assert float(sm.nc_loss(s, s, s, 2)[0]) == pytest.approx(0.0, abs=1e-15)
+    other = (torch.rand(1, 30, 12, 3, generator=torch.Generator().manual_seed(9)) < 0.3).double()
+    assert float(sm.nc_loss(other, other, s, 2)[0]) > 0
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_fit_lowers_the_likelihood_loss_and_is_deterministic():
+    rng = np.random.default_rng(SEED + 10)
+    teacher = sm.make_teacher(6, 0, 0.0, rng, n_delays=3)
+    stim = sm.stimulus(25, 4, rng)
+    spikes = sm.sample_teacher(teacher, stim, 60, 1)
+    runs = []
+    for _ in range(2):
+        net = sm.RSNN(6, 2, 3, 4, seeds=(3, 4), hidden=(0, 2), dtype=torch.float64)
+        h = sm.fit(net, spikes, stim, [sm.PAPER_MLE, sm.PAPER_SM], iterations=60, batch_size=20,
+                   seed=7, lr=2e-2)
+        runs.append((h, net.W.detach().clone()))
+    h = runs[0][0]
+    assert h.terms["mle"][-10:, 0].mean() < h.terms["mle"][:5, 0].mean() - 0.05
+    assert h.terms["total"].shape == (60, 2) and h.grad_norm.shape == (60, 2)
+    assert torch.equal(runs[0][1], runs[1][1])
+    assert np.array_equal(runs[0][0].terms["total"], runs[1][0].terms["total"])
+
+
+def test_mle_fit_recovers_the_couplings_of_a_well_specified_teacher():
+    rng = np.random.default_rng(SEED + 11)
+    teacher = sm.make_teacher(6, 0, 0.0, rng, n_delays=2, density=0.5, coupling_sd=1.5)
+    stim = sm.stimulus(50, 4, rng)
+    spikes = sm.sample_teacher(teacher, stim, 300, 2)
+    net = sm.RSNN(6, 0, 2, 4, seeds=(1,), dtype=torch.float64)
+    sm.fit(net, spikes, stim, [sm.PAPER_MLE], iterations=400, batch_size=50, seed=1, lr=3e-2)
+    assert sm.weight_correlation(net.W[0], teacher.W, 6) > 0.8
+
+
+def test_teacher_has_the_designed_structure():
+    t = sm.make_teacher(4, 4, 2.5, np.random.default_rng(SEED + 12), n_delays=3)
+    assert t.W.shape == (8, 8, 3) and t.n_hidden == 4
+    assert np.all(t.W[np.arange(8), np.arange(8), 0] == -2.0)
+    assert t.W[0, 4, 0] == 2.5 and t.W[0, 4, 1] == pytest.approx(1.5) and t.W[0, 6, 0] == 0
+    assert np.all(t.W_in[4:] == 0)
+
+
+# ----------------------------------------------------------------------------- measures
+
+
+def test_measures_are_one_for_identical_inputs():
+    rng = np.random.default_rng(SEED + 13)
+    x = (rng.random((50, 20, 5)) < rng.random((1, 20, 5))).astype(float)
+    assert sm.psth_correlation(x, x) == pytest.approx(1.0)
+    r, rmse = sm.nc_agreement(x, x)
+    assert r == pytest.approx(1.0) and rmse == pytest.approx(0.0, abs=1e-15)
+    W = rng.normal(size=(7, 7, 2))
+    assert sm.weight_correlation(W, W, 5) == pytest.approx(1.0)
+    W2 = W.copy()
+    W2[np.arange(5), np.arange(5)] += 100  # self-couplings do not count
+    assert sm.weight_correlation(W2, W, 5) == pytest.approx(1.0)
+
+
+def test_closed_form_cross_entropy_check_agrees():
+    lib_ce, closed = proto.closed_form_cross_entropy()
+    assert lib_ce == pytest.approx(closed, abs=1e-12)
+    assert 0 < closed < math.log(2) * 2
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_inputs_raise_value_errors():
+    net = small_net()
+    stim = torch.zeros(5, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="n_visible must be an int >= 1"):
+        sm.RSNN(0)
+    with pytest.raises(ValueError, match="hidden must give"):
+        sm.RSNN(3, 2, seeds=(1, 2), hidden=(3, 0))
+    with pytest.raises(ValueError, match="stim must be"):
+        net.free_run(torch.zeros(5, 3), 2, torch.Generator())
+    with pytest.raises(ValueError, match="stim must be finite"):
+        net.free_run(torch.full((5, 2), float("nan"), dtype=torch.float64), 2, torch.Generator())
+    with pytest.raises(ValueError, match="binary"):
+        net.teacher_forced(torch.full((2, 5, 3), 0.5), stim)
+    with pytest.raises(ValueError, match="recorded spikes must be"):
+        net.teacher_forced(torch.zeros(2, 5, 4), stim)
+    with pytest.raises(ValueError, match="uniforms must have shape"):
+        net.free_run(stim, 2, uniforms=torch.zeros(1, 2, 5, 4))
+    with pytest.raises(ValueError, match="n_lags must be below"):
+        sm.noise_covariance(np.zeros((2, 3, 2)), n_lags=3)
+    with pytest.raises(ValueError, match="finite"):
+        sm.psth(np.full((2, 3, 2), np.nan))
+    with pytest.raises(ValueError, match="rate_target must be a probability"):
+        sm.LossWeights(rate_target=1.5)
+    with pytest.raises(ValueError, match="nc must be a finite number >= 0"):
+        sm.LossWeights(nc=-1.0)
+    with pytest.raises(ValueError, match="batch_size must be at most"):
+        sm.fit(sm.RSNN(3, 0, 2, 2, dtype=torch.float64), np.zeros((4, 5, 3)), stim,
+               [sm.PAPER_MLE], iterations=1, batch_size=10, seed=0)
+    with pytest.raises(ValueError, match="one LossWeights per network"):
+        sm.fit(sm.RSNN(3, 0, 2, 2, dtype=torch.float64), np.zeros((4, 5, 3)), stim,
+               [sm.PAPER_MLE] * 2, iterations=1, batch_size=2, seed=0)
+    with pytest.raises(ValueError, match="lr must be"):
+        sm.fit(sm.RSNN(3, 0, 2, 2, dtype=torch.float64), np.zeros((4, 5, 3)), stim,
+               [sm.PAPER_MLE], iterations=1, batch_size=2, seed=0, lr=float("nan"))
+    with pytest.raises(ValueError, match="divisible by n_groups"):
+        sm.make_teacher(5, 4, 1.0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="density must be a probability"):
+        sm.make_teacher(4, 4, 1.0, np.random.default_rng(0), density=1.5)
+    with pytest.raises(ValueError, match="same number"):
+        sm.nc_agreement(np.zeros((3, 4, 5)), np.zeros((3, 4, 6)))
+    with pytest.raises(ValueError, match="n_visible must be in"):
+        sm.weight_correlation(np.zeros((4, 4, 2)), np.zeros((4, 4, 2)), 9)
+    with pytest.raises(ValueError, match="u must have the shape of v"):
+        sm.spike_function(torch.zeros(3), torch.zeros(2))
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        sm.RSNN(3, seeds=(-1,))
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def test_presets_and_unknown_scale():
+    ci, book, paper = (proto.preset(s) for s in ("ci", "book", "paper"))
+    assert ci.n_visible < book.n_visible < paper.n_visible
+    assert paper.n_delays == sm.PAPER_DELAYS and paper.batch_size == 20 and paper.lr == 1e-3
+    assert book.n_seeds == 3 and book.strongest == max(book.hidden_strengths)
+    assert set(book.variants) == set(proto.VARIANTS)
+    with pytest.raises(ValueError, match="expected one of ci, book, paper"):
+        proto.preset("huge")
