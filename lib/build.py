@@ -386,8 +386,9 @@ def worker_env(threads: int) -> dict[str, str]:
         "PYTHONHASHSEED": "0",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
+    # the lib that planned the run (and computed its key) comes first, for the worker and the kernel
     pp = os.environ.get("PYTHONPATH", "")
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + pp if pp else "")
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(LIB.parent), str(ROOT)] + ([pp] if pp else [])))
     return env
 
 

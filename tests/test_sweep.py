@@ -1,6 +1,5 @@
 """Seed sweeps (``--seeds``) on the local executor and on a Dask cluster of 2 workers on loopback."""
 
-import copy
 import json
 from pathlib import Path
 
@@ -78,15 +77,12 @@ def test_the_slurm_recipe_loads_and_renders_a_job_script():
     from lib import ROOT
 
     config = yaml.safe_load((ROOT / "cluster" / "slurm.yaml").read_text())
-    saved = dask.config.config
-    try:
-        dask.config.config = dask.config.update(copy.deepcopy(saved), config)  # over the defaults
+    flat = {f"jobqueue.slurm.{k}": v for k, v in config["jobqueue"]["slurm"].items()}
+    with dask.config.set(flat):  # key by key, over dask-jobqueue's defaults
         cluster = jobqueue.SLURMCluster()
         try:
             script = cluster.job_script()
         finally:
             cluster.close()
-    finally:
-        dask.config.config = saved
     assert "#SBATCH" in script and "--cpus-per-task=2" in script and "#SBATCH -t 04:00:00" in script
     assert "OMP_NUM_THREADS=1" in script and "distributed.cli.dask_worker" in script
