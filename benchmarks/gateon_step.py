@@ -1,0 +1,94 @@
+"""Cost of a GateON training step relative to a plain MLP step (lib/gateon.py); target <= 1.5x.
+
+Three steps on the same minibatches, timed one after the other in one process, one thread:
+
+- a plain MLP (``Linear``-``ReLU`` layers, Adam, cross-entropy on logits) of the book's size;
+- the book's network without gating or availability (:class:`lib.gateon.GateMLP` with batch
+  statistics and L2-normalised layers, i.e. the fine-tuning baseline);
+- GateON (:meth:`lib.gateon.Learner.step`): gates, relevance from the hidden gradients,
+  availability update, update masking, with some units frozen so that the watch of frozen units
+  runs too.
+
+It prints the time per step of each (the fastest of many short interleaved blocks) and the
+ratios to the plain MLP. A side-by-side comparison,
+not a timed test.
+
+Usage: ``python benchmarks/gateon_step.py [--hidden 256] [--batch 256] [--steps 200]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from lib import gateon  # noqa: E402
+
+
+def plain_mlp(sizes):
+    layers = []
+    for a, b in zip(sizes[:-2], sizes[1:-1], strict=True):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-2], sizes[-1]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hidden", type=int, default=256, help="units per hidden layer (default 256)")
+    ap.add_argument("--layers", type=int, default=2, help="hidden layers (default 2)")
+    ap.add_argument("--batch", type=int, default=256, help="images per step (default 256)")
+    ap.add_argument("--steps", type=int, default=200, help="steps per timing (default 200)")
+    ap.add_argument("--blocks", type=int, default=10, help="timed blocks per pass (default 10)")
+    ap.add_argument("--repeat", type=int, default=3, help="passes over the blocks (default 3)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    hidden = (args.hidden,) * args.layers
+    sizes = (784, *hidden, 10)
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.rand(args.steps, args.batch, 784, generator=gen)
+    ys = torch.randint(10, (args.steps, args.batch), generator=gen)
+
+    torch.manual_seed(0)
+    mlp = plain_mlp(sizes)
+    opt = torch.optim.Adam(mlp.parameters(), lr=1e-3)
+
+    def plain_step(x, y):
+        opt.zero_grad()
+        F.cross_entropy(mlp(x), y).backward()
+        opt.step()
+
+    torch.manual_seed(0)
+    ft = gateon.Learner(784, 10, hidden, gateon.method("finetune"))
+    torch.manual_seed(0)
+    go = gateon.Learner(784, 10, hidden, gateon.method("gateon", epsilon=1.0))
+    go.a_frozen[0][: args.hidden // 4] = 1e-4  # some units frozen: the watch runs as well
+    go.start_task(1)
+    variants = {"plain MLP": plain_step, "GateMLP, no gating (fine-tuning)": ft.step,
+                "GateON (gates + availability + update mask)": go.step}
+    # short blocks, interleaved, the fastest block of each kept: robust to a busy machine
+    best = dict.fromkeys(variants, float("inf"))
+    block = max(1, args.steps // args.blocks)
+    for step in variants.values():
+        step(xs[0], ys[0])  # warm-up
+    for _ in range(args.repeat):
+        for b in range(args.blocks):
+            for name, step in variants.items():
+                t0 = time.perf_counter()
+                for i in range(b * block, (b + 1) * block):
+                    step(xs[i], ys[i])
+                best[name] = min(best[name], (time.perf_counter() - t0) / block)
+    print(f"MLP {'-'.join(map(str, sizes))}, batch {args.batch}, {args.steps} steps, one thread, "
+          f"fastest of {args.repeat * args.blocks} interleaved blocks of {block} steps:")
+    for name, t in best.items():
+        print(f"  {name:45s} {1e3 * t:7.2f} ms/step  ({t / best['plain MLP']:.2f}x plain)")
+    ratio = best["GateON (gates + availability + update mask)"] / best["plain MLP"]
+    print(f"  GateON step / plain MLP step: {ratio:.2f}x (target <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()

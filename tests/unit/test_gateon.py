@@ -1,0 +1,312 @@
+"""Unit tests of lib/gateon.py (and the presets of lib/protocols/gateon.py).
+
+Sizes and seeds differ from the chapter's: permuted scikit-learn digits (64 pixels), tiny
+networks, seeds 3 to 11.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_digits
+
+from lib import gateon as g
+from lib.protocols import gateon as proto
+
+
+@pytest.fixture(scope="module")
+def digits_stream():
+    x, y = load_digits(return_X_y=True)
+    x = x / 16.0
+    return g.task_stream(x[:1400], y[:1400], x[1400:], y[1400:], n_tasks=3, seed=7,
+                         n_train=1000, n_val=200, n_test=300)
+
+
+def tiny_learner(meth, seed=5, hidden=(12, 10)):
+    torch.manual_seed(seed)
+    return g.Learner(8, 3, hidden, meth, lr=1e-2)
+
+
+def tiny_batch(seed=4, n=16):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 8, generator=gen), torch.randint(3, (n,), generator=gen)
+
+
+# ---------------------------------------------------------------------------- network and gates
+
+
+def test_retanh_is_zero_below_zero_and_tanh_squared_above():
+    x = torch.linspace(-2, 2, 41)
+    r = g.retanh(x)
+    assert torch.all(r[x <= 0] == 0)
+    assert torch.allclose(r[x > 0], torch.tanh(x[x > 0]) ** 2)
+
+
+def test_about_half_of_the_units_of_a_new_context_are_gated_off():
+    torch.manual_seed(3)
+    net = g.GateMLP(20, (400, 400), 4)
+    off = [float((gate == 0).float().mean()) for c in range(5) for gate in net.gates(c)]
+    assert 0.4 < np.mean(off) < 0.6
+    gates = net.gates(0)[0].detach()
+    assert float(gates.max()) < math.tanh(1 / math.sqrt(g.N_CONTEXTS)) ** 2 + 1e-7
+
+
+def test_without_gating_every_gate_is_one_and_the_projection_is_not_trained():
+    torch.manual_seed(3)
+    net = g.GateMLP(6, (5,), 2, gating=False)
+    assert all(torch.all(gt == 1) for gt in net.gates(7))
+    assert not any(p.requires_grad for p in net.ctx.parameters())
+    assert len(net.context_parameters(3)) == 1 and len(net.shared_parameters()) == 4
+
+
+def test_hidden_outputs_have_unit_norm_and_keep_their_gradient():
+    torch.manual_seed(4)
+    net = g.GateMLP(8, (9, 7), 3)
+    x, y = tiny_batch()
+    g.loss_fn(net(x, 2, keep=True), y).backward()
+    for h in net.hidden_out:
+        norms = h.norm(dim=1)
+        assert torch.allclose(norms[norms > 0], torch.ones_like(norms[norms > 0]), atol=1e-5)
+        assert h.grad is not None and h.grad.shape == h.shape
+
+
+def test_softmax_ce_has_smaller_gradients_than_ce():
+    torch.manual_seed(5)
+    logits = (5 * torch.randn(32, 10)).requires_grad_()
+    y = torch.randint(10, (32,))
+    (ga,) = torch.autograd.grad(g.loss_fn(logits, y, "ce"), logits)
+    (gb,) = torch.autograd.grad(g.loss_fn(logits, y, "softmax-ce"), logits)
+    assert gb.norm() < ga.norm()
+
+
+# ---------------------------------------------------------------------------- relevance, availability
+
+
+def test_relevance_is_the_squared_gradient_times_activity_over_its_layer_mean():
+    gen = torch.Generator().manual_seed(6)
+    h, grad = torch.rand(5, 4, generator=gen), torch.randn(5, 4, generator=gen)
+    raw = ((grad * h) ** 2).mean(0)
+    r = g.relevance(h, grad)
+    assert torch.allclose(r, raw / raw.mean())
+    assert math.isclose(float(r.mean()), 1.0, rel_tol=1e-6)
+
+
+def test_relevance_of_a_layer_without_gradient_is_zero_not_nan():
+    r = g.relevance(torch.rand(3, 4), torch.zeros(3, 4))
+    assert torch.all(r == 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=st.lists(st.floats(0, 1), min_size=1, max_size=8),
+       rel=st.floats(0, 50), eps=st.floats(0, 3), eta=st.floats(1e-4, 1))
+def test_availability_stays_in_the_unit_interval(a, rel, eps, eta):
+    at = torch.tensor(a, dtype=torch.float64)
+    new = g.update_availability(at, torch.full_like(at, rel), eta, eps)
+    assert torch.all((new >= 0) & (new <= 1))
+
+
+def test_availability_follows_its_closed_form_under_constant_relevance():
+    for rel, eps in [(1.0, 0.0), (2.5, 0.5), (0.3, 1.0)]:
+        a = torch.tensor([0.7], dtype=torch.float64)
+        trace = []
+        for _ in range(300):
+            a = g.update_availability(a, torch.tensor([rel], dtype=torch.float64), 0.01, eps)
+            trace.append(float(a))
+        closed = g.availability_after(np.arange(1, 301), rel, 0.01, eps, a0=0.7)
+        assert np.allclose(trace, closed, rtol=1e-10)
+
+
+def test_time_to_fall_below_a_thousandth_without_reactivation():
+    # (1 - 0.01)^t = 1e-3  =>  t = ln(1e-3) / ln(0.99) = 687.3 steps at relevance 1
+    assert g.availability_after(687, 1.0) > 1e-3 > g.availability_after(688, 1.0)
+
+
+def test_a_unit_at_zero_never_recovers_but_a_small_one_does():
+    zero = g.update_availability(torch.zeros(1), torch.zeros(1), 0.5, 1.0)
+    assert float(zero) == 0.0
+    a = torch.full((1,), 1e-6)
+    for _ in range(200):
+        a = g.update_availability(a, torch.zeros(1), 0.5, 1.0)
+    assert float(a) == 1.0
+
+
+# ---------------------------------------------------------------------------- obstruction
+
+
+def test_update_masking_freezes_unavailable_units_and_scales_the_rest():
+    meth = g.method("availability", mask="update")
+    ref, lrn = tiny_learner(g.method("finetune")), tiny_learner(meth)
+    a = torch.ones(12)
+    a[:4], a[4:8] = 0.0, 0.5
+    lrn.a_frozen[0] = a
+    lrn.start_task(0)
+    ref.start_task(0)
+    w0 = lrn.model.layers[0].weight.detach().clone()
+    x, y = tiny_batch()
+    ref.step(x, y)
+    lrn.step(x, y)
+    dw = lrn.model.layers[0].weight.detach() - w0
+    dref = ref.model.layers[0].weight.detach() - w0
+    assert torch.all(dw[:4] == 0)
+    assert torch.allclose(dw[4:8], 0.5 * dref[4:8], atol=1e-7)
+    assert torch.allclose(dw[8:], dref[8:], atol=1e-7)
+    assert lrn.max_obstructed_update == 0.0 and lrn.n_obstructed == 4
+
+
+def test_gradient_masking_is_nearly_inert_under_adam():
+    lrn = tiny_learner(g.method("availability", mask="gradient"))
+    ref = tiny_learner(g.method("finetune"))
+    lrn.a_frozen[0] = torch.full((12,), 1e-2)
+    lrn.start_task(0)
+    ref.start_task(0)
+    w0 = lrn.model.layers[0].weight.detach().clone()
+    for s in range(3):
+        x, y = tiny_batch(seed=s)
+        ref.step(x, y)
+        lrn.step(x, y)
+    dw = lrn.model.layers[0].weight.detach() - w0
+    dref = ref.model.layers[0].weight.detach() - w0
+    assert float(dw.norm() / dref.norm()) > 0.9  # a mask of 1e-2 on the gradient: ~no effect
+
+
+def test_adam_cancels_a_constant_factor_on_the_gradient():
+    gen = torch.Generator().manual_seed(8)
+    grads = torch.randn(20, 5, generator=gen, dtype=torch.float64)
+    full, scaled = g.adam_update(grads), g.adam_update(1e-3 * grads)
+    assert torch.allclose(full, scaled, rtol=1e-3)
+    tiny = g.adam_update(1e-9 * grads)  # below Adam's eps the factor is felt
+    assert float(tiny.norm()) < 0.2 * float(full.norm())
+
+
+def test_penalty_gradient_matches_autograd_of_the_quadratic():
+    torch.manual_seed(9)
+    p = torch.randn(6, requires_grad=True)
+    anchor, w = torch.randn(6), torch.rand(6)
+    pen = g._Penalty([p])
+    with torch.no_grad():
+        p_now = p.detach().clone()
+        p.copy_(anchor)
+    pen.add([p], [w])
+    with torch.no_grad():
+        p.copy_(p_now)
+    (auto,) = torch.autograd.grad(0.7 * (w * (p - anchor) ** 2).sum(), p)
+    p.grad = torch.zeros(6)
+    pen.add_grad([p], 0.7)
+    assert torch.allclose(p.grad, auto, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- tasks and the loop
+
+
+def test_permutations_are_seeded_permutations():
+    a, b = g.permutations(4, 30, 11), g.permutations(4, 30, 11)
+    assert np.array_equal(a, b)
+    assert all(np.array_equal(np.sort(r), np.arange(30)) for r in a)
+    assert not np.array_equal(a[0], a[1])
+    assert np.array_equal(g.permutations(2, 30, 11), a[:2])
+    assert not np.array_equal(g.permutations(1, 30, 12)[0], a[0])
+
+
+def test_task_stream_splits_train_and_validation_disjointly(digits_stream):
+    s = digits_stream
+    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (1000, 200, 300)
+    assert s.n_tasks == 3 and s.dim == 64
+    tr = {r.tobytes() for r in s.x_train.numpy()}
+    dup = sum(r.tobytes() in tr for r in s.x_val.numpy())
+    assert dup < 10  # digits has a few identical images; the split itself is disjoint
+
+
+def test_train_sequence_is_deterministic_and_shaped(digits_stream):
+    kw = dict(hidden=(32, 32), steps=60, batch_size=32, lr=3e-3, seed=3, eval_every=10,
+              eval_batch=100)
+    r1 = g.train_sequence(digits_stream, g.method("gateon", epsilon=0.5), **kw)
+    r2 = g.train_sequence(digits_stream, g.method("gateon", epsilon=0.5), **kw)
+    assert np.array_equal(r1.acc, r2.acc, equal_nan=True)
+    assert r1.acc.shape == (3, 3) and np.all(np.isnan(r1.acc[np.triu_indices(3, 1)]))
+    assert np.all((r1.just_learned > 0.3) & (r1.just_learned <= 1))  # chance: 0.1
+    lo, hi = r1.availability_range
+    assert 0 <= lo <= hi <= 1 and lo < 1
+    assert len(r1.availability) == 3 and r1.availability[0][0].shape == (32,)
+    assert r1.mean_seen.shape == (3,) and math.isclose(r1.mean_seen[-1], r1.final_mean)
+
+
+def test_gateon_protects_the_first_digits_task_better_than_finetuning(digits_stream):
+    kw = dict(hidden=(48, 48), steps=150, batch_size=64, lr=3e-3, seed=4, eval_every=25,
+              eval_batch=150)
+    ft = g.train_sequence(digits_stream, g.method("finetune"), **kw)
+    go = g.train_sequence(digits_stream, g.method("gateon", epsilon=0.0), **kw)
+    assert go.final[0] > ft.final[0]
+
+
+def test_ewc_and_si_run_and_record_no_availability(digits_stream):
+    kw = dict(hidden=(16,), steps=20, batch_size=32, lr=3e-3, seed=10, eval_every=10,
+              eval_batch=100)
+    for name in ("ewc", "si"):
+        r = g.train_sequence(digits_stream, g.method(name), **kw)
+        assert not r.availability and math.isnan(r.availability_range[0])
+        assert np.all(np.isfinite(r.final))
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: g.method("replay"), "unknown method"),
+    (lambda: g.method("gateon", mask="weights"), "unknown mask"),
+    (lambda: g.Method("x", epsilon=-0.1), "epsilon must be >= 0"),
+    (lambda: g.Method("x", epsilon=float("nan")), "epsilon must be a finite number"),
+    (lambda: g.Method("x", eta_a=0.0), "eta_a must be > 0"),
+    (lambda: g.Method("x", ewc_lambda=1.0, si_c=1.0), "choose EWC or SI"),
+    (lambda: g.GateMLP(4, (), 2), "at least one hidden layer"),
+    (lambda: g.GateMLP(4, (3,), 2).gates(200), "context must be an int"),
+    (lambda: g.GateMLP(4, (3,), 2)(torch.zeros(5, 3)), "shape"),
+    (lambda: g.GateMLP(4, (3,), 2)(torch.zeros(1, 4)), "at least 2 samples"),
+    (lambda: g.loss_fn(torch.zeros(2, 2), torch.zeros(2, dtype=torch.long), "mse"),
+     "unknown loss"),
+    (lambda: g.update_availability(torch.ones(3), torch.ones(2)), "same shape"),
+    (lambda: g.availability_after(-1, 1.0), "steps must be"),
+    (lambda: g.relevance(torch.ones(2, 3), torch.ones(3, 2)), "same shape"),
+    (lambda: g.permutations(0, 10, 1), "n_tasks must be"),
+    (lambda: g.task_stream(np.zeros((10, 4)), np.zeros(10), np.zeros((5, 4)), np.zeros(5), 2,
+                           0, 8, 4, 3), "exceeds"),
+    (lambda: g.task_stream(np.full((10, 4), np.nan), np.zeros(10), np.zeros((5, 4)),
+                           np.zeros(5), 2, 0, 4, 4, 3), "finite"),
+    (lambda: g.train_sequence(None, g.method("finetune"), (4,), 1, 2, 1e-3, 0), "TaskStream"),
+])
+def test_bad_input_raises_a_clear_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_too_few_contexts_for_the_tasks_is_refused(digits_stream):
+    with pytest.raises(ValueError, match="n_contexts"):
+        g.train_sequence(digits_stream, g.method("gateon"), (8,), 2, 8, 1e-3, 0, n_contexts=2)
+
+
+def test_ewc_needs_fisher_batches():
+    lrn = tiny_learner(g.method("ewc"))
+    with pytest.raises(ValueError, match="fisher_batches"):
+        lrn.end_task(())
+
+
+# ---------------------------------------------------------------------------- presets
+
+
+def test_presets_differ_by_scale_and_refuse_unknown_scales():
+    ci, book, paper = (proto.preset(s) for s in ("ci", "book", "paper"))
+    assert ci.n_tasks < book.n_tasks == 10 < paper.n_tasks == 100
+    assert paper.hidden == (5000,) * 4 and paper.dataset == "mnist"
+    with pytest.raises(ValueError, match="expected one of ci, book, paper"):
+        proto.preset("huge")
+
+
+def test_the_epsilon_zero_variant_differs_only_in_epsilon():
+    P = proto.preset("book")
+    a, b = proto.method_of("gateon", P), proto.method_of("gateon-eps0", P)
+    assert a.epsilon == P.epsilon > 0 and b.epsilon == 0
+    assert (a.gating, a.obstruct, a.mask) == (b.gating, b.obstruct, b.mask)
