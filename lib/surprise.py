@@ -14,7 +14,11 @@ The world: a hidden parameter :math:`\\Theta_t` that, at every step and with pro
 Three observation models ("models"), each with its own kind of belief:
 
 - :class:`GridModel` -- Gaussian observations :math:`y \\sim N(\\theta, \\sigma^2)`, the belief is a
-  vector of probability masses on a uniform :math:`\\theta`-grid. Exact in volatile worlds.
+  vector of probability masses on a uniform :math:`\\theta`-grid. The volatile update is exact for
+  the discretised world; against the continuous one its error is bounded by
+  :meth:`GridModel.discretisation_error` (spacing) and :meth:`GridModel.truncation_error` (the
+  grid's edges), and :func:`run_length_filter` (the exact run-length mixture, closed form for the
+  probabilistic-mismatch measures) measures it.
 - :class:`NormalModel` -- the same observations with a conjugate Gaussian belief
   :math:`N(m, v)` (closed forms; belief-mismatch measures need ``p_c = 0``).
 - :class:`DirichletModel` -- a categorical observation out of ``K`` outcomes, the belief is a
@@ -29,8 +33,12 @@ group, conceptual category, formula); :func:`measure_table` renders it.
 
 Caveat, stated in the chapter too: the split of the ten measures into the paper's 18 definitions
 ("1"/"2" variants) is our reconstruction, not read in the paper. We take variant 1 to use the
-belief :math:`\\pi^{(t)}` and variant 2 the change-aware prior :math:`\\hat\\pi^{(t)}`; the KL
-direction of the Bayesian and postdictive surprises is a separate switch (``direction``).
+belief :math:`\\pi^{(t)}` and variant 2 the change-aware prior :math:`\\hat\\pi^{(t)}`: one
+substitution, :math:`\\pi^{(t)} \\to \\hat\\pi^{(t)}`, wherever the belief before the observation
+appears; the belief after it, :math:`\\pi^{(t+1)}`, is the exact volatile posterior in both. The
+KL direction of the Bayesian and postdictive surprises is a separate switch (``direction``), and
+so is the other reading of postdictive surprise 2 (``reading="prediction"``, see
+:func:`postdictive`).
 
 The chapter's presets and its loops over tasks are its protocol,
 :mod:`lib.protocols.surprise_taxonomy`.
@@ -51,12 +59,13 @@ from scipy.spatial.distance import squareform
 __all__ = [
     "SIGMA_OBS", "P_CHANGE", "MU0", "SIGMA0", "THETA_MAX", "N_OUTCOMES", "CONCENTRATION",
     "GROUPS", "CATEGORIES", "VARIANTS", "DIRECTIONS",
-    "GridModel", "NormalModel", "NormalBelief", "DirichletModel", "DirichletBelief",
+    "EDGE_TOL", "GridModel", "NormalModel", "NormalBelief", "DirichletModel", "DirichletBelief",
     "shannon", "bayes_factor", "state_prediction_error", "absolute_error", "squared_error",
     "unsigned_rpe", "bayesian", "postdictive", "confidence_corrected", "free_energy",
-    "change_probability", "update", "update_liakoni",
+    "change_probability", "update", "update_liakoni", "POSTDICTIVE_AFTER",
     "Measure", "MEASURES", "MEASURE_NAMES", "measure_table", "table_markdown", "applicable", "compute_all",
     "TaskData", "simulate_gaussian", "simulate_categorical", "Run", "run", "run_naive", "conjugate_beliefs",
+    "RunLengthFilter", "run_length_filter", "longest_run", "order_violations",
     "error_sweep", "is_strictly_increasing", "rank_correlation", "cluster_order",
     "detection_auc", "VARIANT_PAIRS", "task_summary", "MatchedSplit", "bf_vs_shannon",
 ]
@@ -71,8 +80,10 @@ SIGMA_OBS = 0.5
 P_CHANGE = 0.05
 #: Mean and standard deviation of the prior over the Gaussian mean (units of y).
 MU0, SIGMA0 = 0.0, 1.0
-#: Half-width of the theta-grid (units of y): 6 prior standard deviations.
-THETA_MAX = 6.0
+#: Half-width of the theta-grid (units of y): 8 prior standard deviations, so that the grid cuts
+#: 2 Phi(-8) = 1.2e-15 of the prior (float64 rounding); at 6 it cut 2e-9, which reached gamma
+#: at 5e-10.
+THETA_MAX = 8.0
 #: Number of outcomes of the categorical task.
 N_OUTCOMES = 10
 #: Concentration of the symmetric Dirichlet prior over outcome probabilities ("stochasticity").
@@ -81,6 +92,9 @@ CONCENTRATION = 0.1
 LOG_FLOOR = 1e-300
 #: Tolerance on "sums to one" of a belief.
 SUM_TOL = 1e-8
+#: Largest mass the posterior of the prior may put on an outermost grid point: beyond it an
+#: observation lies too close to the grid's edge and the grid would truncate its posterior.
+EDGE_TOL = 1e-12
 
 GROUPS = ("probabilistic mismatch", "observation mismatch", "belief mismatch")
 CATEGORIES = ("prediction", "change-point detection", "confidence-corrected", "information gain")
@@ -177,6 +191,16 @@ class GridModel:
     Entropies are differential entropies (``-sum p log p + log dtheta``), so that grid values
     approximate the continuous ones.
 
+    Discretisation error. The exact belief is a mixture over run lengths r of Gaussians of width
+    :math:`s_r = \\sigma / \\sqrt{r + \\sigma^2/\\sigma_0^2}`, and on the grid each component is
+    that Gaussian sampled at the grid points (products of likelihoods are exact pointwise). By
+    Poisson summation a sum over the grid of a Gaussian of width s has relative error
+    :math:`\\le 2 e^{-2\\pi^2 s^2/h^2}` (h the spacing), so every predictive, weight and gamma is off
+    by at most :meth:`discretisation_error` ``= 8 exp(-2 pi^2 s^2 / h^2)`` with s the width after the
+    longest run length the belief holds; :meth:`adapted` chooses h from sigma to meet a
+    tolerance. The grid's edges cut the prior's tails (:meth:`truncation_error`), and
+    observations whose posterior would reach an edge are refused (:meth:`check_coverage`).
+
     Attributes:
         theta: the grid (units of y), uniform and increasing.
         sigma: observation noise (units of y).
@@ -189,7 +213,7 @@ class GridModel:
     discrete = False
 
     @classmethod
-    def build(cls, sigma: float = SIGMA_OBS, n_theta: int = 601, theta_max: float = THETA_MAX,
+    def build(cls, sigma: float = SIGMA_OBS, n_theta: int = 801, theta_max: float = THETA_MAX,
               dy: float | None = None) -> "GridModel":
         """A grid model on ``[-theta_max, theta_max]`` with ``n_theta`` points.
 
@@ -220,6 +244,90 @@ class GridModel:
         k = stats.norm.pdf(y_grid[:, None], theta[None, :], sigma)
         object.__setattr__(model, "_kernel", np.ascontiguousarray((k / k.sum(0)).T))
         return model
+
+    @classmethod
+    def adapted(cls, sigma: float, run_length: int, tol: float = 1e-10, theta_max: float = THETA_MAX,
+                sigma0: float = SIGMA0, dy: float | None = None, y=None) -> "GridModel":
+        """A grid that adapts to sigma: spacing for :meth:`discretisation_error` below ``tol``, and
+        a half-width that covers the observations ``y``.
+
+        Args:
+            sigma: observation noise (units of y), > 0.
+            run_length: the longest run length (observations since a change) the belief will hold.
+            tol: bound on the error of every log predictive (nats) and of gamma, in (0, 1).
+            theta_max: the smallest half-width of the grid (units of y).
+            sigma0: prior standard deviation of the mean (units of y; the prior mean is 0).
+            dy: spacing of the y-grid (see :meth:`build`).
+            y: observations to cover (optional): the half-width grows until the posterior of the
+                prior given each of them lies 8 of its sds inside the edges (:meth:`check_coverage`).
+
+        Returns:
+            The model: spacing ``h = pi s sqrt(2 / log(8 / tol))``, ``s = sigma / sqrt(run_length + 1 +
+            sigma^2 / sigma0^2)``, and an odd number of points.
+        """
+        if not (np.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+        if int(run_length) != run_length or run_length < 0:
+            raise ValueError(f"run_length must be a non-negative integer, got {run_length!r}")
+        if not (0 < tol < 1):
+            raise ValueError(f"tol must be in (0, 1), got {tol!r}")
+        if not (np.isfinite(sigma0) and sigma0 > 0):
+            raise ValueError(f"sigma0 must be positive, got {sigma0!r}")
+        s = sigma / math.sqrt(run_length + 1 + (sigma / sigma0) ** 2)
+        h = math.pi * s * math.sqrt(2.0 / math.log(8.0 / tol))
+        if y is not None:
+            y = np.asarray(y, float)
+            if y.size and not np.all(np.isfinite(y)):
+                raise ValueError("y must be finite")
+            k0 = sigma0**2 / (sigma0**2 + sigma**2)
+            reach = float(np.abs(y).max()) * k0 + 8.0 * math.sqrt(k0) * sigma if y.size else 0.0
+            theta_max = max(float(theta_max), reach)
+        n = 2 * int(math.ceil(theta_max / h)) + 1
+        return cls.build(sigma, n, theta_max, dy)
+
+    def discretisation_error(self, run_length: int, sigma0: float = SIGMA0) -> float:
+        """Bound on the spacing error of any log predictive (nats) and of gamma.
+
+        ``8 exp(-2 pi^2 s^2 / h^2)`` with ``s = sigma / sqrt(run_length + 1 + sigma^2 / sigma0^2)``, the
+        width of the narrowest posterior a belief of this run length produces (class docstring).
+        """
+        if int(run_length) != run_length or run_length < 0:
+            raise ValueError(f"run_length must be a non-negative integer, got {run_length!r}")
+        s2 = self.sigma**2 / (run_length + 1 + (self.sigma / sigma0) ** 2)
+        return 8.0 * math.exp(-2.0 * math.pi**2 * s2 / self.dtheta**2)
+
+    def truncation_error(self, mu0: float = MU0, sigma0: float = SIGMA0) -> float:
+        """Mass of the prior :math:`N(\\mu_0, \\sigma_0^2)` outside the grid (the relative error it causes)."""
+        t = float(self.theta[-1])
+        return float(stats.norm.sf((t - mu0) / sigma0) + stats.norm.cdf((-t - mu0) / sigma0))
+
+    def check_coverage(self, prior, y) -> None:
+        """Refuse observations whose posterior from the prior would reach the grid's edge.
+
+        The posterior of the prior given ``y`` is the widest-reaching component of any belief
+        (every component is a posterior of the prior). If it puts more than :data:`EDGE_TOL` of its
+        mass on an outermost grid point, the grid truncates it and every measure that involves the
+        prior is wrong (at sigma = 0.5 on +-6: 0.2 nats at y = 7, 12 nats at y = 10).
+
+        Raises:
+            ValueError: naming the observation and the grid's half-width.
+        """
+        y = np.asarray(y, float)
+        if y.size == 0:
+            return
+        prior = np.asarray(prior, float)
+        edge = np.stack([prior[..., 0], prior[..., -1]], -1)
+        z = (y[..., None] - self.theta[[0, -1]]) * (1.0 / self.sigma)
+        log_edge = _log(edge) - 0.5 * z * z - 0.5 * math.log(2 * math.pi * self.sigma**2)
+        lp0 = self.log_predictive(prior, y)
+        worst = (log_edge - lp0[..., None]).max(-1)
+        k = int(np.argmax(worst))
+        if worst.flat[k] > math.log(EDGE_TOL):
+            raise ValueError(
+                f"observation y = {y.flat[k]:.4g} lies too close to the edge of the theta-grid "
+                f"[{self.theta[0]:g}, {self.theta[-1]:g}]: its posterior puts {math.exp(worst.flat[k]):.1e} "
+                f"of its mass on the outermost grid point (tolerance {EDGE_TOL:g}), so the grid would "
+                "truncate it; build the GridModel with a larger theta_max")
 
     @property
     def n(self) -> int:
@@ -355,19 +463,26 @@ class GridModel:
         return -np.sum(b * self._logb(b), -1) + math.log(self.dtheta)
 
     def flat_posterior(self, y) -> np.ndarray:
-        """The normalised likelihood :math:`\\pi_{flat}(\\theta \\mid y) = P(y \\mid \\theta) / A(y)` on the grid."""
+        """The normalised likelihood :math:`\\pi_{flat}(\\theta \\mid y) = P(y \\mid \\theta) / A(y)` on the grid.
+
+        Masses renormalised on the grid (for plotting); :meth:`kl_to_flat` uses the exact
+        continuous flat posterior :math:`N(\\theta; y, \\sigma^2)` instead, which the grid may cut.
+        """
         lik, _ = self._scaled_likelihood(y)
         return lik / lik.sum(-1, keepdims=True)
 
     def kl_to_flat(self, b, y) -> np.ndarray:
-        """:math:`D_{KL}[b \\Vert \\pi_{flat}(\\cdot \\mid y)]`."""
-        lik, top = self._scaled_likelihood(y)
-        log_flat = self.log_likelihood(y) - (top + np.log(lik.sum(-1)))[..., None]
+        """:math:`D_{KL}[b \\Vert \\pi_{flat}(\\cdot \\mid y)]` with the exact :math:`\\pi_{flat} = N(y, \\sigma^2)`.
+
+        The grid belief is read as the density ``b / dtheta``; :math:`A(y) = 1` for a Gaussian
+        location likelihood, so no renormalisation on the grid (which truncates a wide likelihood).
+        """
+        log_flat = self.log_likelihood(y) + math.log(self.dtheta)
         return np.sum(b * (self._logb(b) - log_flat), -1)
 
     def log_flat_normaliser(self, y) -> np.ndarray:
-        """:math:`\\log A(y) = \\log \\int P(y \\mid \\theta)\\, d\\theta` on the grid (≈ 0)."""
-        return special.logsumexp(self.log_likelihood(y), -1) + math.log(self.dtheta)
+        """:math:`\\log A(y) = \\log \\int P(y \\mid \\theta)\\, d\\theta = 0` (Gaussian location likelihood, exact)."""
+        return np.zeros(np.shape(y))
 
     def expected_loglik(self, q, y) -> np.ndarray:
         """:math:`E_q[\\log P(y \\mid \\Theta)]`."""
@@ -709,6 +824,8 @@ def _prep(model, before, y, after, prior, p_c, *, need_after=False, need_prior=F
             raise ValueError("this measure needs the prior belief pi^(0) (`prior`)")
         prior = model.check_belief(prior, "prior")
     _batch(*shapes)
+    if prior is not None and isinstance(model, GridModel):
+        model.check_coverage(prior, y)
     return before, y, after, prior, p_c
 
 
@@ -836,23 +953,39 @@ def bayesian(model, before, y, after=None, prior=None, p_c=0.0, *, variant="beli
     return model.kl(after, ref) if direction == "post||prior" else model.kl(ref, after)
 
 
+#: The two readings of the distribution after the observation in postdictive surprise 2.
+POSTDICTIVE_AFTER = ("postdiction", "prediction")
+
+
 def postdictive(model, before, y, after=None, prior=None, p_c=0.0, *, variant="belief", direction="prior||post",
-                check=True):
-    """Postdictive surprise: KL between the predictive distributions of y before and after (nats).
+                reading="postdiction", check=True):
+    """Postdictive surprise: KL between the distributions of y before and after the observation (nats).
+
+    The book's reconstruction of variant 2 (``reading="postdiction"``, the default):
+    :math:`S_{Po2} = D_{KL}[P(\\cdot;\\hat\\pi^{(t)}) \\Vert P(\\cdot;\\pi^{(t+1)})]`, the exact prediction
+    of :math:`y_{t+1}` against its exact postdiction: both are laws of the same observation, since
+    no change can occur between :math:`\\Theta_{t+1}` and :math:`y_{t+1}`, and an observation that
+    leaves :math:`\\hat\\pi^{(t)}` unchanged gives 0 (as :math:`S_{Ba2}` does). The other reading,
+    ``reading="prediction"``, compares the change-aware predictions before and after, of :math:`y_{t+1}` and
+    :math:`y_{t+2}`: :math:`D_{KL}[P(\\cdot;\\hat\\pi^{(t)}) \\Vert P(\\cdot;\\hat\\pi^{(t+1)})]`. Variant 1 is the
+    same under both.
 
     Args:
-        variant: predictive before the observation from :math:`\\pi^{(t)}` (``"belief"``) or
+        variant: the distribution before from :math:`\\pi^{(t)}` (``"belief"``) or
             :math:`\\hat\\pi^{(t)}` (``"changeaware"``).
-        direction: ``"prior||post"`` (default, :math:`D_{KL}[P(\\cdot;\\pi^{(t)}) \\Vert P(\\cdot;\\pi^{(t+1)})]`)
-            or ``"post||prior"``.
+        direction: ``"prior||post"`` (default, before first in the KL) or ``"post||prior"``.
+        reading: ``"postdiction"`` or ``"prediction"`` (:data:`POSTDICTIVE_AFTER`): which
+            distribution after the observation.
         model, before, y, after, prior, p_c, check: as in :func:`shannon`; ``after`` is required.
     """
     _check_choice(variant, VARIANTS, "variant")
     _check_choice(direction, DIRECTIONS, "direction")
+    _check_choice(reading, POSTDICTIVE_AFTER, "reading of the distribution after")
     before, y, after, prior, p_c = _prep(model, before, y, after, prior, p_c, need_after=True,
                                          need_prior=variant != "belief", check=check)
     ref = _step_prior(model, before, prior, p_c, variant)
-    return model.predictive_kl(ref, after) if direction == "prior||post" else model.predictive_kl(after, ref)
+    post = _step_prior(model, after, prior, p_c, variant) if reading == "prediction" else after
+    return model.predictive_kl(ref, post) if direction == "prior||post" else model.predictive_kl(post, ref)
 
 
 def confidence_corrected(model, before, y, after=None, prior=None, p_c=0.0, *, variant="belief", check=True):
@@ -1004,10 +1137,12 @@ MEASURES: tuple[Measure, ...] = (
             status=_SPLIT + "; KL direction a switch"),
     Measure("Po1", r"S_{\mathrm{Po}1}", "postdictive surprise 1", _BM, _IG,
             r"D_{KL}[P(\cdot;\pi^{(t)})\Vert P(\cdot;\pi^{(t+1)})]", postdictive,
-            (("variant", "belief"), ("direction", "prior||post")), source="Kolossa et al. (2015)", status=_SPLIT),
+            (("variant", "belief"), ("direction", "prior||post"), ("reading", "postdiction")),
+            source="Kolossa et al. (2015)", status=_SPLIT),
     Measure("Po2", r"S_{\mathrm{Po}2}", "postdictive surprise 2", _BM, _IG,
             r"D_{KL}[P(\cdot;\hat\pi^{(t)})\Vert P(\cdot;\pi^{(t+1)})]", postdictive,
-            (("variant", "changeaware"), ("direction", "prior||post")), source="Kolossa et al. (2015)", status=_SPLIT),
+            (("variant", "changeaware"), ("direction", "prior||post"), ("reading", "postdiction")),
+            source="Kolossa et al. (2015)", status=_SPLIT + "; its 'after' side is the book's reading"),
     Measure("CC1", r"S_{\mathrm{CC}1}", "confidence-corrected surprise 1", _BM, _CC,
             r"D_{KL}[\pi^{(t)}\Vert\pi_{flat}(\cdot\mid y)]", confidence_corrected, (("variant", "belief"),),
             source="Faraji et al. (2018)", status=_SPLIT),
@@ -1088,9 +1223,9 @@ def compute_all(model, before, y, after, prior, p_c, names: Sequence[str] | None
     """
     names = applicable(model, p_c) if names is None else tuple(names)
     specs = [_get(n) for n in names]
-    before, y, after, prior, p_c = _prep(model, before, y, after, prior, p_c, need_after=True, need_prior=True)
     out = {}
-    with _memoised():
+    with _memoised():   # the checks' likelihoods are reused by the measures
+        before, y, after, prior, p_c = _prep(model, before, y, after, prior, p_c, need_after=True, need_prior=True)
         for m in specs:
             kw = {**dict(m.kwargs), **{k: v for k, v in overrides.items() if k in dict(m.kwargs)}}
             out[m.name] = m.func(model, before, y, after, prior, p_c, check=False, **kw)
@@ -1164,6 +1299,9 @@ def simulate_categorical(T: int, n_outcomes: int = N_OUTCOMES, concentration: fl
     T, p_c = _check_T(T), _check_p_c(p_c)
     if rng is None:
         raise ValueError("pass an explicit rng (numpy.random.Generator)")
+    if int(n_outcomes) != n_outcomes or n_outcomes < 2:
+        raise ValueError(f"n_outcomes must be an integer >= 2 (one outcome carries no surprise), got {n_outcomes!r}")
+    n_outcomes = int(n_outcomes)
     if not concentration > 0:
         raise ValueError(f"concentration must be positive, got {concentration!r}")
     change, seg = _segments(T, p_c, rng)
@@ -1269,6 +1407,8 @@ def run(model, y, prior, p_c, names: Sequence[str] | None = None, *, chunk: int 
     y = model.check_obs(y)
     if y.ndim != 1:
         raise ValueError(f"y must be one-dimensional (T,), got shape {y.shape}")
+    if y.size == 0:
+        raise ValueError("run needs at least one observation, got an empty sequence")
     names = applicable(model, p_c) if names is None else tuple(names)
     for n in names:
         _get(n)
@@ -1290,8 +1430,11 @@ def run(model, y, prior, p_c, names: Sequence[str] | None = None, *, chunk: int 
     keep = np.empty((T + 1, model.n)) if keep_beliefs else None
     for s in range(0, T, int(chunk)):
         e = min(T, s + int(chunk))
-        B, gamma[s:e] = _filter_grid(model, y[s:e], prior, p_c, b)
-        out = compute_all(model, B[:-1], y[s:e], B[1:], prior, p_c, names, **overrides)
+        yc = y[s:e]
+        with _memoised():   # one likelihood per block, shared by the check, the filter and the measures
+            model.check_coverage(prior, yc)
+            B, gamma[s:e] = _filter_grid(model, yc, prior, p_c, b)
+            out = compute_all(model, B[:-1], yc, B[1:], prior, p_c, names, **overrides)
         for n in names:
             meas[n][s:e] = out[n]
         m = B @ model.theta
@@ -1322,6 +1465,99 @@ def conjugate_beliefs(model: NormalModel, y, prior: NormalBelief) -> NormalBelie
 def run_naive(model: GridModel, y, prior, p_c, names: Sequence[str] | None = None) -> Run:
     """The same as :func:`run` for a grid model, one trial at a time (the speed baseline)."""
     return run(model, y, prior, p_c, names, chunk=1)
+
+
+@dataclass(frozen=True)
+class RunLengthFilter:
+    """The exact belief of the Gaussian task as a mixture over run lengths (no grid).
+
+    Attributes:
+        measures: ``"Sh1"``, ``"Sh2"``, ``"BF"`` per trial, from the mixture's closed-form predictives.
+        gamma: the posterior probability of a change just before each observation (the weight of
+            the component that restarted from the prior), ``(T,)``.
+        yhat: point prediction of the belief before each observation, ``(T,)``.
+        pred_var: its predictive variance, ``(T,)``.
+        n_components: the largest number of run-length components held.
+        longest: the longest run length with weight above the pruning threshold.
+    """
+
+    measures: dict[str, np.ndarray]
+    gamma: np.ndarray
+    yhat: np.ndarray
+    pred_var: np.ndarray
+    n_components: int
+    longest: int
+
+
+def run_length_filter(y, sigma: float = SIGMA_OBS, p_c: float = P_CHANGE, mu0: float = MU0,
+                      sigma0: float = SIGMA0, prune: float = 1e-16) -> RunLengthFilter:
+    """The exact Bayesian filter of the Gaussian change-point task as a run-length mixture.
+
+    After Adams & MacKay (2007): the belief is :math:`\\sum_r w_r N(m_r, v_r)` over the run length
+    r (observations since the last change), every component a conjugate posterior of the prior.
+    Independent of the grid (closed forms in log space); components below ``prune`` times the
+    largest weight are dropped (each drop changes the belief by at most that fraction).
+
+    Args:
+        y: observations ``(T,)``, T >= 1.
+        sigma: observation noise (units of y), > 0.
+        p_c: change probability in [0, 1).
+        mu0, sigma0: the prior of the mean (units of y).
+        prune: relative weight below which a component is dropped, in [0, 1).
+
+    Returns:
+        :class:`RunLengthFilter`.
+    """
+    y = np.asarray(y, float)
+    if y.ndim != 1 or y.size == 0 or not np.all(np.isfinite(y)):
+        raise ValueError(f"y must be a 1-D sequence of at least one finite observation, got shape {y.shape}")
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+    if not (np.isfinite(sigma0) and sigma0 > 0) or not np.isfinite(mu0):
+        raise ValueError(f"the prior needs a finite mu0 and sigma0 > 0, got {mu0!r}, {sigma0!r}")
+    p_c = _check_p_c(p_c)
+    if not (0 <= prune < 1):
+        raise ValueError(f"prune must be in [0, 1), got {prune!r}")
+    s2, v0 = float(sigma) ** 2, float(sigma0) ** 2
+    l1 = math.log1p(-p_c)
+    lpc = math.log(p_c) if p_c > 0 else -np.inf
+    lcut = math.log(prune) if prune > 0 else -np.inf
+    T = y.size
+    sh1, sh2, lbf, gamma, yhat, pvar = (np.empty(T) for _ in range(6))
+    m, v, lw, r = np.array([mu0]), np.array([v0]), np.array([0.0]), np.array([0])
+    n_comp = longest = 0
+    lp0_all = -0.5 * np.log(2 * np.pi * (v0 + s2)) - 0.5 * (y - mu0) ** 2 / (v0 + s2)
+    for t in range(T):                              # the recursion is sequential
+        w = np.exp(lw)
+        yhat[t] = w @ m
+        pvar[t] = w @ (v + m * m) - yhat[t] ** 2 + s2
+        lpr = -0.5 * np.log(2 * np.pi * (v + s2)) - 0.5 * (y[t] - m) ** 2 / (v + s2)
+        lp = special.logsumexp(lw + lpr)
+        lp0 = lp0_all[t]
+        lph = np.logaddexp(l1 + lp, lpc + lp0)
+        sh1[t], sh2[t], lbf[t] = -lp, -lph, lp0 - lp
+        lg = lpc + lp0 - lph
+        gamma[t] = math.exp(lg)
+        k = v / (v + s2)
+        k0 = v0 / (v0 + s2)
+        m = np.append(m + k * (y[t] - m), mu0 + k0 * (y[t] - mu0))
+        v = np.append(v * (1 - k), v0 * (1 - k0))
+        lw = np.append(l1 + lw + lpr - lph, lg)
+        r = np.append(r + 1, 1)
+        keep = lw > lw.max() + lcut
+        m, v, lw, r = m[keep], v[keep], lw[keep], r[keep]
+        lw = lw - special.logsumexp(lw)
+        n_comp, longest = max(n_comp, m.size), max(longest, int(r.max()))
+    return RunLengthFilter({"Sh1": sh1, "Sh2": sh2, "BF": np.exp(lbf)}, gamma, yhat, pvar, n_comp, longest)
+
+
+def longest_run(change) -> int:
+    """The longest stretch of steps without a change (``change[t]`` True where the parameter was redrawn)."""
+    change = np.asarray(change, bool)
+    if change.ndim != 1 or change.size == 0:
+        raise ValueError(f"change must be a non-empty 1-D boolean array, got shape {change.shape}")
+    starts = np.flatnonzero(np.concatenate([[True], change[1:]]))
+    return int(np.diff(np.append(starts, change.size)).max())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1362,6 +1598,39 @@ def is_strictly_increasing(x, s) -> bool:
     if np.any(np.diff(x[order]) <= 0):
         raise ValueError("x has ties; strict monotonicity in x is undefined")
     return bool(np.all(np.diff(s[order]) > 0))
+
+
+def order_violations(x, s, rtol: float = 1e-9) -> float:
+    """Fraction of pairs of observations that ``s`` orders against ``x`` (0 for strictly increasing).
+
+    A pair ``x_i < x_j`` is a violation when ``s_j < s_i - rtol * range(s)`` (a real drop) or
+    ``s_j == s_i`` (an exact tie: not strictly increasing); a drop smaller than
+    ``rtol * range(s)`` is rounding, not a reversal. Use ``rtol=0`` to count every drop.
+
+    Args:
+        x: the variable (distinct values), 1-D.
+        s: the measure, same shape.
+        rtol: relative tolerance of a drop (fraction of the range of ``s``), >= 0.
+
+    Returns:
+        The fraction in [0, 1].
+    """
+    x, s = np.asarray(x, float), np.asarray(s, float)
+    if x.shape != s.shape or x.ndim != 1 or x.size < 2:
+        raise ValueError(f"x and s must be 1-D of the same length >= 2, got {x.shape} and {s.shape}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(s))):
+        raise ValueError("x and s must be finite")
+    if not rtol >= 0:
+        raise ValueError(f"rtol must be >= 0, got {rtol!r}")
+    order = np.argsort(x)
+    if np.any(np.diff(x[order]) <= 0):
+        raise ValueError("x has ties; the order of s along x is undefined")
+    so = s[order]
+    scale = float(np.ptp(so))
+    i, j = np.triu_indices(so.size, 1)
+    d = so[j] - so[i]                               # pairs with x_i < x_j
+    bad = (d < -rtol * scale) | (d == 0)            # a real drop, or an exact tie
+    return float(bad.mean())
 
 
 def rank_correlation(measures: Mapping[str, np.ndarray], names: Sequence[str] | None = None):
@@ -1425,7 +1694,17 @@ def task_summary(measures: Mapping[str, np.ndarray], change, exclude: Sequence[s
         ``weakest_pair`` and its ``weakest_rho``, ``best_detector`` and its ``best_auc`` (None / NaN when
         the run holds no change point).
     """
-    names, rho = rank_correlation(measures, [n for n in measures if n not in exclude])
+    names = [n for n in measures if n not in exclude]
+    if len(names) < 2:
+        raise ValueError(f"task_summary needs at least two measures besides {tuple(exclude)}, got {names}")
+    change = np.asarray(change, bool)
+    lengths = {np.shape(measures[n]) for n in names}
+    if len(lengths) != 1 or lengths.pop() != change.shape or change.ndim != 1:
+        raise ValueError("the measures and `change` must be 1-D of the same length, got shapes "
+                         f"{sorted({np.shape(measures[n]) for n in names})} and {change.shape}")
+    if change.size < 3:
+        raise ValueError(f"task_summary needs at least 3 trials to rank-correlate, got {change.size}")
+    names, rho = rank_correlation(measures, names)
     mean = (rho.sum(1) - 1.0) / (len(names) - 1)
     idx = {n: i for i, n in enumerate(names)}
     pairs = [(rho[idx[a], idx[b]], f"{a}/{b}") for a, b in VARIANT_PAIRS if a in idx and b in idx]
@@ -1487,6 +1766,17 @@ def bf_vs_shannon(yhat, y, bf, sh, pred_var, levels, center: float = 1.0, halfwi
         var_band: optional (low, high) band of the predictive variance, to match it too.
     """
     yhat, y, bf, sh, pv = (np.asarray(a, float) for a in (yhat, y, bf, sh, pred_var))
+    if len({a.shape for a in (yhat, y, bf, sh, pv)}) != 1 or yhat.ndim != 1:
+        raise ValueError("yhat, y, bf, sh and pred_var must be 1-D arrays of the same shape, got "
+                         + ", ".join(str(a.shape) for a in (yhat, y, bf, sh, pv)))
+    if not all(np.all(np.isfinite(a)) for a in (yhat, y, bf, sh, pv)):
+        raise ValueError("yhat, y, bf, sh and pred_var must be finite (a NaN would silently leave a bin empty)")
+    levels = np.asarray(levels, float)
+    if levels.ndim != 1 or levels.size == 0 or not np.all(np.isfinite(levels)) or np.any(levels < 0):
+        raise ValueError(f"levels must be a non-empty 1-D array of |delta| >= 0, got {levels!r}")
+    for name, val in (("center", center), ("halfwidth", halfwidth), ("dwidth", dwidth)):
+        if not (np.isfinite(val) and val >= 0) or (name != "center" and val == 0):
+            raise ValueError(f"{name} must be a finite number {'>= 0' if name == 'center' else '> 0'}, got {val!r}")
     delta = y - yhat
     sel = np.abs(np.abs(yhat) - center) <= halfwidth
     if var_band is not None:

@@ -7,7 +7,10 @@ module holds what belongs to the chapter only:
 
 - :class:`Preset` and :func:`preset`: the sizes of the ``ci``, ``book`` and ``paper`` scales;
 - runs: :func:`long_runs` and :func:`pool` (the long Gaussian runs, pooled across seeds) and
-  :func:`task_sweep` (the headline statistics over the preset's tasks);
+  :func:`task_sweep` (the headline statistics over the preset's tasks, each on a grid adapted to
+  its sigma, with the grid's error measured against the exact run-length mixture);
+- :func:`involves_change`: which definitions the framework predicts to become distinguishable
+  in a volatile world;
 - figures: :func:`plot_measures_over_time` (Fig. A) and :func:`plot_correlations` (Fig. B).
 """
 
@@ -23,6 +26,7 @@ from scipy.cluster import hierarchy
 from lib import plotting, scales
 from lib.surprise import (
     CONCENTRATION,
+    MEASURES,
     N_OUTCOMES,
     P_CHANGE,
     SIGMA_OBS,
@@ -30,7 +34,10 @@ from lib.surprise import (
     GridModel,
     Run,
     TaskData,
+    bayesian,
+    postdictive,
     run,
+    run_length_filter,
     simulate_gaussian,
     task_summary,
 )
@@ -47,8 +54,12 @@ class Preset:
     Attributes:
         sigma: observation noise of the Gaussian task (units of y).
         p_c: change probability per step.
-        n_theta: points of the theta-grid on ``[-theta_max, theta_max]``.
-        theta_max: half-width of the grid (units of y).
+        n_theta: points of the theta-grid on ``[-theta_max, theta_max]`` for the default task
+            (spacing 0.04, 0.02 and 0.00667 at ci, book and paper); reproduce.md prints its error
+            bound (:meth:`lib.surprise.GridModel.discretisation_error`) and its measured error.
+        theta_max: half-width of the grid (units of y; 8 prior sds, 9 at paper scale, where the
+            long runs hold 5e5 observations and one beyond 6.3 (5.6 sds) becomes likely enough
+            to matter; the sweep's grids widen further where a task's observations need it).
         t_show: steps of the time-series figure.
         t_long: steps of the long run (correlations, the BF-vs-Shannon prediction, detection).
         n_seeds: independent long runs, pooled.
@@ -58,11 +69,13 @@ class Preset:
         error_levels: centres of the ``|prediction error|`` bins of the BF-vs-Shannon prediction (units of y).
         tasks: (sigma, p_c) pairs of the robustness sweep.
         t_sweep: steps per task of the sweep.
+        sweep_tol: bound on the discretisation error (nats, and of gamma) of each sweep task's
+            grid, which adapts to the task's sigma and to the longest run length of its belief.
     """
 
     sigma: float = SIGMA_OBS
     p_c: float = P_CHANGE
-    n_theta: int = 601
+    n_theta: int = 801
     theta_max: float = THETA_MAX
     t_show: int = 1000
     t_long: int = 40_000
@@ -73,13 +86,14 @@ class Preset:
     error_levels: tuple[float, ...] = (0.2, 0.5, 0.8, 1.0)
     tasks: tuple[tuple[float, float], ...] = ((0.5, 0.05), (1.0, 0.05), (0.5, 0.01), (1.0, 0.01))
     t_sweep: int = 10_000
+    sweep_tol: float = 1e-6
 
 
 PRESETS: dict[str, Preset] = {
-    "ci": Preset(n_theta=301, t_show=300, t_long=4000, t_cat=400, tasks=((0.5, 0.05), (1.0, 0.01)), t_sweep=1500),
+    "ci": Preset(n_theta=401, t_show=300, t_long=4000, t_cat=400, tasks=((0.5, 0.05), (1.0, 0.01)), t_sweep=1500),
     "book": Preset(),
     "paper": Preset(
-        n_theta=2001, t_long=100_000, n_seeds=5, t_cat=20_000, t_sweep=100_000,
+        n_theta=2701, theta_max=9.0, t_long=100_000, n_seeds=5, t_cat=20_000, t_sweep=100_000,
         tasks=tuple((s, p) for s in (0.1, 0.5, 1.0, 5.0) for p in (0.1, 0.05, 0.01, 0.001)),
     ),
 }
@@ -149,23 +163,58 @@ def pool(runs: Sequence[tuple[TaskData, Run]]) -> Pooled:
                   cat(lambda t, r: r.yhat), cat(lambda t, r: r.pred_var))
 
 
+def sweep_grid(P: Preset, sigma: float, run_length: int, y=None) -> GridModel:
+    """The grid of one sweep task: spacing from sigma and the belief's longest run length.
+
+    A belief that integrated r observations is as narrow as ``sigma / sqrt(r + 1)``; a fixed grid
+    (2001 points on +-6 at sigma = 0.1, p_c = 0.001) is off by 0.03 nats there.
+    :meth:`lib.surprise.GridModel.adapted` keeps the error below ``P.sweep_tol`` and widens the
+    grid beyond ``P.theta_max`` where the task's observations ``y`` need it.
+    """
+    return GridModel.adapted(sigma, run_length, P.sweep_tol, P.theta_max, y=y)
+
+
 def task_sweep(P: Preset, rng: np.random.Generator) -> list[dict]:
     """:func:`lib.surprise.task_summary` of one run per ``(sigma, p_c)`` of ``P.tasks``.
 
+    Each task first runs the exact run-length mixture (:func:`lib.surprise.run_length_filter`),
+    which gives the longest run length its belief holds; the grid adapts to it
+    (:func:`sweep_grid`), and the grid's Shannon surprise is compared with the mixture's.
+
     Args:
-        P: the preset (``tasks``, ``t_sweep``, ``n_theta``, ``theta_max``).
+        P: the preset (``tasks``, ``t_sweep``, ``sweep_tol``, ``theta_max``).
         rng: the generator (spawned into one child per task, in task order).
 
     Returns:
-        One dict per task: ``sigma``, ``p_c``, the number of ``changes`` and the summary.
+        One dict per task: ``sigma``, ``p_c``, the number of ``changes``, the grid's points, its
+        error bound and measured error (``Sh1 error``, nats), and the summary.
     """
     rows = []
     for (sig, pc), r in zip(P.tasks, rng.spawn(len(P.tasks)), strict=True):
-        m = GridModel.build(sig, P.n_theta, P.theta_max)
         tk = simulate_gaussian(P.t_sweep, sig, pc, r)
-        rows.append({"sigma": sig, "p_c": pc, "changes": int(tk.change[1:].sum()),
-                     **task_summary(run(m, tk.y, m.prior(), pc).measures, tk.change)})
+        exact = run_length_filter(tk.y, sig, pc)
+        m = sweep_grid(P, sig, exact.longest, tk.y)
+        rr = run(m, tk.y, m.prior(), pc, chunk=max(1, min(1000, 4_000_000 // m.n)))
+        err = float(np.abs(rr.measures["Sh1"] - exact.measures["Sh1"]).max())
+        rows.append({"sigma": sig, "p_c": pc, "changes": int(tk.change[1:].sum()), "grid points": m.n,
+                     "error bound": m.discretisation_error(exact.longest), "Sh1 error": err,
+                     **task_summary(rr.measures, tk.change)})
     return rows
+
+
+def involves_change(name: str) -> bool:
+    """Whether a definition involves the possibility of a change, so that the framework predicts
+    it to stop being a function of ``|y - yhat|`` at a fixed belief when ``p_c > 0``.
+
+    True for the Bayes factor, every variant-2 definition (they use the change-aware prior,
+    whose prior component is centred elsewhere) and the Bayesian and postdictive surprises (the
+    volatile posterior holds a restarted component); False for the rest.
+    """
+    by_name = {m.name: m for m in MEASURES}
+    if name not in by_name:
+        raise ValueError(f"unknown measure {name!r}; expected one of {', '.join(by_name)}")
+    m = by_name[name]
+    return name == "BF" or dict(m.kwargs).get("variant") == "changeaware" or m.func in (bayesian, postdictive)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,6 +298,6 @@ def plot_correlations(Z: np.ndarray, names: Sequence[str], R):
 
 
 __all__ = [
-    "FIG_A_GROUPS", "PRESETS", "Pooled", "Preset", "long_runs", "plot_correlations",
-    "plot_measures_over_time", "pool", "preset", "task_sweep",
+    "FIG_A_GROUPS", "PRESETS", "Pooled", "Preset", "involves_change", "long_runs", "plot_correlations",
+    "plot_measures_over_time", "pool", "preset", "sweep_grid", "task_sweep",
 ]

@@ -16,7 +16,7 @@ PROPS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCh
 
 @pytest.fixture(scope="module")
 def grid():
-    return S.GridModel.build(SIGMA, n_theta=241, theta_max=6.0)
+    return S.GridModel.build(SIGMA, n_theta=321, theta_max=8.0)   # spacing 0.05
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,8 @@ def test_liakoni_form_of_the_update_equals_bayes(grid):
 
 def test_log_bayes_factor_is_a_difference_of_shannon_surprises(grid, dirichlet):
     rng = np.random.default_rng(4)
-    b, y = _random_grid_beliefs(grid, rng, 20), rng.normal(0, 2, 20)
+    # y within the range the grid represents (beyond it the grid refuses: see the edge test)
+    b, y = _random_grid_beliefs(grid, rng, 20), rng.uniform(-5, 5, 20)
     diff = S.shannon(grid, b, y) - S.shannon(grid, b, y, prior=grid.prior(), variant="initial")
     np.testing.assert_allclose(np.log(S.bayes_factor(grid, b, y, prior=grid.prior())), diff, atol=1e-10)
     bd, yd = _random_dirichlet_mixture(dirichlet, rng, 20), rng.integers(0, 6, 20)
@@ -268,7 +269,7 @@ def test_is_strictly_increasing():
 def test_property_gamma_and_kl_signs_on_the_grid(seed, p_c):
     model = S.GridModel.build(SIGMA, n_theta=121)
     rng = np.random.default_rng(seed)
-    b, y = _random_grid_beliefs(model, rng, 8), rng.normal(0, 3, 8)
+    b, y = _random_grid_beliefs(model, rng, 8), rng.uniform(-5, 5, 8)   # inside the grid's range
     pr = model.prior()
     after, gamma = S.update(model, b, y, pr, p_c)
     np.testing.assert_allclose(gamma, S.change_probability(model, b, y, pr, p_c), atol=1e-10)
@@ -525,3 +526,149 @@ def test_missing_or_unsupported_arguments_are_errors(grid):
         S.simulate_gaussian(0, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="one-dimensional"):
         S.run(grid, np.zeros((2, 2)), b, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 9: independent routes, discretisation error, the postdictive reconstruction, bad input
+# --------------------------------------------------------------------------------------------
+
+
+def test_gamma_on_the_grid_matches_an_exact_run_length_mixture():
+    """gamma from S_BF on the grid against P(change | y) of the exact Gaussian run-length mixture.
+
+    Error model: the grid on +-8 prior sds cuts 2 Phi(-8) = 1.2e-15 of the prior, the spacing
+    error of a belief of run length r is 4 exp(-2 pi^2 s_r^2 / h^2) (s_r = sigma / sqrt(r + 1 +
+    sigma^2), here < 1e-30) and float64 rounding adds ~1e-15 per step: 1e-12 is a wide bound.
+    """
+    model = S.GridModel.build(0.7, n_theta=641, theta_max=8.0)
+    task = S.simulate_gaussian(400, 0.7, 0.08, np.random.default_rng(21))
+    r = S.run(model, task.y, model.prior(), 0.08, ["Sh1", "Sh2", "BF"], keep_beliefs=True)
+    mix = S.run_length_filter(task.y, 0.7, 0.08)
+    g_bf = S.change_probability(model, r.beliefs[:-1], task.y, model.prior(), 0.08)
+    assert np.abs(g_bf - mix.gamma).max() < 1e-12
+    for name in ("Sh1", "Sh2", "BF"):
+        np.testing.assert_allclose(r.measures[name], mix.measures[name], rtol=1e-12, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(r.yhat, mix.yhat, atol=1e-12)
+
+
+def test_run_length_filter_against_a_brute_force_two_step_posterior():
+    """Two observations: P(C_2 = 1 | y_1, y_2) by direct integration of the joint."""
+    sig, p_c, y = 0.6, 0.3, np.array([0.4, 2.1])
+    mix = S.run_length_filter(y, sig, p_c)
+    s2 = sig**2
+    # y_2 | no change: N(post mean, post var + s2); post after y_1 from N(0, 1)
+    k = 1 / (1 + s2)
+    p_nc = stats.norm.pdf(y[1], k * y[0], math.sqrt(1 - k + s2))
+    p_c0 = stats.norm.pdf(y[1], 0, math.sqrt(1 + s2))
+    assert mix.gamma[1] == pytest.approx(p_c * p_c0 / (p_c * p_c0 + (1 - p_c) * p_nc), abs=1e-14)
+    assert mix.gamma[0] == pytest.approx(p_c, abs=1e-14)   # the first step: S_BF = 1
+    with pytest.raises(ValueError, match="sigma"):
+        S.run_length_filter(y, -1.0, p_c)
+    with pytest.raises(ValueError, match="at least one"):
+        S.run_length_filter(np.array([]), sig, p_c)
+
+
+def test_adapted_grid_bounds_the_discretisation_error_of_a_sharp_task():
+    """sigma = 0.1, p_c = 0.001: the belief narrows to sigma / sqrt(r); a grid made for the run
+    length keeps Shannon surprise and gamma within the stated bound of the exact mixture, where
+    a grid of fixed spacing (0.006) is off by orders of magnitude more."""
+    task = S.simulate_gaussian(1500, 0.1, 0.001, np.random.default_rng(22))
+    mix = S.run_length_filter(task.y, 0.1, 0.001)
+    longest = S.longest_run(task.change)
+    model = S.GridModel.adapted(0.1, run_length=2 * longest, tol=1e-8)
+    bound = model.discretisation_error(2 * longest)
+    assert bound <= 1e-8
+    r = S.run(model, task.y, model.prior(), 0.001, ["Sh1", "BF"])
+    assert np.abs(r.measures["Sh1"] - mix.measures["Sh1"]).max() < bound
+    assert np.abs(r.gamma - mix.gamma).max() < bound
+    coarse = S.GridModel.build(0.1, n_theta=2001, theta_max=6.0)
+    rc = S.run(coarse, task.y, coarse.prior(), 0.001, ["Sh1"])
+    assert np.abs(rc.measures["Sh1"] - mix.measures["Sh1"]).max() > 1e3 * bound
+    assert S.GridModel.adapted(5.0, 2 * longest).n < S.GridModel.adapted(0.1, 2 * longest).n
+
+
+def test_observations_beyond_the_grid_are_errors_not_truncations():
+    model = S.GridModel.build(0.5, n_theta=401, theta_max=6.0)
+    b = model.gaussian_belief(0.0, 0.5)
+    for y in (7.0, -10.0):
+        with pytest.raises(ValueError, match="theta_max"):
+            S.shannon(model, b, np.array([y]), None, model.prior(), 0.05, variant="changeaware")
+        with pytest.raises(ValueError, match="theta_max"):
+            S.update(model, b, np.array([y]), model.prior(), 0.05)
+        with pytest.raises(ValueError, match="theta_max"):
+            S.run(model, np.array([0.1, y]), model.prior(), 0.05)
+    S.update(model, b, np.array([3.0]), model.prior(), 0.05)       # well inside: accepted
+    # an adapted grid widens to cover the observations it is given
+    wide = S.GridModel.adapted(1.0, 10, y=np.array([0.3, -6.8]))
+    assert wide.theta[-1] > 8.0
+    S.update(wide, wide.prior(), np.array([-6.8]), wide.prior(), 0.05)
+    with pytest.raises(ValueError, match="theta_max"):
+        S.update(S.GridModel.adapted(1.0, 10), S.GridModel.adapted(1.0, 10).prior(), np.array([-6.8]),
+                 S.GridModel.adapted(1.0, 10).prior(), 0.05)
+
+
+def test_confidence_corrected_uses_the_exact_flat_posterior_for_a_wide_likelihood():
+    """sigma = 3 on a +-8 grid: the likelihood is cut by the grid; S_CC must still be the KL to
+    N(y, sigma^2), the closed form of the NormalModel."""
+    model = S.GridModel.build(3.0, n_theta=1601, theta_max=8.0)
+    nm = S.NormalModel(3.0)
+    y = np.array([-4.0, 0.5, 6.0])
+    cc = S.confidence_corrected(model, model.gaussian_belief(np.zeros(3), 0.4), y)
+    ref = S.confidence_corrected(nm, S.NormalBelief(np.zeros(3), np.full(3, 0.16)), y)
+    np.testing.assert_allclose(cc, ref, atol=1e-9)
+
+
+def test_postdictive_variant_two_compares_the_prediction_and_the_postdiction_of_y():
+    """The book's reconstruction: S_Po2 = KL[P(.; hat pi^(t)) || P(.; pi^(t+1))], both the law of
+    the same y_{t+1}. An observation that leaves the change-aware prior unchanged carries no
+    information: S_Po2 = S_Ba2 = 0 then. The alternative (reading="prediction") compares with the
+    change-aware prediction of the next observation and is not zero."""
+    model = S.GridModel.build(0.5, n_theta=321, theta_max=8.0)
+    prior, p_c = model.prior(), 0.1
+    b = model.gaussian_belief(np.array([0.8, -0.3]), np.array([0.3, 0.6]))
+    y = np.array([0.5, 0.1])
+    hat = model.mix(b, prior, p_c)
+    assert np.all(S.postdictive(model, b, y, hat, prior, p_c, variant="changeaware") == 0)
+    assert np.all(S.bayesian(model, b, y, hat, prior, p_c, variant="changeaware") == 0)
+    alt = S.postdictive(model, b, y, hat, prior, p_c, variant="changeaware", reading="prediction")
+    np.testing.assert_allclose(alt, model.predictive_kl(hat, model.mix(hat, prior, p_c)), atol=1e-15)
+    assert np.all(alt > 1e-4)
+    # variant 1 is the same under both readings; the switch reaches compute_all and run
+    after, _ = S.update(model, b, y, prior, p_c)
+    one = [S.postdictive(model, b, y, after, prior, p_c, reading=a) for a in S.POSTDICTIVE_AFTER]
+    np.testing.assert_array_equal(*one)
+    out = S.compute_all(model, b, y, after, prior, p_c, ["Po2"], reading="prediction")
+    np.testing.assert_allclose(out["Po2"], model.predictive_kl(hat, model.mix(after, prior, p_c)), atol=1e-15)
+    with pytest.raises(ValueError, match="reading"):
+        S.postdictive(model, b, y, after, prior, p_c, reading="next")
+
+
+def test_order_violations_measure_how_far_from_monotone():
+    assert S.order_violations([1, 2, 3], [1, 2, 3]) == 0.0
+    assert S.order_violations([1, 2, 3], [3, 2, 1]) == 1.0
+    assert S.order_violations([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(1 / 6)
+    assert S.order_violations([1, 2, 3], [1, 1 - 1e-15, 2], rtol=1e-9) == 0.0   # rounding is not a violation
+    with pytest.raises(ValueError, match="ties"):
+        S.order_violations([1, 1, 2], [1, 2, 3])
+
+
+def test_empty_and_degenerate_inputs_are_errors(grid):
+    with pytest.raises(ValueError, match="at least"):
+        S.task_summary({"Sh1": np.array([]), "BF": np.array([])}, np.array([], bool))
+    with pytest.raises(ValueError, match="at least"):
+        S.task_summary({}, np.zeros(5, bool))
+    with pytest.raises(ValueError, match="length"):
+        S.task_summary({"Sh1": np.arange(5.0), "BF": np.arange(5.0)}, np.zeros(4, bool))
+    with pytest.raises(ValueError, match="at least one observation"):
+        S.run(grid, np.array([]), grid.prior(), 0.05)
+    with pytest.raises(ValueError, match="n_outcomes"):
+        S.simulate_categorical(10, n_outcomes=1, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_outcomes"):
+        S.simulate_categorical(10, n_outcomes=2.5, rng=np.random.default_rng(0))
+    ones = np.ones(4)
+    with pytest.raises(ValueError, match="finite"):
+        S.bf_vs_shannon(ones, np.array([1.0, np.nan, 2.0, 0.5]), ones, ones, ones, [0.5])
+    with pytest.raises(ValueError, match="same shape"):
+        S.bf_vs_shannon(ones, ones[:3], ones, ones, ones, [0.5])
+    with pytest.raises(ValueError, match="halfwidth"):
+        S.bf_vs_shannon(ones, ones, ones, ones, ones, [0.5], halfwidth=-1.0)
