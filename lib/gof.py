@@ -20,8 +20,9 @@ The module has five parts:
    (:func:`ks_critical`) and KS-plot bands (:func:`ks_band`).
 4. **Applying the tests.** :func:`run_tests` applies the four tests to one spike train;
    :func:`pvalue_matrix` / :func:`rejection_matrix` to many; :func:`acceptance_region` gives the
-   99 % binomial acceptance region of a test's size; :func:`fit_bernoulli_glm` fits a GLM with
-   statsmodels.
+   99 % binomial acceptance region of a test's size; :func:`pooled_values` and :func:`size_check`
+   check a test's size more sharply from the values of all runs; :func:`paired_pvalue` compares
+   two tests on the same runs; :func:`fit_bernoulli_glm` fits a GLM with statsmodels.
 
 The chapter's presets, its size and power experiments and its KS-plot figure are its protocol,
 :mod:`lib.protocols.gof_point_processes`.
@@ -65,6 +66,9 @@ BIAS_66HZ = -2.0
 ALPHA = 0.05
 #: Default quantile of the restricted thinning / complementing bounds (p_B = p_C = median of p).
 Q_DEFAULT = 0.5
+#: Step (s) of the grid on which the continuous-time procedures check their bound between the
+#: points they see: a violation shorter than this can escape the check.
+BOUND_GRID_S = 1e-4
 
 #: The four tests: short name -> label.
 TESTS: dict[str, str] = {
@@ -137,10 +141,14 @@ class GLM:
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"unknown family {self.family!r}; expected one of {', '.join(FAMILIES)}")
-        if self.dt <= 0:
-            raise ValueError(f"dt must be positive, got {self.dt}")
-        if self.smooth_bins < 1:
-            raise ValueError(f"smooth_bins must be >= 1, got {self.smooth_bins}")
+        _check_positive(self.dt, "dt", "the bin width (s)")
+        for name in ("bias", "stim_gain"):
+            if not np.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite, got {getattr(self, name)}")
+        if not np.all(np.isfinite(np.asarray(self.history, dtype=float))):
+            raise ValueError(f"history weights must be finite, got {self.history}")
+        if not (isinstance(self.smooth_bins, (int, np.integer)) and self.smooth_bins >= 1):
+            raise ValueError(f"smooth_bins must be an integer >= 1, got {self.smooth_bins}")
 
 
 def glm_at(bias_1ms: float = BIAS_39HZ, dt: float = DT_S, family: str = "bernoulli") -> GLM:
@@ -203,6 +211,8 @@ def stimulus(n_reps: int, n_bins: int, smooth_bins: int, rng: np.random.Generato
     """
     if n_reps < 1 or n_bins < 1:
         raise ValueError(f"n_reps and n_bins must be >= 1, got {n_reps}, {n_bins}")
+    if not (isinstance(smooth_bins, (int, np.integer)) and smooth_bins >= 1):
+        raise ValueError(f"smooth_bins (the boxcar width) must be an integer >= 1, got {smooth_bins}")
     noise = rng.standard_normal((n_reps, n_bins + smooth_bins - 1))
     c = np.cumsum(noise, axis=1)
     c = np.concatenate([np.zeros((n_reps, 1)), c], axis=1)
@@ -248,6 +258,9 @@ def simulate(model: GLM, duration_s: float, n_reps: int, rng: np.random.Generato
     Returns:
         A :class:`Simulation`.
     """
+    _check_positive(duration_s, "duration_s", "the length of a trial (s)")
+    if not (isinstance(n_reps, (int, np.integer)) and n_reps >= 1):
+        raise ValueError(f"n_reps must be an integer >= 1, got {n_reps!r}")
     n_bins = int(round(duration_s / model.dt))
     if n_bins < 1:
         raise ValueError(f"duration_s must cover at least one bin of {model.dt} s, got {duration_s}")
@@ -323,11 +336,24 @@ def model_probability(model: GLM, s: np.ndarray, y: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
+def _check_positive(x, name: str, what: str) -> float:
+    """``x`` as a float, or a ValueError unless it is finite and positive."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite positive number ({what}), got {x!r}") from None
+    if not (np.isfinite(x) and x > 0):
+        raise ValueError(f"{name} must be a finite positive number ({what}), got {x}")
+    return x
+
+
 def _check_binary(y) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be a 1-D array of spikes per bin, got shape {y.shape}")
-    if y.size and not np.all((y == 0) | (y == 1)):
+    if y.size == 0:
+        raise ValueError("y must hold at least one bin; got an empty array")
+    if not np.all((y == 0) | (y == 1)):
         raise ValueError("y must be binary (0 or 1 spike per bin) for the Bernoulli tests; "
                          "use rescale_poisson_surrogate for counts")
     return y.astype(bool)
@@ -337,7 +363,9 @@ def _check_counts(y) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be a 1-D array of spike counts per bin, got shape {y.shape}")
-    if y.size and (not np.all(np.isfinite(y)) or np.any(y < 0) or np.any(y != np.round(y))):
+    if y.size == 0:
+        raise ValueError("y must hold at least one bin; got an empty array")
+    if (not np.all(np.isfinite(y)) or np.any(y < 0) or np.any(y != np.round(y))):
         raise ValueError("y must hold non-negative integer spike counts")
     return y.astype(np.int64)
 
@@ -351,6 +379,8 @@ def _check_prob(p, n: int, name: str = "p") -> np.ndarray:
                          "they must have one entry per bin")
     if np.any(np.isnan(p)):
         raise ValueError(f"{name} contains NaN; probabilities must be in [0, 1]")
+    if p.size == 0:
+        raise ValueError(f"{name} must hold at least one bin; got an empty array")
     if np.any((p < 0) | (p > 1)):
         raise ValueError(f"{name} must be probabilities in [0, 1], got values in [{p.min()}, {p.max()}]")
     return p
@@ -497,6 +527,7 @@ def surrogate_spike_times(y, p, rng: np.random.Generator, dt: float = DT_S) -> n
     """
     y = _check_binary(y)
     p = _check_prob(p, y.shape[0])
+    dt = _check_positive(dt, "dt", "the bin width (s)")
     r = _check_rng(rng).random(int(y.sum()))
     pj = p[y]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -591,19 +622,61 @@ def geometric_pit(n, p: float, rng: np.random.Generator) -> np.ndarray:
         ``u``, one per interval.
     """
     n = np.asarray(n)
-    if n.size and np.any(n < 1):
-        raise ValueError("geometric intervals must be integers >= 1")
+    if n.size and (not np.all(np.isfinite(n)) or np.any(n != np.round(n)) or np.any(n < 1)):
+        raise ValueError("geometric intervals must be integers >= 1 (numbers of trials up to and "
+                         "including a success)")
     if not (0 < p <= 1):
         raise ValueError(f"p must be in (0, 1], got {p}")
     rng = _check_rng(rng)
     lo, hi = geometric_cdf(n - 1, p), geometric_cdf(n, p)
-    return lo + rng.random(n.shape) * (hi - lo)
+    return np.clip(lo + rng.random(n.shape) * (hi - lo), 0.0, 1.0)  # rounding stays in [0, 1]
 
 
 def _event_intervals(z: np.ndarray) -> np.ndarray:
     """Intervals (in trials) between successes of a 0/1 sequence; the first counts from the start."""
     idx = np.flatnonzero(z)
     return np.diff(idx, prepend=-1)
+
+
+def bernoulli_pit(z, pi, rng: np.random.Generator) -> np.ndarray:
+    """Randomised PIT of the intervals of independent trials with known success probabilities.
+
+    Interval ``i`` runs from the trial after success ``i - 1`` (the first from trial 0) to success
+    ``i``. With ``S`` the probability, under the null, of no success in the interval's trials before
+    the success and ``pi_s`` the probability of the success trial, ``u = (1 - S) + V S pi_s`` with
+    ``V ~ U(0, 1)``: exactly U(0, 1) and independent when the trials are independent with success
+    probabilities ``pi``. With a constant ``pi`` this is :func:`geometric_pit` (same draws). The
+    log-survival is a cumulative sum, whose rounding error (about ``1e-16`` times the number of
+    expected successes) is far below the resolution of a KS test.
+
+    Args:
+        z: 0/1 outcome of each trial, ``(N,)``.
+        pi: success probability of each trial under the null, ``(N,)``, in [0, 1].
+        rng: draws ``V``.
+
+    Returns:
+        ``u``, one per success (the censored stretch after the last success is dropped).
+    """
+    z = np.asarray(z)
+    if z.ndim != 1 or (z.size and not np.all((z == 0) | (z == 1))):
+        raise ValueError(f"z must be a 1-D array of 0/1 trial outcomes, got shape {z.shape}")
+    pi = np.asarray(pi, dtype=float)
+    if pi.shape != z.shape:
+        raise ValueError(f"pi has shape {pi.shape} but z has shape {z.shape}; "
+                         "give one probability per trial")
+    if np.any(np.isnan(pi)) or np.any((pi < 0) | (pi > 1)):
+        raise ValueError("pi must hold success probabilities in [0, 1]")
+    rng = _check_rng(rng)
+    idx = np.flatnonzero(z)
+    # log of the probability of failure per trial; a certain success (pi = 1) is a finite -800
+    # (survival e^-800 = 0 in float64) so that differences of the cumulative sum stay finite
+    with np.errstate(divide="ignore"):
+        logf = np.maximum(np.log1p(-pi), -800.0)
+    L = np.concatenate([[0.0], np.cumsum(logf)])  # L[k] = log survival through trial k - 1
+    start = np.concatenate([[0], idx[:-1] + 1])    # first trial of each interval
+    d = L[idx] - L[start]                          # log S before the success trial
+    # clipped: rounding can put 1 - S + S pi_s one ulp above 1
+    return np.clip(-np.expm1(d) + rng.random(idx.shape[0]) * np.exp(d) * pi[idx], 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -701,38 +774,80 @@ def complement_discrete(y, p, rng: np.random.Generator, q: float = Q_DEFAULT,
 # ----------------------------------------------------------------------------------------------
 
 
-def thin_continuous(spike_times, intensity, bound: float, rng: np.random.Generator) -> np.ndarray:
+def _grid_extreme(intensity, duration: float, grid_dt: float, points: np.ndarray, lowest: bool,
+                  name: str = "intensity") -> tuple[float, float]:
+    """The smallest (or largest) value of ``intensity`` on a grid of ``[0, duration]`` and at ``points``.
+
+    The grid has steps of at most ``grid_dt``; it is evaluated in chunks of a million points.
+
+    Returns:
+        ``(value, where)``: the extreme value and the time at which it was found.
+    """
+    grid_dt = _check_positive(grid_dt, "grid_dt", "the step of the bound check (s)")
+    n = int(np.ceil(duration / grid_dt)) + 1
+    best, where = (np.inf, np.nan) if lowest else (-np.inf, np.nan)
+    chunks = [points] + [np.linspace(0.0, duration, n)[i:i + 1_000_000] for i in range(0, n, 1_000_000)]
+    for c in chunks:
+        if c.size == 0:
+            continue
+        lam = _eval_intensity(intensity, c, name=name)
+        j = int(np.argmin(lam) if lowest else np.argmax(lam))
+        if (lam[j] < best) if lowest else (lam[j] > best):
+            best, where = float(lam[j]), float(c[j])
+    return best, where
+
+
+def thin_continuous(spike_times, intensity, bound: float, rng: np.random.Generator,
+                    duration: float | None = None, grid_dt: float = BOUND_GRID_S) -> np.ndarray:
     """Thin a continuous-time point process to a homogeneous Poisson process of rate ``bound``.
 
     Spike ``t_i`` is kept with probability ``B / lambda(t_i | H)``; the kept spikes are Poisson(B)
-    when ``B <= lambda`` everywhere.
+    when ``B <= lambda(t | H_t)`` at *every* time, not only at the spikes (a refractory dip after
+    each spike, where no spike ever falls, makes the kept process non-Poisson). The bound is
+    therefore checked at the spikes and on a grid of step ``grid_dt`` over ``[0, duration]``.
 
     Args:
         spike_times: sorted, non-negative spike times (s).
-        intensity: ``lambda(t_i | H_{t_i})`` at the spikes: an array of one value per spike or a
-            vectorised callable (Hz).
-        bound: ``B`` (Hz), at most the intensity.
+        intensity: vectorised callable ``lambda(t | H_t)`` (Hz) given the spikes; values at the
+            spikes alone cannot show that the bound holds, so an array is refused.
+        bound: ``B`` (Hz), at most the intensity everywhere.
         rng: draws the keep decisions.
+        duration: length of the observation (s); defaults to the last spike time.
+        grid_dt: step (s) of the grid of the bound check (:data:`BOUND_GRID_S`).
 
     Returns:
         The kept spike times (test them with :func:`homogeneous_u` at rate ``bound``).
     """
-    t = _check_spike_times(spike_times)
-    lam = _eval_intensity(intensity, t)
+    t = _check_spike_times(spike_times, duration)
+    if not callable(intensity):
+        raise ValueError("thinning needs B <= lambda(t | H_t) at every time, which values at the spikes "
+                         "cannot show: pass the intensity as a vectorised callable of t")
     rng = _check_rng(rng)
-    if not bound > 0:
-        raise ValueError(f"bound B must be positive, got {bound}")
-    if np.any(lam < bound):
-        raise ValueError(f"thinning needs B <= lambda at every spike; min lambda is {lam.min():.4g} < B = {bound}")
+    if not (np.isfinite(bound) and bound > 0):
+        raise ValueError(f"bound B must be a finite positive rate (Hz), got {bound}")
+    if duration is None:
+        if t.size == 0:
+            raise ValueError("without spikes, give the duration of the observation")
+        duration = float(t[-1])
+    elif not (np.isfinite(duration) and duration >= 0):
+        raise ValueError(f"duration must be a finite non-negative length (s), got {duration}")
+    low, where = _grid_extreme(intensity, duration, grid_dt, t, lowest=True)
+    if low < bound:
+        raise ValueError(f"thinning needs B <= lambda everywhere; lambda({where:.6g} s) = {low:.4g} < "
+                         f"B = {bound}")
+    lam = _eval_intensity(intensity, t)
     return t[rng.random(t.shape[0]) * lam < bound]
 
 
 def complement_continuous(spike_times, intensity: Callable[[np.ndarray], np.ndarray], bound: float,
-                          duration: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                          duration: float, rng: np.random.Generator,
+                          grid_dt: float = BOUND_GRID_S) -> tuple[np.ndarray, np.ndarray]:
     """Complement a continuous-time point process to a homogeneous Poisson process of rate ``bound``.
 
     Adds points with intensity ``C - lambda(t | H_t)`` (by Lewis-Shedler thinning of a Poisson(C)
-    process); ``lambda`` conditions on the original spikes only. The union is Poisson(C).
+    process); ``lambda`` conditions on the original spikes only. The union is Poisson(C) when
+    ``C >= lambda`` at every time: the bound is checked at the candidate points, at the spikes and
+    on a grid of step ``grid_dt`` over ``[0, duration]``.
 
     Args:
         spike_times: sorted, non-negative spike times in ``[0, duration]`` (s).
@@ -740,40 +855,55 @@ def complement_continuous(spike_times, intensity: Callable[[np.ndarray], np.ndar
         bound: ``C`` (Hz), at least the intensity.
         duration: observation length (s).
         rng: draws the added points.
+        grid_dt: step (s) of the grid of the bound check (:data:`BOUND_GRID_S`).
 
     Returns:
         ``(union, added)``: sorted spike times of the complemented process, and the added ones.
     """
+    duration = _check_positive(duration, "duration", "the observation length (s)")
     t = _check_spike_times(spike_times, duration)
     rng = _check_rng(rng)
-    if not bound > 0:
-        raise ValueError(f"bound C must be positive, got {bound}")
+    if not callable(intensity):
+        raise ValueError("complementing needs the intensity as a vectorised callable of t")
+    if not (np.isfinite(bound) and bound > 0):
+        raise ValueError(f"bound C must be a finite positive rate (Hz), got {bound}")
     cand = np.sort(rng.uniform(0.0, duration, rng.poisson(bound * duration)))
+    high, where = _grid_extreme(intensity, duration, grid_dt, np.concatenate([cand, t]), lowest=False)
+    if high > bound:
+        raise ValueError(f"complementing needs C >= lambda everywhere; lambda({where:.6g} s) = {high:.4g} > "
+                         f"C = {bound}")
     lam = _eval_intensity(intensity, cand)
-    if np.any(lam > bound):
-        raise ValueError(f"complementing needs C >= lambda everywhere; max lambda is {lam.max():.4g} > C = {bound}")
     added = cand[rng.random(cand.shape[0]) * bound < bound - lam]
     return np.sort(np.concatenate([t, added])), added
 
 
 def simulate_inhomogeneous_poisson(rate: Callable[[np.ndarray], np.ndarray], rate_max: float, duration: float,
-                                   rng: np.random.Generator) -> np.ndarray:
+                                   rng: np.random.Generator, grid_dt: float = BOUND_GRID_S) -> np.ndarray:
     """Inhomogeneous Poisson process on ``[0, duration]`` by Lewis-Shedler thinning.
+
+    The bound ``rate <= rate_max`` is checked at the candidate points and on a grid of step
+    ``grid_dt``.
 
     Args:
         rate: vectorised callable ``lambda(t)`` (Hz), at most ``rate_max``.
         rate_max: an upper bound of the rate (Hz).
         duration: length (s).
         rng: the random generator.
+        grid_dt: step (s) of the grid of the bound check (:data:`BOUND_GRID_S`).
 
     Returns:
         Sorted spike times (s).
     """
+    duration = _check_positive(duration, "duration", "the length of the process (s)")
+    rate_max = _check_positive(rate_max, "rate_max", "an upper bound of the rate (Hz)")
     rng = _check_rng(rng)
+    if not callable(rate):
+        raise ValueError("rate must be a vectorised callable of t")
     cand = np.sort(rng.uniform(0.0, duration, rng.poisson(rate_max * duration)))
+    high, where = _grid_extreme(rate, duration, grid_dt, cand, lowest=False, name="rate")
+    if high > rate_max:
+        raise ValueError(f"rate exceeds rate_max = {rate_max}: rate({where:.6g} s) = {high:.4g}")
     lam = _eval_intensity(rate, cand, name="rate")
-    if np.any(lam > rate_max):
-        raise ValueError(f"rate exceeds rate_max = {rate_max}")
     return cand[rng.random(cand.shape[0]) * rate_max < lam]
 
 
@@ -782,18 +912,32 @@ def simulate_inhomogeneous_poisson(rate: Callable[[np.ndarray], np.ndarray], rat
 # ----------------------------------------------------------------------------------------------
 
 
+def _check_unit(u, what: str = "u") -> np.ndarray:
+    u = np.asarray(u, dtype=float)
+    if u.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D array of values in [0, 1], got shape {u.shape}")
+    if u.size == 0:
+        raise ValueError(f"{what} must hold at least one value; a test whose process has no event "
+                         "cannot be KS-tested (run_tests gives it the model's probability of no event)")
+    if np.any(np.isnan(u)):
+        raise ValueError(f"{what} contains NaN; expected values in [0, 1]")
+    if np.any((u < 0) | (u > 1)):
+        raise ValueError(f"{what} must lie in [0, 1] (values to test against U(0, 1)), "
+                         f"got values in [{u.min():.4g}, {u.max():.4g}]")
+    return u
+
+
 def ks_test(u) -> tuple[float, float]:
     """KS test of ``u`` against U(0, 1) (``scipy.stats.kstest``).
 
     Args:
-        u: values that should be uniform.
+        u: values that should be uniform: a non-empty 1-D array in [0, 1] (a ``ValueError``
+            otherwise: a value outside [0, 1] is a bug upstream, not evidence against a model).
 
     Returns:
-        ``(D, pvalue)``; ``(nan, nan)`` when ``u`` is empty.
+        ``(D, pvalue)``.
     """
-    u = np.asarray(u, dtype=float)
-    if u.size == 0:
-        return float("nan"), float("nan")
+    u = _check_unit(u)
     r = stats.kstest(u, "uniform")
     return float(r.statistic), float(r.pvalue)
 
@@ -822,7 +966,10 @@ class KSBand:
     Attributes:
         model: model quantiles ``(i - 1/2) / n``.
         empirical: sorted ``u``.
-        halfwidth: half-width of the band (exact ``kstwo`` or asymptotic ``1.36 / sqrt(n)``).
+        halfwidth: half-width of the band around ``model``: the KS critical value ``d`` (exact
+            ``kstwo`` or asymptotic ``1.36 / sqrt(n)``) minus ``1 / (2n)``. Since
+            ``D_n = max_i |u_(i) - (i - 1/2) / n| + 1 / (2n)``, the curve leaves the band exactly
+            when the KS test rejects.
     """
 
     model: np.ndarray
@@ -833,6 +980,10 @@ class KSBand:
 def ks_band(u, alpha: float = ALPHA, exact: bool = True) -> KSBand:
     """KS-plot data for ``u`` (Brown et al. 2002).
 
+    The band is drawn around the model quantiles ``(i - 1/2) / n``, so its half-width is the
+    critical value less ``1 / (2n)`` (see :class:`KSBand`); the customary ``1.36 / sqrt(n)`` band
+    around that curve is ``1 / (2n)`` too wide.
+
     Args:
         u: rescaled values.
         alpha: level of the band.
@@ -841,12 +992,10 @@ def ks_band(u, alpha: float = ALPHA, exact: bool = True) -> KSBand:
     Returns:
         A :class:`KSBand`.
     """
-    u = np.sort(np.asarray(u, dtype=float))
+    u = np.sort(_check_unit(u, "a KS plot's values"))
     n = u.size
-    if n == 0:
-        raise ValueError("a KS plot needs at least one value")
     d = ks_critical(n, alpha) if exact else float(stats.kstwobign.ppf(1 - alpha) / np.sqrt(n))
-    return KSBand(model=(np.arange(1, n + 1) - 0.5) / n, empirical=u, halfwidth=d)
+    return KSBand(model=(np.arange(1, n + 1) - 0.5) / n, empirical=u, halfwidth=d - 0.5 / n)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -888,24 +1037,65 @@ def test_u(name: str, y, p, rng: np.random.Generator, q: float = Q_DEFAULT) -> n
 test_u.__test__ = False  # not a pytest test
 
 
+def no_event_probability(name: str, p, q: float = Q_DEFAULT) -> float:
+    """The model's probability that the process of test ``name`` has no event at all.
+
+    ``R``: ``prod_k (1 - p_k)``, the probability of a spike-free train. ``R0``: ``exp(-sum_k p_k)``,
+    the naive test's own compensator. ``T`` / ``C``: ``(1 - b)^m`` with ``b`` the bound and ``m`` the
+    number of selected bins (the transformed process is Bernoulli(``b``) on them). This is the
+    exact one-sided p-value of "no event" under the model, which :func:`run_tests` reports when the
+    KS test has nothing to test.
+
+    Args:
+        name: ``"R0"``, ``"R"``, ``"T"`` or ``"C"``.
+        p: model spike probability per bin, ``(K,)``.
+        q: quantile level of the thinning / complementing bounds.
+
+    Returns:
+        A probability in [0, 1].
+    """
+    (name,) = _check_tests([name])
+    p = np.asarray(p, dtype=float)
+    p = _check_prob(p, p.shape[0] if p.ndim else 0)
+    if name == "R0":
+        return float(np.exp(-p.sum()))
+    if name == "R":
+        with np.errstate(divide="ignore"):
+            return float(np.exp(np.log1p(-p).sum()))
+    b = float(np.quantile(p, _check_q(q)))
+    if name == "T":
+        m = int(np.sum(p >= b)) if b > 0 else 0
+    else:
+        m = int(np.sum(p <= b))
+    with np.errstate(divide="ignore"):
+        return float(np.exp(m * np.log1p(-b))) if m else 1.0
+
+
 def run_tests(y, p, rng: np.random.Generator, tests: Iterable[str] = tuple(TESTS), q: float = Q_DEFAULT) -> dict:
     """Apply goodness-of-fit tests to one binned spike train.
 
     Args:
-        y: binary spikes per bin, ``(K,)``.
+        y: binary spikes per bin, ``(K,)``, at least one bin.
         p: model spike probability per bin, ``(K,)``.
         rng: the random generator of the randomised tests (used in the order of ``tests``).
         tests: names from :data:`TESTS`.
         q: quantile level of the thinning / complementing bounds.
 
     Returns:
-        ``{name: KS p-value}`` (NaN where a test had no events).
+        ``{name: p-value}``: the KS p-value of the test's values ``u``; where the test's process
+        has no event (a spike-free train, say), the model's probability of that
+        (:func:`no_event_probability`), so that a spike-free train is rejected against a model
+        that expects spikes and never counts as a pass by default.
     """
     tests = _check_tests(tests)
     y = _check_binary(y)
     p = _check_prob(p, y.shape[0])
     _check_q(q)
-    return {t: ks_test(test_u(t, y, p, rng, q))[1] for t in tests}
+    out = {}
+    for t in tests:
+        u = test_u(t, y, p, rng, q)
+        out[t] = ks_test(u)[1] if u.size else no_event_probability(t, p, q)
+    return out
 
 
 def pvalue_matrix(y, p, rng: np.random.Generator, tests: Iterable[str] = tuple(TESTS), q: float = Q_DEFAULT,
@@ -927,9 +1117,7 @@ def pvalue_matrix(y, p, rng: np.random.Generator, tests: Iterable[str] = tuple(T
         Array ``(n_reps, len(tests))``.
     """
     tests = _check_tests(tests)
-    y, p = np.asarray(y), np.asarray(p)
-    if y.ndim != 2 or p.shape != y.shape:
-        raise ValueError(f"y and p must be 2-D arrays of the same shape (n_reps, K), got {y.shape} and {p.shape}")
+    y, p = _check_runs(y, p)
     rngs = _check_rng(rng).spawn(y.shape[0])
     it = range(y.shape[0]) if progress is None else progress(range(y.shape[0]))
     out = np.empty((y.shape[0], len(tests)))
@@ -948,9 +1136,136 @@ def rejection_matrix(y, p, rng: np.random.Generator, tests: Iterable[str] = tupl
         alpha: significance level.
 
     Returns:
-        Boolean array ``(n_reps, len(tests))``; a test without events (NaN p-value) does not reject.
+        Boolean array ``(n_reps, len(tests))``; a test without events rejects when the model's
+        probability of no event is below ``alpha`` (see :func:`run_tests`).
     """
     return pvalue_matrix(y, p, rng, tests, q, progress) < alpha
+
+
+def _check_runs(y, p) -> tuple[np.ndarray, np.ndarray]:
+    y, p = np.asarray(y), np.asarray(p)
+    if y.ndim != 2 or p.shape != y.shape:
+        raise ValueError(f"y and p must be 2-D arrays of the same shape (n_reps, K), got {y.shape} and {p.shape}")
+    if y.shape[0] < 1 or y.shape[1] < 1:
+        raise ValueError(f"y and p must hold at least one run and one bin, got shape {y.shape}")
+    return y, p
+
+
+def pooled_values(name: str, y, p, rng: np.random.Generator, q: float = Q_DEFAULT) -> np.ndarray:
+    """The values ``u`` of one test on many independent runs, joined into one process.
+
+    ``R0`` and ``R``: the test of the runs concatenated into one train. The runs are independent,
+    so each run's ``p`` is also the conditional probability given the runs before it, and the
+    censored end of one run with the start of the next forms one complete interval. ``T`` and
+    ``C``: each run is thinned (complemented) with its own bound, exactly as in :func:`run_tests`;
+    the transformed runs are joined into one sequence of independent trials whose success
+    probability is their run's bound, and :func:`bernoulli_pit` gives ``u``.
+
+    Under the true model the values are U(0, 1), with only the stretch after the last event of
+    all runs censored (pooling the per-run values instead would drop one interval per run and bias
+    the pooled distribution by up to ``1 / (e m)`` for ``m`` events per run). A test whose size is
+    off because its values are biased shows it here with the data of all runs at once.
+
+    Args:
+        name: ``"R0"``, ``"R"``, ``"T"`` or ``"C"``.
+        y: binary spikes, ``(n_reps, K)``.
+        p: model probabilities, ``(n_reps, K)``.
+        rng: the random generator.
+        q: quantile level of the thinning / complementing bounds.
+
+    Returns:
+        ``u`` of all runs (test them with :func:`ks_test`).
+    """
+    (name,) = _check_tests([name])
+    y, p = _check_runs(y, p)
+    rng = _check_rng(rng)
+    if name in ("R0", "R"):
+        return test_u(name, y.ravel(), p.ravel(), rng, q)
+    transform = thin_discrete if name == "T" else complement_discrete
+    parts = [transform(y[r], p[r], rng, q) for r in range(y.shape[0])]
+    z = np.concatenate([tr.z for tr in parts])
+    pi = np.concatenate([np.full(tr.z.shape[0], tr.bound) for tr in parts])
+    return bernoulli_pit(z, pi, rng)
+
+
+@dataclass(frozen=True)
+class SizeCheck:
+    """Evidence that a test has its nominal size, from its p-values on runs of the true model.
+
+    Attributes:
+        n_runs: number of runs.
+        rejections: runs rejected at ``alpha``.
+        binomial_p: exact two-sided binomial p-value of ``rejections`` against ``alpha``
+            (:func:`size_pvalue`); it cannot catch a test that never rejects from 100 runs
+            (0 of 100 has ``binomial_p`` = 0.0102) nor one of true size 8 %.
+        n_pooled: number of pooled values.
+        pooled_p: KS p-value of the pooled values of all runs (:func:`pooled_values`).
+        uniform_p: KS p-value of the per-run p-values against U(0, 1) (a test that never rejects,
+            whose p-values avoid small values, fails it).
+    """
+
+    n_runs: int
+    rejections: int
+    binomial_p: float
+    n_pooled: int
+    pooled_p: float
+    uniform_p: float
+
+    @property
+    def uniformity_p(self) -> float:
+        """The smaller of ``pooled_p`` and ``uniform_p``, Bonferroni-adjusted for the two checks."""
+        return min(1.0, 2 * min(self.pooled_p, self.uniform_p))
+
+    def passes(self, level: float = 0.01) -> bool:
+        """Whether the count and the two uniformity checks are all consistent with an exact test."""
+        return self.binomial_p > level and self.uniformity_p > level
+
+
+def size_check(pvalues, pooled_u, alpha: float = ALPHA) -> SizeCheck:
+    """Check the size of a test from its per-run p-values and its pooled values.
+
+    Args:
+        pvalues: the test's p-values on runs of the true model, ``(n_runs,)``.
+        pooled_u: the test's values on all runs joined (:func:`pooled_values`).
+        alpha: the nominal size.
+
+    Returns:
+        A :class:`SizeCheck`.
+    """
+    pv = np.asarray(pvalues, dtype=float)
+    if pv.ndim != 1 or pv.size == 0:
+        raise ValueError(f"pvalues must be a 1-D array with at least one p-value, got shape {pv.shape}")
+    if np.any(np.isnan(pv)):
+        raise ValueError("pvalues contain NaN: a run without a p-value is neither a pass nor a failure")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    u = _check_unit(pooled_u, "pooled_u")
+    k = int(np.sum(pv < alpha))
+    return SizeCheck(n_runs=int(pv.size), rejections=k, binomial_p=size_pvalue(k, pv.size, alpha),
+                     n_pooled=int(u.size), pooled_p=ks_test(u)[1], uniform_p=ks_test(_check_unit(pv, "pvalues"))[1])
+
+
+def paired_pvalue(a, b) -> float:
+    """One-sided exact McNemar p-value that test ``a`` rejects more often than test ``b``.
+
+    Both tests were applied to the same runs; only the runs where they disagree carry information:
+    with ``n_a`` runs rejected by ``a`` alone and ``n_b`` by ``b`` alone, the p-value is
+    ``P(X >= n_a)`` for ``X ~ Binomial(n_a + n_b, 1/2)`` (1 when they never disagree).
+
+    Args:
+        a, b: boolean rejections of the two tests on the same runs, same shape.
+
+    Returns:
+        The p-value.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"a and b must be non-empty boolean arrays of the same shape, got {a.shape} and {b.shape}")
+    a, b = a.astype(bool), b.astype(bool)
+    na, nb = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    if na + nb == 0:
+        return 1.0
+    return float(stats.binom.sf(na - 1, na + nb, 0.5))
 
 
 def acceptance_region(n: int, p0: float = ALPHA, level: float = 0.99) -> tuple[int, int]:
@@ -1037,6 +1352,8 @@ def fit_bernoulli_glm(y, covariates, n_lags: int = 0) -> GLMFit:
     import statsmodels.api as sm
 
     y = _check_binary(y).astype(float)
+    if n_lags >= y.shape[0]:
+        raise ValueError(f"n_lags ({n_lags}) must be smaller than the number of bins ({y.shape[0]})")
     X = _design(covariates, y, n_lags)
     res = sm.GLM(y[n_lags:], X[n_lags:], family=sm.families.Binomial()).fit()
     return GLMFit(params=np.asarray(res.params), n_lags=n_lags)

@@ -156,8 +156,8 @@ def test_ks_helpers():
     assert gof.ks_critical(100) == pytest.approx(0.1340, abs=1e-4)
     assert gof.acceptance_region(100) == (0, 11)
     b = gof.ks_band(np.linspace(0.05, 0.95, 10))
-    assert b.model[0] == pytest.approx(0.05) and b.halfwidth == pytest.approx(gof.ks_critical(10))
-    assert np.isnan(gof.ks_test([])[1])
+    assert b.model[0] == pytest.approx(0.05)
+    assert b.halfwidth == pytest.approx(gof.ks_critical(10) - 0.05)  # d - 1/(2n)
 
 
 def test_fit_bernoulli_glm_recovers_parameters():
@@ -250,8 +250,11 @@ _rng = np.random.default_rng(0)
         (lambda: gof.run_tests(_y, _p, _rng, q=-0.5), "open interval"),
         (lambda: gof.thin_continuous([0.1, 0.05, 0.3], [5.0, 5.0, 5.0], 1.0, _rng), "sorted"),
         (lambda: gof.thin_continuous([-0.1, 0.2], [5.0, 5.0], 1.0, _rng), "non-negative"),
-        (lambda: gof.thin_continuous([0.1, 0.2], [5.0, 5.0, 5.0], 1.0, _rng), "one value per spike"),
-        (lambda: gof.thin_continuous([0.1, 0.2], [5.0, 0.5], 1.0, _rng), "B <= lambda"),
+        (lambda: gof.thin_continuous([0.1, 0.2], [5.0, 5.0], 1.0, _rng), "callable"),
+        (lambda: gof.thin_continuous([0.1, 0.2], lambda t: 0 * t + 5, 1.0, _rng, 0.1), r"\[0, duration"),
+        (lambda: gof.thin_continuous([0.1, 0.2], lambda t: np.ones((3,)), 1.0, _rng), "one value per spike"),
+        (lambda: gof.thin_continuous([0.1, 0.2], lambda t: np.where(abs(t - 0.15) < 0.01, 0.5, 5.0), 1.0, _rng),
+         "B <= lambda"),
         (lambda: gof.rescale_continuous([0.2, 0.1], lambda t: t), "sorted"),
         (lambda: gof.complement_continuous([0.1], lambda t: 50 + 0 * t, 10.0, 1.0, _rng), "C >= lambda"),
         (lambda: gof.rescale_poisson_surrogate([0, 1.5, 2], [0.1, 0.1, 0.1], _rng), "integer"),
@@ -271,3 +274,205 @@ def test_bad_input_raises_clear_value_error(call, match):
 def test_rng_must_be_a_generator():
     with pytest.raises(TypeError, match="Generator"):
         gof.rescale_surrogate(_y, _p, 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 9: review against independent implementations
+# ------------------------------------------------------------------------------------------------
+
+
+def test_ks_band_is_left_exactly_when_the_ks_test_rejects():
+    """D_n = max_i |u_(i) - (i - 1/2)/n| + 1/(2n): the band around the midpoints is d - 1/(2n)."""
+    n = 50
+    d = gof.ks_critical(n)
+    mid = (np.arange(1, n + 1) - 0.5) / n
+    # every value d - 1/(4n) above its midpoint (clipped at 1): inside a band of half-width d,
+    # outside one of d - 1/(2n)
+    u = np.clip(mid + d - 0.25 / n, 0.0, 1.0)
+    D, pv = gof.ks_test(u)
+    assert D == pytest.approx(d + 0.25 / n) and pv < gof.ALPHA
+    b = gof.ks_band(u)
+    assert b.halfwidth == pytest.approx(d - 0.5 / n)
+    assert np.any(np.abs(b.empirical - b.model) > b.halfwidth)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=80))
+def test_ks_band_agrees_with_ks_test(values):
+    u = np.array(values)
+    b = gof.ks_band(u)
+    D, _ = gof.ks_test(u)
+    crit = gof.ks_critical(u.size)
+    if abs(D - crit) > 1e-9:  # away from the tie, leaving the band is rejecting
+        assert np.any(np.abs(b.empirical - b.model) > b.halfwidth) == (D > crit)
+
+
+def test_spike_free_train_is_rejected_against_a_high_rate_model():
+    y = np.zeros(20_000, dtype=int)  # 20 s without a spike
+    p = np.full(y.size, 0.05)        # a model that expects 1,000 spikes
+    res = gof.run_tests(y, p, np.random.default_rng(0))
+    assert set(res) == set(gof.TESTS)
+    assert all(np.isfinite(v) and v < 1e-100 for v in res.values()), res
+    # the p-value of an empty process is the model's probability of no event
+    low = np.full(1000, 1e-5)
+    res = gof.run_tests(np.zeros(1000, dtype=int), low, np.random.default_rng(0), tests=["R"])
+    assert res["R"] == pytest.approx(np.prod(1 - low))
+    rej = gof.rejection_matrix(np.zeros((3, 5000), dtype=int), np.full((3, 5000), 0.05),
+                               np.random.default_rng(1))
+    assert rej.all()
+
+
+def test_bernoulli_pit_with_constant_probability_is_the_geometric_pit():
+    rng = np.random.default_rng(3)
+    z = rng.random(3000) < 0.2
+    u = gof.bernoulli_pit(z, np.full(z.size, 0.2), np.random.default_rng(4))
+    v = gof.geometric_pit(np.diff(np.flatnonzero(z), prepend=-1), 0.2, np.random.default_rng(4))
+    np.testing.assert_allclose(u, v, rtol=0, atol=1e-12)
+
+
+def test_bernoulli_pit_of_heterogeneous_trials_is_uniform():
+    rng = np.random.default_rng(5)
+    pi = np.repeat(rng.uniform(0.01, 0.6, 200), 100)  # 200 stretches of different p
+    z = rng.random(pi.size) < pi
+    u = gof.bernoulli_pit(z, pi, rng)
+    assert u.size == z.sum() and np.all((u >= 0) & (u <= 1))
+    assert gof.ks_test(u)[1] > 1e-3
+
+
+@pytest.fixture(scope="module")
+def size_runs():
+    """100 runs of 10 s of the true model at 66 Hz (seed unused by the chapter)."""
+    return gof.simulate(gof.glm_at(gof.BIAS_66HZ), 10.0, 100, np.random.default_rng(909))
+
+
+@pytest.mark.parametrize("name", ["R", "T", "C"])
+def test_pooled_values_of_the_true_model_are_uniform(size_runs, name):
+    u = gof.pooled_values(name, size_runs.y, size_runs.p, np.random.default_rng(1))
+    assert u.size > 20_000
+    assert gof.ks_test(u)[1] > 1e-3
+
+
+def test_pooled_rescaling_joins_the_runs_into_one_train(size_runs):
+    y, p = size_runs.y[:3], size_runs.p[:3]
+    u = gof.pooled_values("R", y, p, np.random.default_rng(2))
+    v = gof.rescale_surrogate(y.ravel(), p.ravel(), np.random.default_rng(2))
+    np.testing.assert_array_equal(u, v)
+
+
+def test_size_check_catches_a_test_of_true_size_eight_percent(size_runs):
+    """A model whose log-odds are 0.025 too low: 8.2 % of 1,000 such runs are rejected, which the
+    count of 100 runs cannot tell from 5 %, but the pooled values of all runs can."""
+    y = size_runs.y
+    p = special_expit(special_logit(size_runs.p) - 0.025)
+    pv = gof.pvalue_matrix(y, p, np.random.default_rng(3), tests=["R"])[:, 0]
+    k = int((pv < gof.ALPHA).sum())
+    lo, hi = gof.acceptance_region(pv.size)
+    assert lo <= k <= hi  # the count passes ...
+    chk = gof.size_check(pv, gof.pooled_values("R", y, p, np.random.default_rng(4)))
+    assert chk.pooled_p < 1e-3 and not chk.passes()  # ... the pooled values do not
+    exact = gof.pvalue_matrix(y, size_runs.p, np.random.default_rng(3), tests=["R"])[:, 0]
+    good = gof.size_check(exact, gof.pooled_values("R", y, size_runs.p, np.random.default_rng(4)))
+    assert good.passes(), good
+
+
+def test_size_check_catches_a_test_that_never_rejects():
+    rng = np.random.default_rng(6)
+    never = rng.uniform(0.2, 1.0, 100)  # a conservative test: no p-value below 0.2
+    chk = gof.size_check(never, rng.random(5000))
+    assert chk.rejections == 0 and chk.binomial_p > 0.01  # the old size criterion passed
+    assert chk.uniform_p < 1e-3 and not chk.passes()
+    with pytest.raises(ValueError, match="NaN"):
+        gof.size_check(np.r_[never, np.nan], rng.random(10))
+
+
+def test_paired_pvalue_is_an_exact_one_sided_mcnemar_test():
+    a = np.array([1, 1, 1, 0, 1], dtype=bool)
+    b = np.array([0, 0, 0, 0, 1], dtype=bool)
+    assert gof.paired_pvalue(a, b) == pytest.approx(1 / 8)  # 3 discordant pairs, all for a
+    assert gof.paired_pvalue(b, a) == pytest.approx(1.0)
+    assert gof.paired_pvalue(a, a) == 1.0
+    with pytest.raises(ValueError, match="same shape"):
+        gof.paired_pvalue(a, b[:3])
+
+
+def _dead_time_intensity(spikes, rate=50.0, dead=0.002):
+    """lambda(t | H_t): ``rate``, but 0 for ``dead`` seconds after each spike."""
+    spikes = np.asarray(spikes)
+
+    def lam(t):
+        t = np.asarray(t, dtype=float)
+        i = np.searchsorted(spikes, t, side="left") - 1  # last spike strictly before t
+        since = np.where(i >= 0, t - spikes[np.maximum(i, 0)], np.inf)
+        return np.where(since < dead, 0.0, rate)
+
+    return lam
+
+
+def test_continuous_thinning_checks_its_bound_between_the_spikes():
+    t = np.cumsum(0.002 + np.random.default_rng(8).exponential(1 / 50, 500))
+    lam = _dead_time_intensity(t)
+    assert lam(t).min() == 50.0  # at the spikes the bound B = 10 looks valid
+    with pytest.raises(ValueError, match="B <= lambda"):
+        gof.thin_continuous(t, lam, 10.0, np.random.default_rng(0), duration=t[-1] + 0.01)
+    with pytest.raises(ValueError, match="callable"):
+        gof.thin_continuous(t, lam(t), 10.0, np.random.default_rng(0))
+
+
+def test_continuous_complementing_checks_its_bound_between_the_points():
+    def lam(t):  # 20 Hz with a 1-ms burst of 1,000 Hz every second
+        return np.where(np.mod(t, 1.0) < 1e-3, 1000.0, 20.0)
+
+    with pytest.raises(ValueError, match="C >= lambda"):
+        gof.complement_continuous([], lam, 35.0, 10.0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="rate_max"):
+        gof.simulate_inhomogeneous_poisson(lam, 35.0, 10.0, np.random.default_rng(0))
+
+
+def special_expit(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def special_logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+_e = np.array([])
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: gof.thin_discrete(_e, _e, _rng), "at least one bin"),
+        (lambda: gof.complement_discrete(_e, _e, _rng), "at least one bin"),
+        (lambda: gof.run_tests(_e, _e, _rng), "at least one bin"),
+        (lambda: gof.rescale_naive(_e, _e), "at least one bin"),
+        (lambda: gof.rescale_poisson_surrogate(_e, _e, _rng), "at least one bin"),
+        (lambda: gof.pvalue_matrix(np.zeros((3, 0)), np.zeros((3, 0)), _rng), "at least one"),
+        (lambda: gof.pvalue_matrix(np.zeros((0, 4)), np.zeros((0, 4)), _rng), "at least one"),
+        (lambda: gof.fit_bernoulli_glm(_e, _e), "at least one bin"),
+        (lambda: gof.ks_test([]), "at least one value"),
+        (lambda: gof.GLM(dt=np.nan), "dt must be a finite"),
+        (lambda: gof.GLM(dt=np.inf), "dt must be a finite"),
+        (lambda: gof.GLM(bias=np.nan), "finite"),
+        (lambda: gof.GLM(history=(1.0, np.nan)), "finite"),
+        (lambda: gof.simulate(gof.glm_at(), np.nan, 2, _rng), "duration_s must be a finite"),
+        (lambda: gof.simulate(gof.glm_at(), -1.0, 2, _rng), "duration_s must be a finite"),
+        (lambda: gof.simulate_inhomogeneous_poisson(lambda t: 0 * t + 5, 10.0, -1.0, _rng),
+         "duration must be a finite"),
+        (lambda: gof.complement_continuous([], lambda t: 0 * t + 5, 10.0, -1.0, _rng),
+         "duration must be a finite"),
+        (lambda: gof.geometric_pit([1.5, 2], 0.5, _rng), "integers"),
+        (lambda: gof.ks_test([0.5, 1.5]), r"\[0, 1\]"),
+        (lambda: gof.ks_test([0.5, -0.1]), r"\[0, 1\]"),
+        (lambda: gof.ks_test([0.5, np.nan]), "NaN"),
+        (lambda: gof.surrogate_spike_times(_y, _p, _rng, dt=-1e-3), "dt must be a finite"),
+        (lambda: gof.surrogate_spike_times(_y, _p, _rng, dt=np.nan), "dt must be a finite"),
+        (lambda: gof.stimulus(2, 10, 0, _rng), "smooth_bins"),
+        (lambda: gof.rescale_naive(_y, [0.1, np.inf, 0.3, 0.4]), r"in \[0, 1\]"),
+        (lambda: gof.bernoulli_pit([1, 0], [0.5], _rng), "one probability per trial"),
+        (lambda: gof.size_check([], [0.5]), "at least one"),
+    ],
+)
+def test_bad_input_raises_clear_value_error_issue9(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
