@@ -22,8 +22,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from lib import plotting, scales
 from lib import progress as _progress
-from lib import scales
 from lib.gof import (
     ALPHA,
     BIAS_39HZ,
@@ -46,6 +46,8 @@ from lib.gof import (
     pooled_values,
     pvalue_matrix,
     rejection_matrix,
+    rescale_naive,
+    rescale_surrogate,
     simulate,
     size_check,
 )
@@ -389,3 +391,28 @@ __all__ = [
     "ALTERNATIVES", "BLOCK_REPS", "PRESETS", "PowerResult", "Preset", "SizeCell", "grid_cells", "plot_ks",
     "power_experiment", "power_vs_length", "preset", "size_cell", "size_grid",
 ]
+
+
+def explore_rescaling(p: float = 0.05, seconds: float = 20.0, seed: int = 0) -> None:
+    """The explorer of the theory notebook: naive against corrected rescaling of a Bernoulli train.
+
+    A Bernoulli process with a constant spike probability ``p`` per 1-ms bin, ``seconds`` long,
+    tested against its own, exactly correct model: the KS plots of the naive discretised rescaling
+    (:func:`lib.gof.rescale_naive`) and of the surrogate point process
+    (:func:`lib.gof.rescale_surrogate`), with their KS p-values.
+    """
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds / DT_S))
+    y = (rng.random(n) < p).astype(np.int64)
+    if y.sum() < 2:
+        raise ValueError("fewer than two spikes: raise p or the duration")
+    pv = np.full(n, float(p))
+    fig, ax = plt.subplots(1, 2, figsize=(8, 3.6), sharey=True)
+    tests = (("naive", rescale_naive(y, pv)), ("corrected", rescale_surrogate(y, pv, rng)))
+    for a, (name, u) in zip(ax, tests, strict=True):
+        plot_ks(a, u, label=f"{name}: KS p = {ks_test(u)[1]:.2g}", color=plotting.color(0 if name == "naive" else 2))
+        a.set_title(f"{name} rescaling, {int(y.sum())} spikes")
+        a.legend(loc="upper left", fontsize=8)
+    plt.show()

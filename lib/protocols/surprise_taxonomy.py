@@ -34,12 +34,15 @@ from lib.surprise import (
     GridModel,
     Run,
     TaskData,
+    applicable,
     bayesian,
+    compute_all,
     postdictive,
     run,
     run_length_filter,
     simulate_gaussian,
     task_summary,
+    update,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -301,3 +304,31 @@ __all__ = [
     "FIG_A_GROUPS", "PRESETS", "Pooled", "Preset", "involves_change", "long_runs", "plot_correlations",
     "plot_measures_over_time", "pool", "preset", "sweep_grid", "task_sweep",
 ]
+
+
+def explore_measures(mean: float = 0.8, sd: float = 0.3, p_c: float = 0.05, sigma: float = 0.5) -> None:
+    """The explorer of the theory notebook: five surprise measures against the observation.
+
+    A Gaussian belief ``N(mean, sd^2)`` on a grid (:class:`lib.surprise.GridModel`, prior
+    ``N(0, 1)``), observation noise ``sigma`` and volatility ``p_c``; Shannon, Bayes-factor,
+    Bayesian, confidence-corrected surprise and the absolute error, for observations from -3 to 3
+    (:func:`lib.surprise.compute_all`). Each curve is scaled to its own maximum, so that their
+    shapes can be compared.
+    """
+    model = GridModel.build(sigma, 801, 8.0)
+    prior = model.prior()
+    ys = np.linspace(-3.0, 3.0, 121)
+    b = np.broadcast_to(model.gaussian_belief(mean, sd), (ys.size, model.n))
+    post, _ = update(model, b, ys, prior, p_c)
+    names = [n for n in ("Sh1", "BF", "Ba1", "CC1", "Abs1") if n in applicable(model, p_c)]
+    vals = compute_all(model, b, ys, post, prior, p_c, names=names)
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for i, (name, v) in enumerate(vals.items()):
+        v = np.asarray(v, dtype=float)
+        ax.plot(ys, v / np.nanmax(np.abs(v)), color=plotting.color(i), label=name)
+    ax.axvline(mean, color="0.5", lw=0.8, ls="--", label="belief mean")
+    ax.axvline(0.0, color="0.8", lw=0.8, ls=":", label="prior mean")
+    ax.set(xlabel="observation y (units of y)", ylabel="surprise / its maximum (dimensionless)",
+           title=f"belief N({mean:g}, {sd:g}²), p_c = {p_c:g}, sigma = {sigma:g}")
+    ax.legend(fontsize=8, ncol=2)
+    plt.show()
