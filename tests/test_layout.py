@@ -14,7 +14,6 @@ import ast
 from pathlib import Path
 
 import pytest
-import yaml
 
 import lib
 
@@ -80,22 +79,10 @@ def lib_imports(name: str) -> set[str]:
 
 
 def toc_slugs() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    slugs = []
+    """The chapters the book lists (the pipeline's own reading of ``_toc.yml``)."""
+    from lib import build
 
-    def walk(node):
-        if isinstance(node, dict):
-            f = node.get("file")
-            if isinstance(f, str) and f.startswith("chapters/"):
-                slugs.append(f.split("/")[1])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(toc)
-    return list(dict.fromkeys(slugs))
+    return build.toc_slugs()
 
 
 def protocol_of(slug: str) -> str:
