@@ -25,6 +25,8 @@ from . import alpha1, common, relu
 from .alpha1 import (
     ALPHA,
     SNN,
+    EarlySpikeError,
+    EarlySpikeWarning,
     Exactness,
     Readout,
     SNNResult,
@@ -36,10 +38,11 @@ from .alpha1 import (
     layer_input_times,
     map_to_snn,
     potential,
+    rounding_bound,
     simulate,
     threshold,
 )
-from .common import INPUT_T_MAX, INPUT_T_MIN, TAU_C, ZETA, encode, windows
+from .common import INPUT_T_MAX, INPUT_T_MIN, PADDINGS, TAU_C, ZETA, encode, windows
 from .relu import (
     SUM_W_MAX,
     SUM_W_MIN,
@@ -58,9 +61,10 @@ from .relu import (
 )
 
 __all__ = [
-    "ALPHA", "INPUT_T_MAX", "INPUT_T_MIN", "SNN", "SUM_W_MAX", "SUM_W_MIN", "TAU_C", "VGG", "ZETA",
-    "Architecture", "Exactness", "Layer", "Network", "ReLUNet", "Readout", "SNNResult", "SpikingLayer",
+    "ALPHA", "INPUT_T_MAX", "INPUT_T_MIN", "PADDINGS", "SNN", "SUM_W_MAX", "SUM_W_MIN", "TAU_C", "VGG", "ZETA",
+    "Architecture", "EarlySpikeError", "EarlySpikeWarning", "Exactness", "Layer", "Network", "ReLUNet",
+    "Readout", "SNNResult", "SpikingLayer",
     "Training", "alpha1", "alpha1_spike_times", "closed_form", "common", "decode", "encode", "exactness",
     "fold", "layer_input_times", "layer_maxima", "logits", "map_to_snn", "noisy_relu_predictions",
-    "potential", "relu", "scale_weights", "simulate", "threshold", "train", "windows",
+    "potential", "relu", "rounding_bound", "scale_weights", "simulate", "threshold", "train", "windows",
 ]

@@ -19,8 +19,8 @@ import numpy as np
 
 #: Synaptic time constant; all times are in units of it.
 TAU_C = 1.0
-
-
+#: Padding modes of a convolution: 'same' (output as large as the input) or 'valid' (no padding).
+PADDINGS = ("same", "valid")
 #: Default window margin: windows are ``(1 + ZETA) X_n`` wide.
 ZETA = 0.5
 #: Spike window of the input layer: a pixel of value ``x`` in [0, 1] spikes at ``t = 1 - x``.
@@ -35,6 +35,7 @@ class _LayerShape:
 
     kind: str
     in_shape: tuple[int, ...]
+    padding_mode: str
 
     @property
     def _kernel(self) -> np.ndarray:
@@ -42,15 +43,16 @@ class _LayerShape:
 
     @property
     def padding(self) -> int:
-        """The 'same' padding of a convolution (0 for a dense layer)."""
-        return self._kernel.shape[-1] // 2 if self.kind == "conv" else 0
+        """Zero padding on each side of a convolution: ``k // 2`` for 'same', 0 for 'valid' (and dense)."""
+        return self._kernel.shape[-1] // 2 if self.kind == "conv" and self.padding_mode == "same" else 0
 
     @property
     def out_shape(self) -> tuple[int, ...]:
         """Shape of this layer's activations (or spike times) before pooling."""
         if self.kind == "dense":
             return (self._kernel.shape[0],)
-        return (self._kernel.shape[0],) + tuple(self.in_shape[1:])
+        shrink = self._kernel.shape[-1] - 1 - 2 * self.padding
+        return (self._kernel.shape[0],) + tuple(int(s) - shrink for s in self.in_shape[1:])
 
 
 def windows(x_max: Sequence[float], zeta: float = ZETA) -> tuple[tuple[float, float], ...]:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import torchkit
-from .common import _check_inputs, _LayerShape
+from .common import PADDINGS, _check_inputs, _LayerShape
 
 _MNIST_SHAPE = (1, 28, 28)
 
@@ -42,17 +42,24 @@ SUM_W_MIN = -10.0
 
 @dataclass(frozen=True)
 class Architecture:
-    """A ReLU network: 'same'-padded convolutions and max-pools, then dense layers, then the output.
+    """A ReLU network: convolutions and max-pools, then dense layers, then the output.
 
     Attributes:
         input_shape: ``(channels, height, width)`` of one image; a dense-only net flattens it.
         conv: the convolutional part, e.g. ``(8, "P", 16, "P")``: an int is a convolution with that
-            many channels (kernel ``kernel``, 'same' padding) followed by a ReLU, ``"P"`` a 2x2 max-pool.
+            many channels (kernel ``kernel``) followed by a ReLU, ``"P"`` a 2x2 max-pool.
         dense: widths of the hidden dense layers, each followed by a ReLU.
         n_classes: width of the output layer (no ReLU: its values are the logits).
         kernel: side of the square convolution kernels.
         bn: ``None``, ``"before"`` (BN between the layer and its ReLU) or ``"after"`` (BN after the ReLU).
         dropout: dropout probability after each hidden ReLU (dropped at inference, so not mapped).
+        padding: ``"same"`` or ``"valid"`` for every convolution, or one of them per convolution
+            (LeNet-5 mixes them).
+        input_range: ``(p, q)``: the network computes on ``z = p + (q - p) x`` for a pixel ``x`` in
+            [0, 1], with zero padding in ``z`` (the authors' CIFAR nets see standardised pixels). The
+            SNN codes ``x``; :func:`fold` folds the range into the first layer (an "imaginary BN").
+        bn_negative: fraction of the channels of every batch norm whose scale starts at -1 instead
+            of +1 (the first ones); with BN after the ReLU they make the following max-pool a min-pool.
     """
 
     input_shape: tuple[int, int, int]
@@ -62,6 +69,9 @@ class Architecture:
     kernel: int = 3
     bn: str | None = None
     dropout: float = 0.0
+    padding: str | tuple[str, ...] = "same"
+    input_range: tuple[float, float] = (0.0, 1.0)
+    bn_negative: float = 0.0
 
     def __post_init__(self):
         if self.bn not in (None, "before", "after"):
@@ -73,10 +83,28 @@ class Architecture:
             raise ValueError("the convolutional part must start with a convolution, not a pool")
         if any(not isinstance(d, int) or d <= 0 for d in self.dense):
             raise ValueError(f"dense widths must be positive ints, got {self.dense!r}")
-        if self.kernel % 2 != 1:
+        n_conv = sum(1 for c in self.conv if c != "P")
+        pads = (self.padding,) * n_conv if isinstance(self.padding, str) else tuple(self.padding)
+        if len(pads) != n_conv or any(m not in PADDINGS for m in pads):
+            raise ValueError(f"padding must be 'same' or 'valid', or a tuple of them with one per convolution "
+                             f"({n_conv} here), got {self.padding!r}")
+        if "same" in pads and self.kernel % 2 != 1:
             raise ValueError(f"'same' padding needs an odd kernel, got {self.kernel}")
+        if not (isinstance(self.kernel, int) and self.kernel >= 1):
+            raise ValueError(f"kernel must be a positive int, got {self.kernel!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        p, q = (float(v) for v in self.input_range)
+        if not (np.isfinite(p) and np.isfinite(q) and p < q):
+            raise ValueError(f"input_range must be finite (p, q) with p < q, got {self.input_range!r}")
+        if not 0.0 <= self.bn_negative <= 1.0:
+            raise ValueError(f"bn_negative must be a fraction in [0, 1], got {self.bn_negative}")
+
+    @property
+    def paddings(self) -> tuple[str, ...]:
+        """The padding mode of each convolution."""
+        n_conv = sum(1 for c in self.conv if c != "P")
+        return (self.padding,) * n_conv if isinstance(self.padding, str) else tuple(self.padding)
 
 
 @dataclass(frozen=True)
@@ -101,24 +129,35 @@ class Training:
     n_train: int | None = None
 
 
-#: The paper's VGG-type networks (authors' code), for reference and for the ``paper`` scale. The CIFAR
-#: nets need CIFAR data (not among :mod:`lib.data`'s datasets) and, realistically, a GPU.
+def _standardised(mean: float, sd: float) -> tuple[float, float]:
+    """``input_range`` of pixels standardised with ``(v - mean) / sd`` for 8-bit values ``v``."""
+    return (-mean / sd, (255.0 - mean) / sd)
+
+
+#: The paper's networks (authors' code), for reference and for the ``paper`` scale (realistically
+#: on a GPU). The CIFAR nets see standardised pixels (``input_range``, folded into the first layer).
 VGG = {
     # MNIST / Fashion-MNIST "VGG16": BN after every ReLU.
     "mnist-vgg16": Architecture(
         _MNIST_SHAPE,
         conv=(64, 64, 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512, "P"),
         dense=(512, 512), bn="after"),
+    # MNIST LeNet-5: c6 (5x5, same), pool, c16 (5x5, valid), pool, c120 (5x5, valid), d84, d10; BN
+    # before every ReLU.
+    "mnist-lenet5": Architecture(
+        _MNIST_SHAPE, conv=(6, "P", 16, "P", 120), dense=(84,), kernel=5, bn="before",
+        padding=("same", "valid", "valid")),
     # CIFAR-10 / CIFAR-100 "VGG15", trained 250 epochs with SGD 0.1 (Nesterov 0.9, halved every 20
-    # epochs), weight decay 5e-4, dropout 0.3-0.5, augmentation, inputs standardised to [-3, 3].
+    # epochs), weight decay 5e-4, dropout 0.3-0.5, augmentation; pixels standardised with the
+    # authors' mean and sd (the authors then code [-3, 3] as the input window; we code the pixel).
     "cifar10-vgg15": Architecture(
         (3, 32, 32),
         conv=(64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512, "P"),
-        dense=(512,), n_classes=10, bn="after", dropout=0.4),
+        dense=(512,), n_classes=10, bn="after", dropout=0.4, input_range=_standardised(120.707, 64.15)),
     "cifar100-vgg15": Architecture(
         (3, 32, 32),
         conv=(64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512, "P"),
-        dense=(512,), n_classes=100, bn="after", dropout=0.4),
+        dense=(512,), n_classes=100, bn="after", dropout=0.4, input_range=_standardised(121.936, 68.389)),
 }
 
 
@@ -133,19 +172,28 @@ class ReLUNet(nn.Module):
         self.arch = arch
         c, h, w = arch.input_shape
         self.blocks = nn.ModuleList()
+        pads = iter(arch.paddings)
         for item in arch.conv:
             if item == "P":
                 self.blocks.append(nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
                 continue
-            conv = nn.Conv2d(c, item, arch.kernel, padding=arch.kernel // 2)
+            pad = arch.kernel // 2 if next(pads) == "same" else 0
+            conv = nn.Conv2d(c, item, arch.kernel, padding=pad)
             self.blocks.append(self._block(conv, nn.BatchNorm2d, item))
-            c = item
+            c, h, w = item, h + 2 * pad - arch.kernel + 1, w + 2 * pad - arch.kernel + 1
+            if h < 1 or w < 1:
+                raise ValueError(f"the convolutions of {arch.conv} shrink the {arch.input_shape} input to nothing")
         n = c * h * w
         for width in arch.dense:
             self.blocks.append(self._block(nn.Linear(n, width), nn.BatchNorm1d, width))
             n = width
         self.out = nn.Linear(n, arch.n_classes)
+        if arch.bn_negative > 0:
+            with torch.no_grad():
+                for m in self.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.weight[: int(round(arch.bn_negative * m.num_features))] = -1.0
         self.double()
 
     def _block(self, layer: nn.Module, bn: type, width: int) -> nn.Sequential:
@@ -160,6 +208,9 @@ class ReLUNet(nn.Module):
         return nn.Sequential(*parts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p, q = self.arch.input_range
+        if (p, q) != (0.0, 1.0):
+            x = p + (q - p) * x
         h = x.reshape(x.shape[0], *self.arch.input_shape) if self.arch.conv else x.reshape(x.shape[0], -1)
         for block in self.blocks:
             if isinstance(block, nn.Sequential) and isinstance(block[0], nn.Linear):
@@ -227,7 +278,12 @@ class Layer(_LayerShape):
         in_shape: shape of one input, ``(n_in,)`` or ``(C_in, H, W)``.
         relu: False for the output layer.
         pool: side of the max-pool after the ReLU (1: none).
-        pool_sign: per channel, +1 to pool the maximum of the values, -1 the minimum.
+        pool_sign: per channel, +1 to pool the maximum of the values, -1 the minimum (None: all +1).
+        padding_mode: ``"same"`` or ``"valid"`` for a convolution.
+
+    Raises:
+        ValueError: if the kind is unknown, the weights or biases do not fit ``in_shape`` or are
+            not finite, or the pool does not fit the layer.
     """
 
     kind: str
@@ -237,6 +293,15 @@ class Layer(_LayerShape):
     relu: bool = True
     pool: int = 1
     pool_sign: np.ndarray | None = field(default=None, repr=False)
+    padding_mode: str = "same"
+
+    def __post_init__(self):
+        object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
+        object.__setattr__(self, "weight", np.asarray(self.weight, dtype=np.float64))
+        object.__setattr__(self, "bias", np.asarray(self.bias, dtype=np.float64))
+        _check_layer(self, self.weight, self.bias, "weight", "bias")
+        if self.pool_sign is None and self.kind == "conv":
+            object.__setattr__(self, "pool_sign", np.ones(self.weight.shape[0]))
 
     @property
     def _kernel(self) -> np.ndarray:
@@ -255,11 +320,81 @@ class Layer(_LayerShape):
         return self.weight.reshape(self.weight.shape[0], -1).sum(1)
 
 
+def _check_layer(layer, weight: np.ndarray, bias: np.ndarray, w_name: str, b_name: str) -> None:
+    """Shape checks shared by :class:`Layer` and :class:`~lib.ttfs.alpha1.SpikingLayer`."""
+    if layer.kind not in ("dense", "conv"):
+        raise ValueError(f"a layer's kind must be 'dense' or 'conv', got {layer.kind!r}")
+    if layer.padding_mode not in PADDINGS:
+        raise ValueError(f"padding_mode must be 'same' or 'valid', got {layer.padding_mode!r}")
+    n_in = int(np.prod(layer.in_shape))
+    if layer.kind == "dense":
+        if weight.ndim != 2 or weight.shape[1] != n_in:
+            raise ValueError(f"a dense layer on inputs of shape {layer.in_shape} needs {w_name} (n_out, {n_in}), "
+                             f"got {weight.shape}")
+    else:
+        if len(layer.in_shape) != 3 or weight.ndim != 4 or weight.shape[1] != layer.in_shape[0] \
+                or weight.shape[2] != weight.shape[3]:
+            raise ValueError(f"a convolution on inputs of shape {layer.in_shape} (C, H, W) needs {w_name} "
+                             f"(C_out, {layer.in_shape[0] if layer.in_shape else 'C'}, k, k), got {weight.shape}")
+        if layer.padding_mode == "same" and weight.shape[-1] % 2 != 1:
+            raise ValueError(f"'same' padding needs an odd kernel, got {weight.shape[-1]}")
+        if min(layer.out_shape[1:]) < 1:
+            raise ValueError(f"a {weight.shape[-1]}x{weight.shape[-1]} 'valid' convolution does not fit inputs "
+                             f"of shape {layer.in_shape}")
+    if bias.shape != ((weight.shape[0],) if layer.kind == "dense" else layer.out_shape):
+        raise ValueError(f"{b_name} must have shape {(weight.shape[0],) if layer.kind == 'dense' else layer.out_shape}"
+                         f" (one per neuron; per position for a convolution), got {bias.shape}")
+    if not (np.all(np.isfinite(weight)) and np.all(np.isfinite(bias))):
+        raise ValueError(f"{w_name} and {b_name} must be finite")
+    if not (isinstance(layer.pool, (int, np.integer)) and layer.pool >= 1):
+        raise ValueError(f"pool must be an int >= 1, got {layer.pool!r}")
+    if layer.pool > 1 and layer.kind != "conv":
+        raise ValueError("only a convolution can be followed by a pool")
+    if layer.pool_sign is not None and (np.shape(layer.pool_sign) != (weight.shape[0],)
+                                        or not np.all(np.abs(layer.pool_sign) == 1)):
+        raise ValueError(f"pool_sign must hold +1 or -1 per output channel ({weight.shape[0]}), "
+                         f"got shape {np.shape(layer.pool_sign)}")
+
+
+def _check_chain(layers: tuple, what: str) -> None:
+    """Consecutive layers must fit: each takes the (pooled) output of the one before."""
+    for n in range(1, len(layers)):
+        prev, cur = layers[n - 1], layers[n]
+        pooled = prev.out_shape if prev.pool == 1 else (prev.out_shape[0],) + tuple(
+            s // prev.pool for s in prev.out_shape[1:])
+        fits = tuple(cur.in_shape) == tuple(pooled) if cur.kind == "conv" else \
+            int(np.prod(cur.in_shape)) == int(np.prod(pooled))
+        if not fits:
+            raise ValueError(f"{what}: layer {n + 1} expects inputs of shape {tuple(cur.in_shape)}, but layer {n} "
+                             f"gives {tuple(pooled)}")
+
+
 @dataclass(frozen=True)
 class Network:
-    """A folded ReLU network: hidden layers with ReLU, then an output layer without."""
+    """A folded ReLU network: hidden layers with ReLU, then an output layer without.
+
+    Raises:
+        ValueError: if there is no layer, a hidden layer has ``relu=False``, the output layer has
+            ``relu=True`` or is not dense, or consecutive layers do not fit.
+    """
 
     layers: tuple[Layer, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.layers:
+            raise ValueError("a Network needs at least one layer (the output layer)")
+        for n, layer in enumerate(self.layers[:-1]):
+            if not layer.relu:
+                raise ValueError(f"hidden layer {n + 1} has relu=False: every layer but the last must be followed "
+                                 f"by a ReLU (the mapping codes ReLU values; merge a linear layer into the next)")
+        out = self.layers[-1]
+        if out.relu:
+            raise ValueError("the output layer must have relu=False: its values are the logits, read from the "
+                             "output potentials without a threshold")
+        if out.kind != "dense" or out.pool != 1:
+            raise ValueError("the output layer must be a dense layer without pool")
+        _check_chain(self.layers, "Network")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -324,22 +459,32 @@ def fold(model: ReLUNet) -> Network:
     - after the ReLU it is folded into the next layer: ``W'_next = W_next kappa`` (per input channel)
       and ``b'_next = b_next + W_next (beta - kappa mu)``, where for a 'same'-padded convolution the
       shift is convolved with zero padding, so the bias differs at the borders (9 values for a 3x3
-      kernel); a max-pool between them pools the minimum in channels where ``kappa < 0``.
+      kernel); a max-pool between them pools the minimum in channels where ``kappa < 0``;
+    - the input range ``z = p + (q - p) x`` (``Architecture.input_range``) is folded into the
+      first layer the same way, as a batch norm with ``kappa = q - p`` and shift ``p`` (the authors'
+      "imaginary BN"): ``W' = (q - p) W``, ``b' = b + p sum W`` over the non-padded inputs.
 
-    Dropout is dropped. Returns the folded network; it computes the same logits as ``model``.
+    A 'valid' convolution keeps one bias per channel (no border). Dropout is dropped. Returns the
+    folded network; it computes the same logits as ``model``.
     """
     if not isinstance(model, ReLUNet):
         raise TypeError(f"fold expects a ReLUNet, got {type(model).__name__}")
     arch = model.arch
     layers: list[dict] = []
     carry = None  # (kappa, shift) of a BN after the previous ReLU, to fold into the next layer
+    p, q = arch.input_range
+    if (p, q) != (0.0, 1.0):  # the input range: an affine map before the first layer
+        carry = (np.full(arch.input_shape[0], q - p), np.full(arch.input_shape[0], float(p)))
     shape: tuple[int, ...] = arch.input_shape if arch.conv else (int(np.prod(arch.input_shape)),)
+    pads = iter(arch.paddings)
 
-    def absorb(w: np.ndarray, b: np.ndarray, kind: str, in_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
-        """Fold the pending BN-after-ReLU ``carry`` into a layer's weight and bias."""
+    def absorb(w: np.ndarray, b: np.ndarray, kind: str, in_shape: tuple, pad: int = 0) -> tuple[np.ndarray,
+                                                                                              np.ndarray]:
+        """Fold the pending affine map ``carry`` into a layer's weight and bias."""
         nonlocal carry
         if kind == "conv":
-            b = np.broadcast_to(b[:, None, None], (w.shape[0],) + in_shape[1:]).copy()
+            out_hw = tuple(s + 2 * pad - w.shape[-1] + 1 for s in in_shape[1:])
+            b = np.broadcast_to(b[:, None, None], (w.shape[0],) + out_hw).copy()
         if carry is None:
             return w, b
         kappa, shift = carry
@@ -347,7 +492,7 @@ def fold(model: ReLUNet) -> Network:
         if kind == "conv":
             w2 = w * kappa[None, :, None, None]
             sh = torch.from_numpy(np.broadcast_to(shift[:, None, None], in_shape).copy())[None]
-            b = b + F.conv2d(sh, torch.from_numpy(w), padding=w.shape[-1] // 2)[0].numpy()
+            b = b + F.conv2d(sh, torch.from_numpy(w), padding=pad)[0].numpy()
             return w2, b
         # dense after dense, or after a flattened convolution (channel-major, as torch flattens)
         reps = w.shape[1] // len(kappa)
@@ -370,7 +515,8 @@ def fold(model: ReLUNet) -> Network:
                 shape = (int(np.prod(shape)),)
             w = lin.weight.detach().numpy().copy()
             b = lin.bias.detach().numpy().copy()
-            w, b = absorb(w, b, kind, shape)
+            mode = next(pads) if kind == "conv" else "same"
+            w, b = absorb(w, b, kind, shape, w.shape[-1] // 2 if mode == "same" else 0)
             bns = [m for m in block if isinstance(m, nn.modules.batchnorm._BatchNorm)]
             if bns:
                 kappa, shift = _bn_affine(bns[0])
@@ -381,8 +527,8 @@ def fold(model: ReLUNet) -> Network:
                     carry = (kappa, shift)
             out_ch = w.shape[0]
             layers.append(dict(kind=kind, weight=w, bias=b, in_shape=shape, relu=True, pool=1,
-                               pool_sign=np.ones(out_ch) if kind == "conv" else None))
-            shape = (out_ch,) + shape[1:] if kind == "conv" else (out_ch,)
+                               pool_sign=np.ones(out_ch) if kind == "conv" else None, padding_mode=mode))
+            shape = (out_ch,) + b.shape[1:] if kind == "conv" else (out_ch,)
         shape = (int(np.prod(shape)),)
         w, b = absorb(model.out.weight.detach().numpy().copy(), model.out.bias.detach().numpy().copy(), "dense", shape)
         layers.append(dict(kind="dense", weight=w, bias=b, in_shape=shape, relu=False, pool=1, pool_sign=None))
@@ -459,6 +605,8 @@ def noisy_relu_predictions(net: Network, x: np.ndarray, sigma: float, rng: np.ra
     the SNN (here it counts as a negative value; the authors' code reads the output the same way).
     """
     x = _check_inputs(x, net.input_shape)
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     h = torch.from_numpy(np.minimum(x - rng.normal(0.0, sigma, x.shape), 1.0)).reshape(-1, *net.input_shape)
     for layer in net.layers:
         h = _affine(layer, h)

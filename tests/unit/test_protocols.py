@@ -42,6 +42,29 @@ def test_ttfs_presets(scale):
     assert p.trials >= 1 and p.n_robust >= 1 and 0.5 in p.zetas
 
 
+def test_ttfs_paper_preset_maps_lenet5_and_the_cifar_vgg():
+    from lib import data
+
+    nets = {n.name: n for n in ttfs_proto.preset("paper").extra_cnns}
+    assert "valid" in nets["LeNet-5"].arch.paddings and nets["LeNet-5"].dataset == "mnist"
+    assert nets["CIFAR-10 VGG15"].arch.input_range != (0.0, 1.0) and nets["CIFAR-10 VGG15"].dataset == "cifar-10"
+    ci = ttfs_proto.preset("ci").extra_cnns  # the same code path, small, at ci
+    assert ci and "valid" in ci[0].arch.paddings and ci[0].arch.input_range != (0.0, 1.0)
+    assert all(n.dataset in data.DATASETS for s in scales.SCALES for n in ttfs_proto.preset(s).extra_cnns)
+    assert all(ttfs_proto.preset(s).cnn.bn_negative > 0 for s in ("ci", "book"))  # min-pools are exercised
+
+
+def test_ttfs_pool_ablation_breaks_a_trained_net_with_min_pools():
+    from lib import data, ttfs
+
+    ds = data.load("digits")
+    arch = ttfs.Architecture((1, 8, 8), conv=(4, "P"), dense=(8,), bn="after", bn_negative=0.5)
+    p = ttfs_proto.pipeline(arch, ttfs.Training(epochs=3, batch_size=64, lr=3e-3), ds, seed=3, name="t")
+    assert p.exact.error_ratio <= 1.0 and p.exact.early_images == 0
+    n_min, ablated = ttfs_proto.pool_ablation(p, ds.x_test, ds.y_test, p.ann_logits)
+    assert n_min == 2 and ablated.error_ratio > 1e3
+
+
 def test_degrades_monotonically():
     assert ttfs_proto.degrades_monotonically(0.9, np.array([[0.9, 0.88], [0.7, 0.72], [0.3, 0.32]]))
     assert not ttfs_proto.degrades_monotonically(0.9, np.array([[0.5, 0.5], [0.8, 0.8]]))
@@ -76,6 +99,29 @@ def test_gof_size_grid_equals_the_cells_one_by_one():
     assert grid == [gof_proto.size_cell(-3.0, 1e-3, 1.0, 3, r, q=P.q, alpha=P.alpha)]
 
 
+def test_gof_size_cell_checks_every_test_with_its_pooled_values():
+    cell = gof_proto.size_cell(gof.BIAS_66HZ, 1e-3, 5.0, 30, np.random.default_rng(2))
+    assert set(cell.checks) == set(gof.TESTS)
+    for t, c in cell.checks.items():
+        assert c.n_runs == 30 and c.rejections == cell.rejections[t] and c.n_pooled > 0
+    assert cell.checks["R"].n_pooled == cell.checks["R0"].n_pooled  # one value per spike
+    assert cell.checks["R0"].pooled_p < 1e-6  # the naive test's bias shows in the pooled values
+    assert cell.checks["R"].passes()
+
+
+def test_gof_power_result_keeps_the_runs_for_paired_comparisons():
+    pw = gof_proto.power_vs_length(gof.glm_at(), (2.0, 4.0), 12, np.random.default_rng(3),
+                                   alternatives=["gain-x1.5", "no-relative-refractoriness"])
+    assert pw.rejected.shape == (2, 2, 12, len(gof.TESTS))
+    np.testing.assert_array_equal(pw.rejected.mean(axis=2), pw.power)
+    runs = pw.runs("no-relative-refractoriness", 4.0, "R")
+    assert runs.mean() == pw.at("no-relative-refractoriness", 4.0, "R")
+    a, b = pw.runs("gain-x1.5", 4.0, "C"), pw.runs("gain-x1.5", 4.0, "T")
+    assert pw.beats("gain-x1.5", 4.0, "C", "T") == gof.paired_pvalue(a, b)
+    assert pw.rises("gain-x1.5", "C", 2.0, 4.0) == gof.paired_pvalue(
+        pw.runs("gain-x1.5", 4.0, "C"), pw.runs("gain-x1.5", 2.0, "C"))
+
+
 # ------------------------------------------------------------------------------------------------
 # surprise-taxonomy
 # ------------------------------------------------------------------------------------------------
@@ -102,3 +148,26 @@ def test_surprise_long_runs_pool_and_sweep():
     assert [(r["sigma"], r["p_c"]) for r in rows] == [(0.5, 0.1)]
     with pytest.raises(ValueError, match="at least one run"):
         surprise_proto.pool([])
+
+
+def test_surprise_sweep_grid_adapts_to_sigma_and_states_its_error():
+    from dataclasses import replace
+
+    P = surprise_proto.preset("paper")
+    sharp, wide = surprise_proto.sweep_grid(P, 0.1, 5000), surprise_proto.sweep_grid(P, 5.0, 5000)
+    assert sharp.dtheta < wide.dtheta / 10
+    assert sharp.discretisation_error(5000) <= P.sweep_tol and wide.discretisation_error(5000) <= P.sweep_tol
+    Q = replace(surprise_proto.preset("ci"), t_sweep=400, tasks=((0.1, 0.01), (1.0, 0.05)))
+    rows = surprise_proto.task_sweep(Q, np.random.default_rng(2))
+    assert rows[0]["grid points"] > rows[1]["grid points"]
+    for r in rows:
+        assert r["Sh1 error"] <= r["error bound"] <= Q.sweep_tol
+
+
+def test_surprise_involves_change_is_the_predicted_distinguishable_set():
+    from lib import surprise as S
+
+    yes = {n for n in S.MEASURE_NAMES if surprise_proto.involves_change(n)}
+    assert yes == {"BF", "Sh2", "SPE2", "Abs2", "Sq2", "Ba1", "Ba2", "Po1", "Po2", "CC2", "FE2"}
+    with pytest.raises(ValueError, match="unknown measure"):
+        surprise_proto.involves_change("Sh3")

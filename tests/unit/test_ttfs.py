@@ -71,7 +71,7 @@ def one_neuron(J, t_in, theta, alpha=1.0, t_min_prev=0.0, t_max=10.0) -> ttfs.SN
 def neuron_spike(J, t_in, theta, **kw) -> float:
     snn = one_neuron(J, t_in, theta, **kw)
     x = 1.0 - np.asarray(t_in, dtype=float)[None, :]  # input spike times t_in <=> pixel values 1 - t_in
-    return float(ttfs.simulate(snn, x).spike_times[0][0, 0])
+    return float(ttfs.simulate(snn, x, warn=False).spike_times[0][0, 0])
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +262,7 @@ def test_every_spike_is_the_first_threshold_crossing(seed, n_in, n_out, scale, z
     x_max = ttfs.layer_maxima(scaled, x)
     assume(min(x_max) > 1e-6)
     snn = ttfs.map_to_snn(scaled, x_max, zeta)
-    res = ttfs.simulate(snn, x)
+    res = ttfs.simulate(snn, x, warn=False)
     L = snn.layers[0]
     for img in range(len(x)):
         events = np.sort(np.r_[res.input_times[img], L.t_min_prev])
@@ -291,7 +291,7 @@ def test_first_crossing_with_jittered_inputs(seed, n_in, n_out):
     snn = ttfs.map_to_snn(scaled, x_max)
     L = snn.layers[0]
     t_in = np.maximum(ttfs.encode(x) + rng.normal(0, 0.2, x.shape), 0.0)
-    out = alpha1._spiking_layer(L, t_in)
+    out, _ = alpha1._spiking_layer(L, t_in)
     res = ttfs.SNNResult(t_in, (out,), np.zeros((3, 2)))
     for img in range(3):
         for i in range(n_out):
@@ -306,7 +306,9 @@ def test_first_crossing_with_jittered_inputs(seed, n_in, n_out):
 def test_narrow_windows_give_early_spikes_and_the_simulator_finds_them(digits_fc):
     ds, _, net, _ = digits_fc
     snn = ttfs.map_to_snn(net, ttfs.layer_maxima(net, ds.x_train), zeta=-0.7)
-    res = ttfs.simulate(snn, ds.x_test)
+    with pytest.warns(ttfs.EarlySpikeWarning):
+        res = ttfs.simulate(snn, ds.x_test)
+    assert res.early.mean() > 0.5
     t = res.spike_times[0]
     assert np.sum(t < snn.layers[0].t_min) > 0
     # an early spike is where the potential first reaches threshold (the closed form misses them)
@@ -522,3 +524,273 @@ def test_bad_noise_and_options_are_refused(digits_fc):
         ttfs.Architecture((1, 8, 8), conv=("P", 4))
     with pytest.raises(TypeError, match="ReLUNet"):
         ttfs.fold(net)
+
+
+# ------------------------------------------------------------------------------------------------
+# Early crossings: detected per image by simulate (issue 9)
+# ------------------------------------------------------------------------------------------------
+
+
+def early_net(seed: int = 1, n_in: int = 20, gain: float = 20.0, n_x: int = 50):
+    """A large-norm random net whose windows come from a few images: some test images make a neuron
+    cross threshold while its inputs are still arriving."""
+    rng = np.random.default_rng(seed)
+    net = random_dense_net(rng, [n_in, 50, 50, 3], bias_scale=0.1)
+    net = ttfs.Network(tuple(replace(L, weight=L.weight * gain) for L in net.layers))
+    x = random_images(rng, 200, n_in, 0.5)
+    scaled = ttfs.scale_weights(net)
+    return net, scaled, ttfs.map_to_snn(scaled, ttfs.layer_maxima(scaled, x[:n_x])), x
+
+
+def brute_force_early(snn: ttfs.SNN, res: ttfs.SNNResult) -> np.ndarray:
+    """Per image: does some hidden neuron's potential reach threshold at an input event before its last one?"""
+    out = np.zeros(len(res.v_out), dtype=bool)
+    for n, L in enumerate(snn.layers):
+        t_in = alpha1.layer_input_times(snn, res, n).reshape(len(res.v_out), -1)
+        for img in range(len(out)):
+            ev = np.unique(np.r_[t_in[img], L.t_min_prev])  # distinct event times, sorted
+            V = L.alpha[:, None] * np.maximum(ev - L.t_min_prev, 0.0)[None, :] \
+                + L.J @ np.maximum(ev[None, :] - t_in[img][:, None], 0.0)
+            # reaching threshold at an earlier event is early; exactly at the last input it is not
+            out[img] |= bool(np.any(V[:, :-1] >= L.theta[:, None])
+                             or np.any(V[:, -1] > L.theta * (1 + 1e-9) + 1e-12))
+    return out
+
+
+def test_simulate_flags_images_with_early_crossings_and_warns():
+    net, scaled, snn, x = early_net()
+    with pytest.warns(ttfs.EarlySpikeWarning, match=r"of 200 images"):
+        res = ttfs.simulate(snn, x)
+    assert res.early.shape == (200,) and res.early.dtype == bool
+    assert 0 < res.early.sum() < 200
+    np.testing.assert_array_equal(res.early, brute_force_early(snn, res))
+    # the flagged images are exactly the inexact ones: the others are exact to rounding
+    err = np.max(np.abs(res.v_out - net.logits(x)), axis=1)
+    bound = np.max(ttfs.rounding_bound(snn))
+    assert np.all(err[~res.early] <= bound) and np.all(err[res.early] > bound)
+
+
+def test_simulate_strict_raises_on_an_early_crossing():
+    _, _, snn, x = early_net()
+    with pytest.raises(ttfs.EarlySpikeError, match="before its last input"):
+        ttfs.simulate(snn, x, strict=True)
+    assert issubclass(ttfs.EarlySpikeError, ValueError)
+
+
+def test_simulate_does_not_warn_when_exact(digits_fc):
+    import warnings
+
+    ds, _, _, snn = digits_fc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = ttfs.simulate(snn, ds.x_test, strict=True)
+    assert not res.early.any() and res.n_early == 0
+
+
+def test_exactness_counts_images_with_early_crossings():
+    net, scaled, snn, x = early_net()
+    y = net.logits(x).argmax(1)
+    ex = ttfs.exactness(snn, scaled, x, y, net.logits(x), batch=64)
+    assert ex.early_images == int(ttfs.simulate(snn, x, warn=False).early.sum()) > 0
+    assert ex.error_ratio > 1.0
+
+
+# ------------------------------------------------------------------------------------------------
+# The fast path (closed form where a bound excludes an early crossing) against the full event sweep
+# ------------------------------------------------------------------------------------------------
+
+
+def test_fast_path_equals_the_full_event_sweep_on_a_trained_net(digits_fc):
+    ds, _, _, snn = digits_fc
+    fast, full = ttfs.simulate(snn, ds.x_test), ttfs.simulate(snn, ds.x_test, fast=False)
+    for a, b in zip(fast.spike_times, full.spike_times, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * snn.latency)
+    np.testing.assert_array_equal(fast.predictions(), full.predictions())
+    np.testing.assert_array_equal(fast.early, full.early)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), gain=st.floats(0.5, 30.0), zeta=st.floats(-0.7, 0.5),
+       sigma=st.sampled_from([0.0, 0.05]))
+def test_fast_path_equals_the_full_event_sweep_with_early_crossings_and_jitter(seed, gain, zeta, sigma):
+    rng = np.random.default_rng(seed)
+    net = random_dense_net(rng, [12, 9, 7, 3], bias_scale=0.3)
+    net = ttfs.Network(tuple(replace(L, weight=L.weight * gain) for L in net.layers))
+    x = random_images(rng, 30, 12, 0.4)
+    scaled = ttfs.scale_weights(net)
+    x_max = ttfs.layer_maxima(scaled, x[:10])
+    assume(min(x_max) > 1e-6)
+    snn = ttfs.map_to_snn(scaled, x_max, zeta)
+    kw = dict(sigma=sigma, warn=False)
+    fast = ttfs.simulate(snn, x, rng=np.random.default_rng(1), **kw)
+    full = ttfs.simulate(snn, x, rng=np.random.default_rng(1), fast=False, **kw)
+    np.testing.assert_array_equal(fast.early, full.early)
+    for a, b in zip(fast.spike_times, full.spike_times, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9 * snn.latency)
+    np.testing.assert_allclose(fast.v_out, full.v_out, rtol=0, atol=1e-9 * max(1.0, np.abs(full.v_out).max()))
+
+
+def test_fast_path_equals_the_full_event_sweep_on_a_cnn(random_cnn):
+    _, _, _, snn, x = random_cnn
+    fast, full = ttfs.simulate(snn, x), ttfs.simulate(snn, x, fast=False)
+    for a, b in zip(fast.spike_times, full.spike_times, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * snn.latency)
+    np.testing.assert_allclose(fast.v_out, full.v_out, rtol=0, atol=1e-12 * np.abs(full.v_out).max())
+
+
+# ------------------------------------------------------------------------------------------------
+# The float64 error model of the readout
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed, gain", [(0, 1.0), (1, 30.0), (2, 100.0), (4, 1000.0)])
+def test_readout_error_lies_within_the_rounding_bound_at_long_latencies(seed, gain):
+    rng = np.random.default_rng(seed)
+    net = random_dense_net(rng, [30] + [40] * 8 + [3], bias_scale=0.5)
+    net = ttfs.Network(tuple(replace(L, weight=L.weight * gain, bias=L.bias * gain) for L in net.layers))
+    x = random_images(rng, 100, 30, 0.3)
+    scaled, snn = mapped(net, x)
+    res = ttfs.simulate(snn, x, warn=False)
+    assert res.n_early <= 2  # (an early crossing inside the window: exercise ttfs-ex-early)
+    err = np.max(np.abs(res.v_out - net.logits(x))[~res.early], axis=0)
+    bound = ttfs.rounding_bound(snn)
+    assert bound.shape == (3,) and np.all(err <= bound)
+    # the bound grows with the latency (absolute spike times lose digits), a fixed 1e-15 does not hold
+    assert np.max(bound) / np.max(np.abs(net.logits(x))) > 1e3 * np.finfo(float).eps * (gain > 10)
+
+
+def test_rounding_bound_grows_with_the_latency():
+    rng = np.random.default_rng(0)
+    net = random_dense_net(rng, [10, 8, 3])
+    x = random_images(rng, 20, 10)
+    _, snn = mapped(net, x)
+    wide = ttfs.map_to_snn(ttfs.scale_weights(net), ttfs.layer_maxima(ttfs.scale_weights(net), x), zeta=20.0)
+    assert np.all(ttfs.rounding_bound(wide) > ttfs.rounding_bound(snn))
+
+
+# ------------------------------------------------------------------------------------------------
+# Misuse of Network, Layer and the noise options is refused with a clear message
+# ------------------------------------------------------------------------------------------------
+
+
+def test_a_hidden_layer_without_relu_is_refused():
+    rng = np.random.default_rng(0)
+    net = random_dense_net(rng, [5, 4, 3, 2])
+    with pytest.raises(ValueError, match="hidden layer 2 .*relu=False"):
+        ttfs.Network((net.layers[0], replace(net.layers[1], relu=False), net.layers[2]))
+
+
+def test_an_output_layer_with_relu_is_refused():
+    rng = np.random.default_rng(0)
+    net = random_dense_net(rng, [5, 4, 2])
+    with pytest.raises(ValueError, match="output layer .*relu"):
+        ttfs.Network((net.layers[0], replace(net.layers[1], relu=True)))
+
+
+def test_an_empty_network_is_refused():
+    with pytest.raises(ValueError, match="at least one layer"):
+        ttfs.Network(())
+
+
+def test_mismatched_layer_sizes_are_refused():
+    rng = np.random.default_rng(0)
+    a = ttfs.Layer("dense", rng.normal(size=(4, 5)), np.zeros(4), (5,))
+    b = ttfs.Layer("dense", rng.normal(size=(2, 3)), np.zeros(2), (3,), relu=False)
+    with pytest.raises(ValueError, match="layer 2 expects inputs of shape \\(3,\\).*layer 1 gives \\(4,\\)"):
+        ttfs.Network((a, b))
+    with pytest.raises(ValueError, match=r"needs weight \(n_out, 6\), got \(4, 5\)"):
+        ttfs.Layer("dense", rng.normal(size=(4, 5)), np.zeros(4), (6,))
+    with pytest.raises(ValueError, match="bias"):
+        ttfs.Layer("dense", rng.normal(size=(4, 5)), np.zeros(3), (5,))
+    with pytest.raises(ValueError, match="kind"):
+        ttfs.Layer("pool", rng.normal(size=(4, 5)), np.zeros(4), (5,))
+    with pytest.raises(ValueError, match="finite"):
+        ttfs.Layer("dense", np.full((4, 5), np.nan), np.zeros(4), (5,))
+
+
+@pytest.mark.parametrize("sigma", [np.nan, np.inf])
+def test_non_finite_jitter_is_refused(digits_fc, sigma):
+    _, _, net, snn = digits_fc
+    with pytest.raises(ValueError, match="sigma"):
+        ttfs.simulate(snn, np.zeros((1, 64)), sigma=sigma, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="sigma"):
+        ttfs.noisy_relu_predictions(net, np.zeros((1, 64)), sigma, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="alpha-noise"):
+        snn.with_alpha_noise(sigma, np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------------------------------
+# 'valid' padding (LeNet-5), input-range folding (CIFAR), negative BN scales (min-pooling)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_valid_padding_is_folded_and_mapped_exactly():
+    rng = np.random.default_rng(11)
+    torch.manual_seed(11)
+    arch = ttfs.Architecture((1, 16, 16), conv=(3, "P", 4, "P", 5), dense=(6,), kernel=3, bn="before",
+                             padding=("same", "valid", "valid"))
+    model = ttfs.ReLUNet(arch)
+    randomise_bn(model, rng, negative=False)
+    x = random_images(rng, 30, 256)
+    net = ttfs.fold(model)
+    assert [L.out_shape for L in net.hidden[:3]] == [(3, 16, 16), (4, 6, 6), (5, 1, 1)]
+    ref = ttfs.logits(model, x)
+    assert rel_err(net.logits(x), ref) <= 1e-12
+    scaled, snn = mapped(net, x)
+    res = ttfs.simulate(snn, x, strict=True)
+    assert np.max(np.abs(res.v_out - ref)) <= np.max(ttfs.rounding_bound(snn))
+    cf = ttfs.closed_form(snn, x)
+    for a, b in zip(res.spike_times, cf.spike_times, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * snn.latency)
+
+
+def test_lenet5_preset_has_the_papers_shapes():
+    arch = ttfs.VGG["mnist-lenet5"]
+    model = ttfs.ReLUNet(arch)
+    net = ttfs.fold(model.eval())
+    assert [L.out_shape for L in net.hidden[:3]] == [(6, 28, 28), (16, 10, 10), (120, 1, 1)]
+    x = random_images(np.random.default_rng(0), 3, 784)
+    assert rel_err(net.logits(x), ttfs.logits(model, x)) <= 1e-12
+
+
+@pytest.mark.parametrize("conv", [(), (3, "P")])
+def test_input_range_is_folded_into_the_first_layer(conv):
+    rng = np.random.default_rng(8)
+    torch.manual_seed(8)
+    arch = ttfs.Architecture((1, 8, 8), conv=conv, dense=(7,), bn="after", input_range=(-3.0, 3.0))
+    model = ttfs.ReLUNet(arch)
+    randomise_bn(model, rng)
+    x = random_images(rng, 40, 64)
+    ref = ttfs.logits(model, x)
+    # the net computes on z = -3 + 6 x, so it is not the net of the same weights on x
+    plain = ttfs.ReLUNet(replace(arch, input_range=(0.0, 1.0)))
+    plain.load_state_dict(model.state_dict())
+    assert rel_err(ttfs.logits(plain.eval(), x), ref) > 1e-3
+    net = ttfs.fold(model)
+    assert rel_err(net.logits(x), ref) <= 1e-12
+    if conv:  # zero padding of z is x = 1/2, not x = 0: the first convolution gets border biases
+        assert len(np.unique(np.round(net.layers[0].bias[0], 12))) == 9
+    scaled, snn = mapped(net, x)
+    res = ttfs.simulate(snn, x, strict=True)
+    assert np.max(np.abs(res.v_out - ref)) <= np.max(ttfs.rounding_bound(snn))
+
+
+def test_cifar_presets_fold_the_input_range():
+    for name in ("cifar10-vgg15", "cifar100-vgg15"):
+        p, q = ttfs.VGG[name].input_range
+        assert p < 0 < q and q - p == pytest.approx(255 / 64.15, rel=0.1)
+
+
+def test_negative_bn_scales_at_initialisation_give_min_pools():
+    torch.manual_seed(0)
+    arch = ttfs.Architecture((1, 8, 8), conv=(4, "P"), dense=(5,), bn="after", bn_negative=0.5)
+    model = ttfs.ReLUNet(arch).eval()
+    np.testing.assert_array_equal(np.sign(model.blocks[0][2].weight.detach().numpy()), [-1, -1, 1, 1])
+    np.testing.assert_array_equal(ttfs.fold(model).layers[0].pool_sign, [-1, -1, 1, 1])
+
+
+@pytest.mark.parametrize("kw", [dict(padding="full"), dict(padding=("same",)), dict(input_range=(1.0, 0.0)),
+                                dict(input_range=(0.0, np.inf)), dict(bn_negative=1.5), dict(kernel=4)])
+def test_bad_architectures_are_refused(kw):
+    with pytest.raises(ValueError):
+        ttfs.Architecture((1, 8, 8), conv=(3, "P", 4), **kw)
