@@ -30,6 +30,7 @@ from lib.ttfs import (
     ZETA,
     Architecture,
     Exactness,
+    Layer,
     Network,
     ReLUNet,
     SNNResult,
@@ -449,3 +450,37 @@ __all__ = [
     "degrades_monotonically", "pick_neurons", "pipeline", "plot_potentials", "plot_spike_wave", "pool_ablation",
     "preset", "robustness",
 ]
+
+
+def explore_neuron(w1: float = 1.0, w2: float = -5.0, w3: float = 3.0, b: float = 2.0,
+                   zeta: float = ZETA) -> None:
+    """The explorer of the theory notebook: one alpha1 neuron mapped from one ReLU unit.
+
+    The unit has three inputs ``x = (1, 0.5, 0)`` with weights ``(w1, w2, w3)`` and bias ``b``;
+    it is mapped with window margin ``zeta`` (:func:`~lib.ttfs.alpha1.map_to_snn`) and simulated
+    (:func:`~lib.ttfs.alpha1.simulate`). The figure shows its potential divided by its threshold,
+    and the title the ReLU value, the value its spike time decodes to, and whether it crossed
+    threshold before its last input (where the mapping is no longer exact).
+    """
+    import warnings
+
+    x = np.array([[1.0, 0.5, 0.0]])
+    w = np.array([[w1, w2, w3]], dtype=float)
+    net = Network((Layer("dense", w, np.array([b], dtype=float), (3,)),
+                   Layer("dense", np.ones((1, 1)), np.zeros(1), (1,), relu=False)))
+    net = scale_weights(net)  # the value below is that of the scaled unit (homogeneity)
+    relu = float(layer_maxima(net, x)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        snn = map_to_snn(net, [max(relu, 1e-3)], zeta=zeta)
+        res = simulate(snn, x, warn=False)
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    plot_potentials(ax, snn, res, 0, 0, [0], normalise=True)
+    L = snn.layers[0]
+    t = float(res.spike_times[0][0, 0])
+    decoded = L.t_max - t
+    early = bool(res.early[0]) if res.early is not None else False
+    ax.set(xlabel="time (units of tau_c)", ylabel="potential / threshold (dimensionless)",
+           title=f"ReLU value {relu:.3g} (scaled unit), decoded {decoded:.3g}"
+           + (" -- early crossing" if early else ""))
+    plt.show()
