@@ -120,3 +120,33 @@ def test_presets_exist_for_every_scale_and_unknown_scales_are_refused(module):
     assert presets[0] != presets[1], "ci and book presets should differ"
     with pytest.raises(ValueError, match="expected one of ci, book, paper"):
         mod.preset("huge")
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_api_links_point_at_documented_objects(slug):
+    """Every {py:func}/{py:class}/{py:mod}/{py:meth} link of a chapter names an object that the
+    API reference documents (it exists and, where its module has ``__all__``, is listed there)."""
+    text = "".join((ROOT / "chapters" / slug / f).read_text() for f in ("index.md", "theory.md", "reproduce.md"))
+    for role, body in re.findall(r"\{py:(func|class|mod|meth|data)\}`([^`]+)`", text):
+        target = body.split("<")[-1].rstrip(">").strip().lstrip("~")
+        parts = target.split(".")
+        if role == "mod":
+            importlib.import_module(target)
+            continue
+        for i in range(len(parts) - 1, 0, -1):
+            try:
+                mod = importlib.import_module(".".join(parts[:i]))
+                break
+            except ImportError:
+                continue
+        obj = mod
+        for name in parts[i:]:
+            assert hasattr(obj, name), f"{slug}: {{py:{role}}}`{body}` does not exist"
+            obj = getattr(obj, name)
+        top = getattr(mod, parts[i])
+        if callable(top) and hasattr(top, "__module__"):
+            assert top.__module__ == mod.__name__, \
+                f"{slug}: link {target} to where it is defined, {top.__module__} (autodoc documents it there)"
+        public = getattr(mod, "__all__", None)
+        if public is not None:
+            assert parts[i] in public, f"{slug}: {parts[i]} is not in {mod.__name__}.__all__ (autodoc skips it)"

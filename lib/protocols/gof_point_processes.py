@@ -388,6 +388,7 @@ def power_experiment(P: Preset, model: GLM, rng: np.random.Generator,
 
 
 __all__ = [
+    "explore_rescaling",
     "ALTERNATIVES", "BLOCK_REPS", "PRESETS", "PowerResult", "Preset", "SizeCell", "grid_cells", "plot_ks",
     "power_experiment", "power_vs_length", "preset", "size_cell", "size_grid",
 ]

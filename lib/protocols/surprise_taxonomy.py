@@ -301,6 +301,7 @@ def plot_correlations(Z: np.ndarray, names: Sequence[str], R):
 
 
 __all__ = [
+    "explore_measures",
     "FIG_A_GROUPS", "PRESETS", "Pooled", "Preset", "involves_change", "long_runs", "plot_correlations",
     "plot_measures_over_time", "pool", "preset", "sweep_grid", "task_sweep",
 ]
