@@ -150,3 +150,10 @@ def test_api_links_point_at_documented_objects(slug):
         public = getattr(mod, "__all__", None)
         if public is not None:
             assert parts[i] in public, f"{slug}: {parts[i]} is not in {mod.__name__}.__all__ (autodoc skips it)"
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_theory_has_an_interactive_explorer(slug):
+    nb = jupytext.read(ROOT / "chapters" / slug / "theory.md")
+    assert any("plotting.explore(" in c.source for c in nb.cells if c.cell_type == "code"), \
+        f"{slug}: theory.md has no plotting.explore(...) cell (CONTRIBUTING.md, the adding-a-chapter checklist)"
