@@ -1,0 +1,523 @@
+"""The protocol of the chapter ``neulvm``: presets per scale, experiments, figures.
+
+The chapter reproduces Wang, Schmutz, Bellec & Gerstner (2022), "Mesoscopic modeling of hidden
+spiking neurons", NeurIPS 35 (arXiv:2205.13493), on its winner-take-all experiment (Fig. 4). The
+science (the microscopic network, the mesoscopic model, its likelihood and the EM fit, the
+measures of metastability) is :mod:`lib.mesoscopic`; this module holds what belongs to the
+chapter only:
+
+- :class:`Preset` and :func:`preset`: the sizes of the ``ci``, ``book`` and ``paper`` scales;
+- the simulated ground truth :func:`ground_truth` (the 1,000-neuron network, 9 recorded
+  neurons), registered as the spike data set ``"neulvm-winner-take-all"`` with :mod:`lib.data`,
+  and :func:`pick_window` (a training window that contains a switch);
+- the experiments: :func:`bias_runs` (the mesoscopic model with ground-truth parameters at two
+  time steps), :func:`coupling_profile`, :func:`fit_couplings`, :func:`latent_scores`,
+  :func:`fit`, :func:`free_runs`, :func:`perturbation`;
+- figures: :func:`plot_rates`, :func:`plot_latent`, :func:`plot_histograms`,
+  :func:`plot_switch_probability`, and :func:`explore_meso`, the explorer of the theory page.
+
+The paper's training data set is not distributed: every number comes from our simulation of the
+ground-truth network, and every data label says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import pearsonr, spearmanr
+
+from lib import data as _data
+from lib import mesoscopic as ms
+from lib import plotting, scales
+
+#: Name of the registered spike data set.
+DATASET = "neulvm-winner-take-all"
+#: Streams of the random draws (with the seed): micro runs, meso runs, init, perturbation.
+STREAM_MICRO, STREAM_MESO, STREAM_INIT, STREAM_PERT_MICRO, STREAM_PERT_MESO = range(5)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The sizes of one scale.
+
+    Attributes:
+        dt_micro: step of the microscopic ground truth (s).
+        dt: bin of the mesoscopic model and of the fit (s).
+        dt_fine: the finer mesoscopic step of the discretisation check (s).
+        n_ages: age bins of the table at ``dt``.
+        n_ages_fine: age bins at ``dt_fine``.
+        gt_trials: independent runs of the long ground-truth simulation.
+        gt_s: length of each (s).
+        history_s: history of a training window (s).
+        estep_s: trial of the E-step check (s).
+        estep_iter: iterations of that E-step.
+        train_s: trial of the full EM fit (s).
+        em_rounds: EM rounds.
+        m_iter: L-BFGS-B iterations per M-step.
+        e_iter: L-BFGS-B iterations per E-step.
+        restarts: random initialisations of the EM (the lowest loss is kept).
+        profile: coupling scales of the likelihood profile.
+        amplitudes: stimulus amplitudes of the perturbation (voltage units per second).
+        pert_trials: trials per amplitude.
+        pert_onset_s: stimulus onset (s); the stimulus lasts ``pert_len_s``.
+        pert_len_s: stimulus length (s).
+        pert_total_s: trial length (s).
+        note: what the scale is.
+    """
+
+    dt_micro: float
+    dt: float
+    dt_fine: float
+    n_ages: int
+    n_ages_fine: int
+    gt_trials: int
+    gt_s: float
+    history_s: float
+    estep_s: float
+    estep_iter: int
+    train_s: float
+    em_rounds: int
+    m_iter: int
+    e_iter: int
+    restarts: int
+    profile: tuple[float, ...]
+    amplitudes: tuple[float, ...]
+    pert_trials: int
+    pert_onset_s: float = 0.7
+    pert_len_s: float = 0.5
+    pert_total_s: float = 2.0
+    note: str = ""
+
+    @property
+    def gt_total_s(self) -> float:
+        """Simulated ground-truth time in all (s)."""
+        return self.gt_trials * self.gt_s
+
+
+_PROFILE = (0.6, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
+
+PRESETS = {
+    "ci": Preset(dt_micro=5e-4, dt=0.004, dt_fine=0.001, n_ages=100, n_ages_fine=400,
+                 gt_trials=2, gt_s=12.0, history_s=1.0, estep_s=4.0, estep_iter=30,
+                 train_s=4.0, em_rounds=1, m_iter=5, e_iter=5, restarts=1, profile=_PROFILE,
+                 amplitudes=(0.0, 10.0), pert_trials=4,
+                 note="2 x 12 s of ground truth; E-step and one short EM round on a 4-s window; "
+                      "a 2-amplitude perturbation without claims"),
+    "book": Preset(dt_micro=5e-4, dt=0.004, dt_fine=0.001, n_ages=100, n_ages_fine=400,
+                   gt_trials=4, gt_s=50.0, history_s=1.0, estep_s=4.0, estep_iter=30,
+                   train_s=10.0, em_rounds=4, m_iter=40, e_iter=40, restarts=1, profile=_PROFILE,
+                   amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=16,
+                   note="4 x 50 s of ground truth (dt 0.5 ms); EM on 10 s (1 restart, <= 4 rounds "
+                        "of 40 + 40 iterations, 0.4-s age table); 5 amplitudes x 16 trials"),
+    # The paper's settings: micro at 0.2 ms, 5 restarts, <= 20 EM rounds, M-step <= 200
+    # iterations, 1-s age table (250 bins of 4 ms), 20 trials per amplitude. Documented, not run.
+    "paper": Preset(dt_micro=2e-4, dt=0.004, dt_fine=0.001, n_ages=250, n_ages_fine=500,
+                    gt_trials=4, gt_s=50.0, history_s=1.0, estep_s=4.0, estep_iter=200,
+                    train_s=10.0, em_rounds=20, m_iter=200, e_iter=200, restarts=5,
+                    profile=_PROFILE, amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=20,
+                    note="the paper's EM settings (5 restarts, <= 20 rounds, 200 iterations, "
+                         "1-s age table), micro at 0.2 ms"),
+}
+
+
+def preset(scale: str) -> Preset:
+    """The :class:`Preset` of ``scale`` (``"ci"``, ``"book"`` or ``"paper"``).
+
+    Raises:
+        ValueError: for an unknown scale.
+    """
+    return scales.pick(PRESETS, scale)
+
+
+def _rng(seed: int, stream: int, *more: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, stream, *more]))
+
+
+# ----------------------------------------------------------------------------------------------
+# The simulated ground truth
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """The long simulation of the ground-truth network.
+
+    Attributes:
+        net: the network (:func:`lib.mesoscopic.winner_take_all`).
+        z: population activity per bin of ``dt`` ``(trials, bins, M)`` (fraction that spiked).
+        y: recorded spikes per bin ``(trials, bins, 9)`` (from the registered data set).
+        population: population of each recorded neuron.
+        dt: the bin (s).
+        spikes: the recorded spike trains (:class:`lib.data.SpikeTrains`).
+        attempts: simulations run until one contained a usable switch.
+    """
+
+    net: ms.Network
+    z: np.ndarray = field(repr=False)
+    y: np.ndarray = field(repr=False)
+    population: np.ndarray
+    dt: float
+    spikes: _data.SpikeTrains = field(repr=False)
+    attempts: int = 1
+
+    @property
+    def rates(self) -> np.ndarray:
+        """Population rates (Hz) ``(trials, bins, M)``."""
+        return self.z / self.dt
+
+    @property
+    def description(self) -> str:
+        """The data label of the claims."""
+        return self.spikes.description
+
+
+def _spike_trains(run: ms.MicroRun, description: str) -> _data.SpikeTrains:
+    """The recorded neurons as spike times (the middle of their micro step)."""
+    labels = tuple(f"{ms.POPULATIONS[p]}-{i % 3}" for i, p in enumerate(run.population))
+    times = tuple(tuple((np.flatnonzero(run.spikes[b, :, i]) + 0.5) * run.dt
+                        for i in range(run.spikes.shape[2])) for b in range(run.spikes.shape[0]))
+    return _data.SpikeTrains(times, run.duration_s, DATASET, "simulated", description, labels)
+
+
+def pick_window(z: np.ndarray, dt: float, history_s: float, trial_s: float,
+                margin_s: float = 1.0):
+    """The first window (history + trial, starting on a whole second) whose trial contains a
+    switch of winner at least ``margin_s`` from its edges; ``None`` if there is none.
+
+    Returns:
+        ``(trial_index, first_bin)`` or ``None``.
+    """
+    H, L = int(round(history_s / dt)), int(round(trial_s / dt))
+    mg = int(round(margin_s / dt))
+    step = int(round(1.0 / dt))
+    for b in range(z.shape[0]):
+        sw = np.flatnonzero(np.diff(ms.winner_states(z[b] / dt, dt))) + 1
+        for i0 in range(0, z.shape[1] - H - L + 1, step):
+            lo, hi = i0 + H + mg, i0 + H + L - mg
+            if np.any((sw >= lo) & (sw < hi)):
+                return b, i0
+    return None
+
+
+_GT_CACHE: dict = {}
+
+
+def ground_truth(P: Preset, seed: int) -> GroundTruth:
+    """Simulate the 1,000-neuron network, register its 9 recorded neurons as a data set.
+
+    Runs ``P.gt_trials`` independent runs of ``P.gt_s`` seconds; if none holds a window of
+    ``history_s + train_s`` with a switch (a short ``ci`` run may not), simulates again from the
+    next derived seed (up to 5 attempts, counted in :attr:`GroundTruth.attempts`). The result
+    is cached per preset and seed.
+    """
+    if (P, seed) in _GT_CACHE:
+        return _GT_CACHE[(P, seed)]
+    net = ms.winner_take_all()
+    trial_s = max(P.train_s, P.estep_s)
+    for attempt in range(5):
+        run = ms.simulate_micro(net, P.gt_s, _rng(seed, STREAM_MICRO, attempt), dt_s=P.dt_micro,
+                                n_trials=P.gt_trials, n_record=3)
+        z, _ = ms.rebin(run, P.dt)
+        if pick_window(z, P.dt, P.history_s, trial_s) is not None:
+            break
+    desc = (f"simulated ground-truth network (1,000 LIF neurons with escape noise, E1/E2/I = "
+            f"400/400/200, dt {P.dt_micro * 1e3:g} ms, {P.gt_trials} x {P.gt_s:g} s, seed {seed}): "
+            f"9 recorded neurons; the paper's data set is not distributed")
+    trains = _spike_trains(run, desc)
+    _data.register_spikes(DATASET, lambda: trains, "neuLVM: simulated winner-take-all network, "
+                          "9 recorded neurons (the chapter's ground truth)")
+    loaded = _data.load_spikes(DATASET)
+    y = loaded.binned(P.dt)[:, :z.shape[1]] > 0
+    out = GroundTruth(net, z, y, run.population, P.dt, loaded, attempt + 1)
+    _GT_CACHE[(P, seed)] = out
+    return out
+
+
+def window_trial(gt: GroundTruth, P: Preset, trial_s: float):
+    """The training window: a :class:`lib.mesoscopic.Trial` and the true latent of its trial.
+
+    Returns:
+        ``(trial, z_true, t0_s)``: ``t0_s`` is the start of the scored trial within its run.
+    """
+    picked = pick_window(gt.z, P.dt, P.history_s, trial_s)
+    if picked is None:
+        raise RuntimeError("no window with a switch in the ground truth")
+    b, i0 = picked
+    H, L = int(round(P.history_s / P.dt)), int(round(trial_s / P.dt))
+    trial = ms.make_trial(gt.y[b, i0:i0 + H + L], gt.population, P.dt, H)
+    return trial, gt.z[b, i0 + H:i0 + H + L], (i0 + H) * P.dt
+
+
+def ground_truth_stats(rates: np.ndarray, dt: float) -> dict:
+    """State rates, switches and dwell times over independent runs ``(trials, T, M)``."""
+    rows, n_sw, dwells = [], 0, []
+    for r in rates:
+        st = ms.winner_states(r, dt)
+        k, d = ms.dwell_times(st, dt)
+        rows.append(ms.state_rates(r, st))
+        n_sw += k
+        dwells.extend(d)
+    dw = np.asarray(dwells)
+    return {"E_high": float(np.mean([r[0] for r in rows])),
+            "E_low": float(np.mean([r[1] for r in rows])),
+            "I": float(np.mean([r[2] for r in rows])), "switches": int(n_sw),
+            "dwells": dw, "mean_dwell": float(dw.mean()) if dw.size else float("nan")}
+
+
+# ----------------------------------------------------------------------------------------------
+# Experiments
+# ----------------------------------------------------------------------------------------------
+
+
+def bias_runs(P: Preset, seed: int, net: ms.Network | None = None) -> dict:
+    """The mesoscopic model with ground-truth parameters at ``dt`` and at ``dt_fine``.
+
+    Each as ``gt_trials`` runs of ``gt_s`` seconds (the same simulated time as the ground truth).
+
+    Returns:
+        ``{dt: MesoRun}`` for the two steps.
+    """
+    net = ms.winner_take_all() if net is None else net
+    out = {}
+    for k, (dt, A) in enumerate(((P.dt, P.n_ages), (P.dt_fine, P.n_ages_fine))):
+        out[dt] = ms.simulate_meso(net, P.gt_s, _rng(seed, STREAM_MESO, k), dt_s=dt, n_ages=A,
+                                   n_trials=P.gt_trials)
+    return out
+
+
+def bias_table(gt: GroundTruth, runs: dict, P: Preset) -> pd.DataFrame:
+    """State rates and switches of the ground truth and of the mesoscopic runs."""
+    rows = {"microscopic ground truth": ground_truth_stats(gt.rates, gt.dt)}
+    for dt, run in runs.items():
+        rows[f"mesoscopic, ground-truth parameters, dt {dt * 1e3:g} ms"] = \
+            ground_truth_stats(run.rates, dt)
+    df = pd.DataFrame(rows).T[["E_high", "E_low", "I", "switches", "mean_dwell"]]
+    return df.rename(columns={"E_high": "E high (Hz)", "E_low": "E low (Hz)", "I": "I (Hz)",
+                              "mean_dwell": "mean dwell (s)"})
+
+
+def coupling_profile(net: ms.Network, trial: ms.Trial, z_true, P: Preset) -> np.ndarray:
+    """The negative log joint with every coupling scaled by ``s`` (``P.profile``), others fixed."""
+    out = []
+    with torch.no_grad():
+        for s in P.profile:
+            th = net.theta.copy()
+            th[net.m:2 * net.m] *= s
+            ny, nz = ms.neg_log_joint(net, trial, z_true, P.n_ages,
+                                      theta=torch.as_tensor(th))
+            out.append(float(ny + nz))
+    return np.asarray(out)
+
+
+def fit_couplings(net: ms.Network, trial: ms.Trial, z_true, P: Preset, seed: int):
+    """M-step over the three couplings only, given the true latent, from ``U[0.4, 2] x`` truth.
+
+    Returns:
+        ``(fitted_j / true_j, initial_j / true_j)``.
+    """
+    m = net.m
+    u0 = _rng(seed, STREAM_INIT, 99).uniform(0.4, 2.0, m)
+    th = net.theta.copy()
+    th[m:2 * m] *= u0
+    free = np.zeros(4 * m, bool)
+    free[m:2 * m] = True
+    fitted, _ = ms.m_step(net.with_theta(th), trial, z_true, reference=net, n_ages=P.n_ages,
+                          max_iter=50, free=free)
+    return fitted.j / net.j, u0
+
+
+def latent_scores(z, z_true, dt: float, sigma_s: float = 0.05) -> dict:
+    """Pearson r and RMSE (Hz) of inferred against true population rates (Gaussian smoothing
+    ``sigma_s`` of both), per population, and the time of the first switch of each."""
+    a = ms.smooth(np.asarray(z) / dt, sigma_s, dt, axis=0)
+    b = ms.smooth(np.asarray(z_true) / dt, sigma_s, dt, axis=0)
+    r = np.array([pearsonr(a[:, k], b[:, k])[0] for k in range(a.shape[1])])
+    rmse = np.sqrt(((a - b) ** 2).mean(0))
+
+    def first_switch(x):
+        sw = np.flatnonzero(np.diff(ms.winner_states(x / dt, dt)))
+        return (sw[0] + 1) * dt if sw.size else float("nan")
+
+    return {"r": r, "rmse": rmse, "switch_inferred": first_switch(np.asarray(z)),
+            "switch_true": first_switch(np.asarray(z_true))}
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The full EM fit.
+
+    Attributes:
+        em: the best restart (:class:`lib.mesoscopic.EMFit`).
+        init: the initial network of that restart.
+        restarts: final loss of every restart.
+        seconds: wall time (s).
+    """
+
+    em: ms.EMFit
+    init: ms.Network
+    restarts: tuple[float, ...]
+    seconds: float
+
+
+def fit(trial: ms.Trial, P: Preset, seed: int, rounds: int | None = None) -> Fit:
+    """The neuLVM fit: parameters from ``U[0.4, 2] x`` truth, latent from smoothed spikes, EM.
+
+    Populations of the recorded neurons are given (as in the paper); the bounds of the M-step
+    are ``[0.4, 2] x`` truth.
+    """
+    import time
+
+    gt = ms.winner_take_all()
+    t0 = time.perf_counter()
+    best, best_init, losses = None, None, []
+    for r in range(P.restarts):
+        u = _rng(seed, STREAM_INIT, r).uniform(0.4, 2.0, gt.theta.size)
+        net0 = gt.with_theta(gt.theta * u)
+        em = ms.fit_em(net0, trial, ms.smoothed_latent(trial), reference=gt, n_ages=P.n_ages,
+                       n_iter=rounds or P.em_rounds, m_iter=P.m_iter, e_iter=P.e_iter)
+        losses.append(em.losses[-1])
+        if best is None or em.losses[-1] < best.losses[-1]:
+            best, best_init = em, net0
+    return Fit(best, best_init, tuple(losses), time.perf_counter() - t0)
+
+
+def parameter_table(fitted: ms.Network, init: ms.Network) -> pd.DataFrame:
+    """Initial and fitted parameters relative to the truth, and the effective drives J/alpha_m."""
+    gt = ms.winner_take_all()
+    df = pd.DataFrame({"truth": gt.theta, "initial / truth": init.theta / gt.theta,
+                       "fitted / truth": fitted.theta / gt.theta}, index=list(ms.THETA_NAMES))
+    for k, name in enumerate(ms.POPULATIONS):
+        df.loc[f"J/alpha_m_{name}"] = [gt.drive()[k], init.drive()[k] / gt.drive()[k],
+                                       fitted.drive()[k] / gt.drive()[k]]
+    return df
+
+
+def free_runs(net: ms.Network, P: Preset, seed: int, stream: int = 7) -> ms.MesoRun:
+    """Free runs of a mesoscopic model at ``dt``: ``gt_trials`` x ``gt_s`` seconds."""
+    return ms.simulate_meso(net, P.gt_s, _rng(seed, STREAM_MESO, stream), dt_s=P.dt,
+                            n_ages=P.n_ages, n_trials=P.gt_trials)
+
+
+def perturbation(P: Preset, seed: int, net: ms.Network | None = None, fine: bool = False) -> dict:
+    """Switch probability under a step input to the losing population, at every amplitude.
+
+    Trials start with E1 winning (initial rates 20, 5, 25 Hz); the stimulus drives E2 from
+    ``pert_onset_s`` for ``pert_len_s``. With ``net`` given, the mesoscopic model at ``dt``;
+    otherwise the microscopic ground truth. ``fine`` runs the mesoscopic model at ``dt_fine``.
+
+    Returns:
+        ``{"p": switch probability per amplitude, "n": valid trials per amplitude}``.
+    """
+    amps = np.repeat(np.asarray(P.amplitudes, float), P.pert_trials)
+    pulse = ms.Pulse(1, amps, P.pert_onset_s, P.pert_onset_s + P.pert_len_s)
+    if net is None:
+        run = ms.simulate_micro(ms.winner_take_all(), P.pert_total_s, _rng(seed, STREAM_PERT_MICRO),
+                                dt_s=P.dt_micro, n_trials=amps.size, n_record=1, pulse=pulse)
+        z, _ = ms.rebin(run, P.dt)
+        dt = P.dt
+    else:
+        dt, A = (P.dt_fine, P.n_ages_fine) if fine else (P.dt, P.n_ages)
+        z = ms.simulate_meso(net, P.pert_total_s, _rng(seed, STREAM_PERT_MESO, int(fine)),
+                             dt_s=dt, n_ages=A, n_trials=amps.size, pulse=pulse).z
+    valid, sw = ms.switch_probability(z / dt, dt, P.pert_onset_s)
+    k = len(P.amplitudes)
+    valid, sw = valid.reshape(k, -1), sw.reshape(k, -1)
+    n = valid.sum(1)
+    p = np.where(n > 0, (sw & valid).sum(1) / np.maximum(n, 1), np.nan)
+    return {"p": p, "n": n}
+
+
+def monotone_rho(p) -> float:
+    """Spearman correlation of the switch probability with the amplitude (order of presets)."""
+    p = np.asarray(p, float)
+    if np.all(p == p[0]):
+        return 0.0
+    return float(spearmanr(np.arange(p.size), p)[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------------------------------
+
+
+def plot_rates(ax, rates: np.ndarray, dt: float, title: str = "", sigma_s: float = 0.05) -> None:
+    """Population rates ``(T, M)`` of one run against time (smoothed)."""
+    r = ms.smooth(rates, sigma_s, dt, axis=0)
+    t = np.arange(r.shape[0]) * dt
+    for k, name in enumerate(ms.POPULATIONS[:r.shape[1]]):
+        ax.plot(t, r[:, k], color=plotting.color(k), lw=0.9, label=name)
+    ax.set(xlabel="time (s)", ylabel="rate (Hz)", title=title)
+    ax.legend(loc="upper right", ncol=3)
+
+
+def plot_latent(axes, trial: ms.Trial, z, z_true, z_init, t0_s: float) -> None:
+    """Inferred, true and initial population rates, and the rasters of the recorded neurons."""
+    dt = trial.dt
+    t = t0_s + np.arange(z.shape[0]) * dt
+    for k in range(2):
+        ax = axes[k]
+        ax.plot(t, ms.smooth(z_true[:, k] / dt, 0.05, dt, axis=0), color="0.5", lw=1.4,
+                label="truth (hidden)")
+        ax.plot(t, ms.smooth(z[:, k] / dt, 0.05, dt, axis=0), color=plotting.color(k), lw=1.0,
+                label="inferred")
+        ax.plot(t, z_init[:, k] / dt, color="k", ls=":", lw=1.0, label="initial")
+        ax.set(ylabel=f"{ms.POPULATIONS[k]} rate (Hz)")
+        ax.legend(loc="upper right", ncol=3)
+    ax = axes[2]
+    y = trial.y[trial.start:]
+    for i in range(y.shape[1]):
+        ts = t[np.flatnonzero(y[:, i])]
+        ax.scatter(ts, np.full(ts.size, i), marker="|", s=30, color=plotting.color(trial.population[i]))
+    ax.set(xlabel="time (s)", ylabel="recorded neuron", yticks=range(y.shape[1]),
+           yticklabels=[f"{ms.POPULATIONS[p]}" for p in trial.population])
+
+
+def plot_histograms(ax, runs: dict, bins=None) -> None:
+    """Histograms of the E1 rate (100-ms smoothing) of several runs: ``{label: (rates, dt)}``."""
+    bins = np.linspace(0, 30, 61) if bins is None else bins
+    for k, (label, (rates, dt)) in enumerate(runs.items()):
+        e = ms.smooth(rates[..., 0], 0.1, dt, axis=-1).ravel()
+        ax.hist(e, bins=bins, density=True, histtype="step", lw=1.4, color=plotting.color(k),
+                label=label)
+    ax.set(xlabel="E1 rate, 100-ms smoothing (Hz)", ylabel="density (1/Hz)")
+    ax.legend()
+
+
+def plot_switch_probability(ax, amplitudes, curves: dict) -> None:
+    """Switch probability against amplitude: ``{label: {"p": ..., "n": ...}}``."""
+    for k, (label, c) in enumerate(curves.items()):
+        p, n = np.asarray(c["p"]), np.asarray(c["n"])
+        se = np.sqrt(np.clip(p * (1 - p), 0, None) / np.maximum(n, 1))
+        ax.errorbar(amplitudes, p, yerr=se, marker="o", capsize=3, color=plotting.color(k),
+                    label=label)
+    ax.set(xlabel="stimulus amplitude (2.5 mV per s)", ylabel="switch probability (dimensionless)",
+           ylim=(-0.05, 1.05))
+    ax.legend()
+
+
+def explore_meso(coupling: float = 1.0, dt_ms: int = 4, amplitude: float = 0.0,
+                 duration_s: float = 20.0, seed: int = 0) -> None:
+    """The explorer of the theory page: a free run of the mesoscopic winner-take-all model.
+
+    Scales every coupling of the ground truth by ``coupling``, simulates ``duration_s`` seconds
+    at ``dt_ms`` ms (age table 0.4 s) with a step input of ``amplitude`` to E2 from 5 to 5.5 s,
+    and draws the three population rates.
+    """
+    import matplotlib.pyplot as plt
+
+    gt = ms.winner_take_all()
+    net = gt.with_theta(np.concatenate([gt.alpha_m, gt.j * coupling, gt.mu, gt.f_t]))
+    dt = dt_ms * 1e-3
+    pulse = ms.Pulse(1, [amplitude], 5.0, 5.5) if amplitude else None
+    run = ms.simulate_meso(net, duration_s, np.random.default_rng(seed), dt_s=dt,
+                           n_ages=int(round(0.4 / dt)), pulse=pulse)
+    st = ms.winner_states(run.rates[0], dt)
+    n_sw, _ = ms.dwell_times(st, dt)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    plot_rates(ax, run.rates[0], dt, f"couplings x {coupling:g}, dt {dt_ms} ms: {n_sw} switches")
+    if amplitude:
+        ax.axvspan(5.0, 5.5, color="0.85", zorder=0)
+    plt.show()

@@ -1,0 +1,291 @@
+"""Unit tests of lib/mesoscopic.py and the presets of the chapter neulvm.
+
+The chapter uses seed 0, the winner-take-all network (400/400/200 neurons), 4-ms and 1-ms bins
+and 100/400 age bins; these tests use other seeds, two-population networks, 2- and 3-ms bins and
+other table sizes.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lib import mesoscopic as ms
+from lib.protocols import neulvm as proto
+
+SEED = 20221128
+
+
+def two_pops(n=(300, 150), j=(6.0, 8.0), sign=((1.0, 1.0), (-1.0, -1.0))):
+    return ms.Network(n=n, alpha_m=[40.0, 60.0], j=list(j), mu=[13.0, 12.0], f_t=[3.5, 3.9],
+                      tau_s=[0.004, 0.005], sign=np.array(sign), t_ref=0.004, names=("E", "I"))
+
+
+def random_trial(rng, net, dt=0.002, T=260, start=70, n_rec=(3, 2), i_ext=True):
+    m = net.m
+    z = rng.uniform(0.005, 0.08, (T, m)) * dt / 0.004
+    pop = np.repeat(np.arange(m), n_rec)
+    y = rng.random((T, pop.size)) < 0.06
+    ie = rng.normal(0, 20, (T, m)) if i_ext else None
+    trial = ms.make_trial(y, pop, dt, start, m, z_history=z[:start], i_ext=ie)
+    return trial, z[start:]
+
+
+# ------------------------------------------------------------------ likelihood: vectorised = loop
+
+
+@pytest.mark.parametrize("dt,A", [(0.002, 40), (0.003, 25)])
+def test_vectorised_likelihood_equals_the_step_by_step_loop(dt, A):
+    rng = np.random.default_rng(SEED)
+    net = two_pops()
+    trial, z = random_trial(rng, net, dt=dt)
+    vy, vz = ms.neg_log_joint(net, trial, z, A)
+    ly, lz = ms.neg_log_joint_loop(net, trial, z, A)
+    # float64, sums of ~1e3 terms of O(1): relative error of a few ulps times the terms
+    assert float(vy) == pytest.approx(float(ly), rel=1e-11)
+    assert float(vz) == pytest.approx(float(lz), rel=1e-11)
+
+
+def test_gradients_of_both_implementations_agree():
+    rng = np.random.default_rng(SEED + 1)
+    net = two_pops()
+    trial, z = random_trial(rng, net, T=150, start=40)
+    grads = []
+    for f in (ms.neg_log_joint, ms.neg_log_joint_loop):
+        th = torch.tensor(net.theta, requires_grad=True)
+        zt = torch.tensor(z, requires_grad=True)
+        ny, nz = f(net, trial, zt, 30, theta=th)
+        (ny + nz).backward()
+        grads.append((th.grad.numpy(), zt.grad.numpy()))
+    np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-9, atol=1e-7)
+
+
+def test_likelihood_zbar_equals_the_free_run_once_the_initial_table_is_gone():
+    net = two_pops()
+    dt, A = 0.002, 60
+    run = ms.simulate_meso(net, 0.6, np.random.default_rng(SEED), dt_s=dt, n_ages=A,
+                           a0=(12.0, 20.0))
+    H = 2 * A
+    y = np.zeros((run.z.shape[1], 1), bool)
+    trial = ms.make_trial(y, np.array([0]), dt, H, 2, z_history=run.z[0, :H])
+    _, _, zbar = ms.neg_log_joint(net, trial, run.z[0, H:], A, return_zbar=True)
+    # before H the likelihood's table still misses the cohorts of the initial state
+    np.testing.assert_allclose(zbar.numpy()[H:], run.zbar[0, H:], rtol=1e-9, atol=1e-13)
+
+
+@settings(max_examples=25, deadline=None)
+@given(T=st.integers(3, 30), A=st.integers(2, 9), m=st.integers(1, 3), seed=st.integers(0, 10**6))
+def test_birth_and_time_indices_are_inverse_maps(T, A, m, seed):
+    X = torch.as_tensor(np.random.default_rng(seed).normal(size=(m, A, T)))
+    Xb = ms._to_birth(X)
+    t, a = np.meshgrid(np.arange(T), np.arange(A), indexing="ij")
+    for tt, aa in zip(t.ravel(), a.ravel(), strict=True):
+        s = tt - 1 - aa
+        if s >= 0:
+            assert torch.equal(Xb[:, aa, s], X[:, aa, tt])
+    back = ms._to_time(Xb)
+    valid = torch.as_tensor(np.arange(T)[None, :] - 1 - np.arange(A)[:, None] >= 0)
+    assert torch.equal(back[:, valid], X[:, valid])
+    assert torch.all(back[:, ~valid] == 0)
+
+
+# ------------------------------------------------------------------ closed forms
+
+
+def test_uncoupled_population_fires_at_the_renewal_rate_of_its_discrete_hazard():
+    # J = 0: a renewal process; stationary Z per bin = 1 / sum_a S(a) (mean ISI in bins)
+    net = ms.Network(n=(10 ** 15,), alpha_m=[70.0], j=[0.0], mu=[14.0], f_t=[3.0],
+                     tau_s=[0.003], sign=[[0.0]], t_ref=0.003, names=("P",))
+    dt, A = 0.001, 400
+    V, logS = ms.stationary_table(net, np.zeros((1, 1)), dt, A)
+    z_theory = 1.0 / np.exp(logS[0, 0]).sum()
+    assert np.exp(logS[0, 0, -1]) < 1e-12  # the table holds every neuron
+    run = ms.simulate_meso(net, 0.6, np.random.default_rng(SEED), dt_s=dt, n_ages=A,
+                           a0=[5.0])
+    np.testing.assert_allclose(run.zbar[0, -50:, 0], z_theory, rtol=1e-5)
+
+
+def test_micro_population_fires_at_the_rate_of_its_own_discrete_chain():
+    net = ms.Network(n=(2000,), alpha_m=[50.0], j=[0.0], mu=[14.0], f_t=[3.697],
+                     tau_s=[0.003], sign=[[0.0]], t_ref=0.004, names=("P",))
+    dt = 5e-4
+    # the micro update: u_k = (1 - e^{-a dt}) mu + e^{-a dt} u_{k-1}, 0 while refractory
+    n_ref, K = int(round(net.t_ref / dt)), 40000
+    e = math.exp(-dt * 50.0)
+    u = np.zeros(K)
+    for k in range(n_ref, K):
+        u[k] = (1 - e) * 14.0 + e * u[k - 1]
+    p = np.where(np.arange(K) < n_ref, 0.0, -np.expm1(-np.exp(u - 3.697) * dt))
+    surv = np.concatenate([[1.0], np.cumprod(1 - p)[:-1]])
+    rate = 1.0 / (surv.sum() * dt)
+    run = ms.simulate_micro(net, 3.0, np.random.default_rng(SEED), dt_s=dt, a0=[rate])
+    est = run.rates[0, 2000:, 0].mean()
+    n_spikes = rate * 2000 * 2.0
+    assert est == pytest.approx(rate, rel=5 / math.sqrt(n_spikes))
+
+
+def test_rebin_sums_activity_and_marks_any_spike():
+    net = two_pops(n=(50, 40))
+    run = ms.simulate_micro(net, 0.2, np.random.default_rng(SEED), dt_s=5e-4, n_record=2,
+                            a0=(10.0, 10.0))
+    z, y = ms.rebin(run, 0.002)
+    assert z.shape == (1, 100, 2) and y.shape == (1, 100, 4)
+    np.testing.assert_allclose(z.sum(1), run.rates.sum(1) * run.dt)
+    assert np.array_equal(y[0, :, 0], run.spikes[0].reshape(100, 4, -1)[:, :, 0].any(1))
+
+
+def test_variance_closed_form_satisfies_the_schwalger_recursion():
+    # v = S (1 - S) n obeys v' = (1 - P)^2 v + P (1 - P) m with m = S n
+    rng = np.random.default_rng(SEED)
+    S, P, n = rng.uniform(0.1, 0.9, 50), rng.uniform(0, 0.3, 50), rng.uniform(0, 0.1, 50)
+    v, m = S * (1 - S) * n, S * n
+    S2 = S * (1 - P)
+    np.testing.assert_allclose(S2 * (1 - S2) * n, (1 - P) ** 2 * v + P * (1 - P) * m)
+
+
+# ------------------------------------------------------------------ inference
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    net = ms.winner_take_all(n=(300, 300, 150))
+    run = ms.simulate_micro(net, 3.0, np.random.default_rng(SEED + 7), dt_s=5e-4, n_record=4)
+    z, y = ms.rebin(run, 0.004)
+    trial = ms.make_trial(y[0], run.population, 0.004, 100)
+    return net, trial, z[0, 100:]
+
+
+def test_m_step_recovers_the_couplings_given_the_true_latent(small_data):
+    net, trial, z = small_data
+    free = np.zeros(12, bool)
+    free[3:6] = True
+    start = net.with_theta(net.theta * np.r_[np.ones(3), [0.7, 1.4, 0.8], np.ones(6)])
+    fitted, res = ms.m_step(start, trial, z, reference=net, n_ages=80, max_iter=40, free=free)
+    np.testing.assert_allclose(fitted.j / net.j, 1.0, atol=0.25)
+    np.testing.assert_array_equal(fitted.alpha_m, net.alpha_m)  # fixed parameters stay
+    with torch.no_grad():
+        before = sum(float(x) for x in ms.neg_log_joint(start, trial, z, 80))
+    assert res.loss < before
+
+
+def test_e_step_lowers_the_loss_and_stays_in_bounds(small_data):
+    net, trial, z = small_data
+    z0 = ms.smoothed_latent(trial)
+    with torch.no_grad():
+        before = sum(float(x) for x in ms.neg_log_joint(net, trial, z0, 80))
+    zz, res = ms.e_step(net, trial, z0, n_ages=80, max_iter=10)
+    assert res.loss < before
+    assert zz.min() >= ms.Z_MIN * (1 - 1e-12) and zz.max() <= ms.Z_MAX
+
+
+def test_fit_em_alternates_m_and_e_steps(small_data):
+    net, trial, _ = small_data
+    em = ms.fit_em(net, trial, ms.smoothed_latent(trial), n_ages=80, n_iter=2, m_iter=3,
+                   e_iter=3)
+    assert em.steps[:2] == ("M", "E") and len(em.losses) == len(em.steps)
+    assert em.z.shape == (trial.n_latent, 3)
+
+
+# ------------------------------------------------------------------ measures
+
+
+def test_winner_states_use_hysteresis_and_dwell_times_skip_censored_dwells():
+    dt = 0.01
+    r = np.zeros((1000, 3))
+    r[:, 0] = np.where((np.arange(1000) // 200) % 2 == 0, 20.0, 5.0)
+    r[:, 1] = 25.0 - r[:, 0]
+    r[495:505, 1] = 22.0  # a blip inside the hysteresis band: not a switch
+    st = ms.winner_states(r, dt, sigma_s=0.01)
+    n, d = ms.dwell_times(st, dt)
+    assert n == 4
+    np.testing.assert_allclose(d, [2.0, 2.0, 2.0], atol=0.03)
+    rates = ms.state_rates(r[:400], st[:400])
+    assert rates[0] == pytest.approx(20.0, abs=0.5) and rates[1] == pytest.approx(5.0, abs=0.5)
+
+
+def test_switch_probability_counts_only_trials_that_started_with_the_other_winner():
+    dt = 0.01
+    r = np.zeros((3, 200, 3))
+    r[:, :, 0], r[:, :, 1] = 20.0, 5.0
+    r[1, 120:, :2] = [5.0, 20.0]  # switched
+    r[2, :, :2] = [5.0, 20.0]  # E2 already won: not valid
+    valid, sw = ms.switch_probability(r, dt, onset_s=1.0)
+    assert valid.tolist() == [True, True, False]
+    assert sw[:2].tolist() == [False, True]
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_bad_input_raises_value_errors():
+    net = ms.winner_take_all()
+    rng = np.random.default_rng(SEED)
+    with pytest.raises(ValueError, match="n must be positive ints"):
+        ms.Network(n=(10, 0), alpha_m=[1, 1], j=[1, 1], mu=[1, 1], f_t=[1, 1], tau_s=[1, 1],
+                   sign=np.eye(2), names=("a", "b"))
+    with pytest.raises(ValueError, match="alpha_m must be positive"):
+        ms.Network(n=(10,), alpha_m=[-1.0], j=[1], mu=[1], f_t=[1], tau_s=[1], sign=[[1.0]],
+                   names=("a",))
+    with pytest.raises(ValueError, match="theta must be 12 finite"):
+        net.with_theta(np.ones(11))
+    with pytest.raises(ValueError, match="duration_s must be a finite number > 0"):
+        ms.simulate_micro(net, -1.0, rng)
+    with pytest.raises(ValueError, match="numpy.random.Generator"):
+        ms.simulate_meso(net, 1.0, 0)
+    with pytest.raises(ValueError, match="a0 must be 3 non-negative rates"):
+        ms.simulate_meso(net, 1.0, rng, a0=[1.0, float("nan"), 2.0])
+    with pytest.raises(ValueError, match="0/1 spikes"):
+        ms.make_trial(np.full((10, 2), 2), np.array([0, 1]), 0.004, 3)
+    with pytest.raises(ValueError, match="population must be"):
+        ms.make_trial(np.zeros((10, 2)), np.array([0, 5]), 0.004, 3)
+    with pytest.raises(ValueError, match="integer multiple"):
+        ms.rebin(ms.simulate_micro(net, 0.01, rng, dt_s=5e-4), 0.0013)
+    with pytest.raises(ValueError, match="start <= .* < stop|start_s < stop_s"):
+        ms.Pulse(1, [1.0], 2.0, 1.0)
+    with pytest.raises(ValueError, match="forward Euler"):
+        fast = net.with_theta(np.r_[np.full(3, 300.0), net.theta[3:]])
+        tr = ms.make_trial(np.zeros((20, 3)), np.array([0, 1, 2]), 0.004, 10)
+        ms.neg_log_joint(fast, tr, np.full((10, 3), 0.05), 5)
+
+
+def test_likelihood_refuses_short_histories_and_wrong_latent_shapes():
+    net = ms.winner_take_all()
+    tr = ms.make_trial(np.zeros((50, 3)), np.array([0, 1, 2]), 0.004, 20)
+    with pytest.raises(ValueError, match="history .* must cover the age table"):
+        ms.neg_log_joint(net, tr, np.full((30, 3), 0.05), 40)
+    with pytest.raises(ValueError, match=r"z must be \(30, 3\)"):
+        ms.neg_log_joint(net, tr, np.full((29, 3), 0.05), 10)
+    with pytest.raises(ValueError, match="z0 must be a finite"):
+        ms.e_step(net, tr, np.full((30, 2), 0.05), n_ages=10)
+    with pytest.raises(ValueError, match="bounds must be 0 < low < high"):
+        ms.m_step(net, tr, np.full((30, 3), 0.05), bounds=(2.0, 1.0), n_ages=10)
+    with pytest.raises(ValueError, match="rates must be"):
+        ms.winner_states(np.zeros(10), 0.004)
+    with pytest.raises(ValueError, match="loser must be 0 or 1"):
+        ms.switch_probability(np.zeros((2, 100, 3)), 0.004, 0.2, loser=2)
+
+
+# ------------------------------------------------------------------ presets
+
+
+def test_presets_grow_with_scale_and_unknown_scales_are_refused():
+    ci, book, paper = (proto.preset(s) for s in ("ci", "book", "paper"))
+    assert ci.gt_total_s < book.gt_total_s
+    assert book.restarts <= paper.restarts and book.em_rounds <= paper.em_rounds
+    assert paper.n_ages * paper.dt == pytest.approx(1.0)  # the authors' 1-s cutoff
+    with pytest.raises(ValueError, match="expected one of ci, book, paper"):
+        proto.preset("huge")
+
+
+def test_pick_window_finds_a_switch_away_from_the_edges():
+    dt = 0.01
+    z = np.zeros((1, 1000, 3))
+    z[0, :, 0], z[0, :, 1] = 0.2, 0.05
+    z[0, 600:, :2] = [0.05, 0.2]  # a switch at 6 s
+    b, i0 = proto.pick_window(z, dt, history_s=1.0, trial_s=3.0)
+    assert b == 0 and i0 * dt + 1.0 + 1.0 <= 6.0 < i0 * dt + 4.0 - 1.0
+    assert proto.pick_window(z[:, :500], dt, 1.0, 3.0) is None
