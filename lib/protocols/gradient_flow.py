@@ -1,0 +1,472 @@
+"""The protocol of the chapter ``gradient-flow``: presets per scale, experiments, figures.
+
+The chapter reproduces Brea, Martinelli, Şimşek & Gerstner (2023), "MLPGradientFlow: going with
+the flow of multilayer perceptrons (and finding minima fast and accurately)", arXiv:2301.10638.
+The science is :mod:`lib.gradflow` (finite data: an MLP with analytic gradient and Hessian,
+solvers, descent, minimisers) and :mod:`lib.teacher_student` (the infinite-data limit under
+Gaussian input). This module holds what belongs to the chapter only:
+
+- :class:`Preset` and :func:`preset`: the sizes of the ``ci``, ``book`` and ``paper`` scales;
+- checks: :func:`derivative_checks`, :func:`monte_carlo_check`;
+- experiments: :func:`integrators`, :func:`minima`, :func:`infinite_vs_finite`,
+  :func:`speed_table`;
+- figures: :func:`plot_integrators`, :func:`plot_minima`, :func:`plot_infinite`,
+  :func:`plot_speed`, and :func:`draw_descent`, the theory page's explorer.
+
+Every random draw comes from ``numpy.random.SeedSequence([seed, experiment, index])``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from lib import gradflow as gf
+from lib import plotting, progress, scales
+from lib import teacher_student as ts
+
+#: Experiment numbers of :func:`rng_for`.
+EXP_CHECK, EXP_FLOW, EXP_MINIMA, EXP_INFINITE, EXP_SPEED = range(5)
+
+
+def rng_for(seed: int, experiment: int, index: int = 0) -> np.random.Generator:
+    """The random generator of one run: ``SeedSequence([seed, experiment, index])``."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(experiment), int(index)]))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The sizes of one scale.
+
+    Attributes:
+        mc_samples: Gaussian inputs of the Monte-Carlo check of the infinite-data loss.
+        check_n: samples of the derivative checks.
+        flow_n: samples of the integrator comparison (33 parameters).
+        flow_seeds: seeds of the integrator comparison.
+        flow_t_max: flow time (MSE units) that the solvers integrate.
+        flow_methods: the ``solve_ivp`` methods compared with the reference.
+        rk_max_steps: step budget of the explicit solvers.
+        descent: ``(name, lr, steps)`` of the gradient-descent and Adam arms.
+        minima_seeds: seeds of the minima experiment.
+        minima_n: its samples.
+        minima_adam_steps: steps of its Adam(1e-3) arm.
+        minima_max_iter: iteration budget of Newton and BFGS.
+        inf_n: sample sizes of the finite- vs infinite-data comparison.
+        inf_seeds: data sets per sample size.
+        speed_p: parameter counts of the speed table (``P = 4 k + 1``).
+        speed_n: batch sizes of the speed table.
+        speed_repeats: timed repeats per cell (median reported).
+    """
+
+    mc_samples: int
+    check_n: int
+    flow_n: int
+    flow_seeds: int
+    flow_t_max: float
+    flow_methods: tuple[str, ...]
+    rk_max_steps: int
+    descent: tuple[tuple[str, float, int], ...]
+    minima_seeds: int
+    minima_n: int
+    minima_adam_steps: int
+    minima_max_iter: int
+    inf_n: tuple[int, ...]
+    inf_seeds: int
+    speed_p: tuple[int, ...]
+    speed_n: tuple[int, ...]
+    speed_repeats: int
+
+
+PRESETS = {
+    "ci": Preset(mc_samples=200_000, check_n=300, flow_n=1000, flow_seeds=1, flow_t_max=100.0,
+                 flow_methods=("Radau", "BDF"), rk_max_steps=300,
+                 descent=(("GD", 1e-2, 2000), ("Adam", 1e-3, 2000)),
+                 minima_seeds=1, minima_n=500, minima_adam_steps=2000, minima_max_iter=200,
+                 inf_n=(1000, 10_000), inf_seeds=2, speed_p=(41,), speed_n=(100, 1000),
+                 speed_repeats=3),
+    "book": Preset(mc_samples=1_000_000, check_n=1000, flow_n=1000, flow_seeds=2, flow_t_max=1e3,
+                   flow_methods=("Radau", "BDF", "LSODA", "RK45"), rk_max_steps=600,
+                   descent=(("GD", 1e-2, 5000), ("GD", 1e-3, 5000), ("Adam", 1e-3, 5000),
+                            ("Adam", 1e-4, 5000)),
+                   minima_seeds=5, minima_n=500, minima_adam_steps=5000,
+                   minima_max_iter=500,
+                   inf_n=(1000, 10_000, 100_000), inf_seeds=10, speed_p=(41, 201),
+                   speed_n=(100, 1000), speed_repeats=5),
+    "paper": Preset(mc_samples=4_000_000, check_n=1000, flow_n=10_000, flow_seeds=10, flow_t_max=1e5,
+                    flow_methods=("Radau", "BDF", "LSODA", "RK45", "DOP853"),
+                    rk_max_steps=1_000_000,
+                    descent=(("GD", 1e-2, 10**6), ("GD", 1e-3, 10**6), ("Adam", 1e-3, 10**6),
+                             ("Adam", 1e-4, 10**6)),
+                    minima_seeds=30, minima_n=10_000, minima_adam_steps=10**6,
+                    minima_max_iter=100_000,
+                    inf_n=(1000, 10_000, 100_000), inf_seeds=20, speed_p=(41, 201, 401),
+                    speed_n=(10, 100, 1000, 10_000, 100_000), speed_repeats=10),
+}
+
+
+def preset(scale: str) -> Preset:
+    """The :class:`Preset` of ``scale`` (``ci``, ``book`` or ``paper``)."""
+    return scales.pick(PRESETS, scale)
+
+
+# ----------------------------------------------------------------------------- problems
+
+
+def softplus_problem(d: int, k_teacher: int, k_student: int, n: int,
+                     rng: np.random.Generator) -> tuple[gf.Objective, np.ndarray]:
+    """The paper's finite-data problem: a random softplus teacher (biases, weights N(0, 1)),
+    ``n`` Gaussian inputs, a softplus student with biases and its Glorot initialisation.
+
+    Returns:
+        ``(objective, theta0)``.
+    """
+    teacher = gf.MLP(d, k_teacher, "softplus", bias=True)
+    x, y = gf.teacher_data(teacher, teacher.random(rng), n, rng)
+    net = gf.MLP(d, k_student, "softplus", bias=True)
+    return gf.Objective(net, x, y), net.init(rng)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _rel(a, b) -> float:
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def derivative_checks(rng: np.random.Generator, n: int = 1000, k: int = 10) -> pd.DataFrame:
+    """Analytic gradient and Hessian against central differences and torch (float64).
+
+    One row per activation (softplus with biases, ``P = 4 k + 1``; erf without). Errors are
+    relative to the largest entry of the reference.
+    """
+    rows = []
+    for act, bias in (("softplus", True), ("erf", False)):
+        teacher = gf.MLP(2, 4, act, bias)
+        x, y = gf.teacher_data(teacher, teacher.random(rng), n, rng)
+        net = gf.MLP(2, k, act, bias)
+        obj, th = gf.Objective(net, x, y), net.random(rng) * 0.5
+        g, H = obj.gradient(th), obj.hessian(th)
+        h = 1e-5
+        eye = np.eye(net.n_params) * h
+        g_fd = np.array([(obj.loss(th + e) - obj.loss(th - e)) / (2 * h) for e in eye])
+        H_fd = np.array([(obj.gradient(th + e) - obj.gradient(th - e)) / (2 * h) for e in eye])
+        g_t, H_t = gf.torch_derivatives(net, th, x, y, "func")
+        rows.append({"activation": act, "P": net.n_params, "N": n,
+                     "grad vs FD": _rel(g, g_fd), "Hessian vs FD": _rel(H, H_fd),
+                     "grad vs torch": _rel(g, g_t), "Hessian vs torch": _rel(H, H_t)})
+    return pd.DataFrame(rows)
+
+
+def erf_teacher(d: int, k: int, rng: np.random.Generator) -> ts.Teacher:
+    """A random erf teacher without biases: ``a* ~ N(0, 1)``, ``V ~ N(0, 1/d)``."""
+    return ts.Teacher(rng.normal(size=k), rng.normal(size=(k, d)) / np.sqrt(d))
+
+
+def monte_carlo_check(n_samples: int, rng: np.random.Generator) -> pd.DataFrame:
+    """The infinite-data loss and gradient (:mod:`lib.teacher_student`) against the finite-data
+    MSE and gradient (:mod:`lib.gradflow`) on ``n_samples`` Gaussian inputs.
+
+    A 4-neuron erf teacher in ``d = 3``, a 2-neuron student at a random point. Returns one row per
+    quantity (loss, then each gradient component) with the z-score ``(MC - exact) / SE``.
+    """
+    teacher = erf_teacher(3, 4, rng)
+    problem = ts.Problem(teacher, 2, "erf")
+    theta = rng.normal(size=problem.n_params)
+    tnet, net = gf.MLP(3, 4, "erf", bias=False), gf.MLP(3, 2, "erf", bias=False)
+    x, y = gf.teacher_data(tnet, tnet.pack(teacher.a, teacher.V), n_samples, rng)
+    e = net.predict(theta, x) - y
+    per = np.concatenate([(e * e)[:, None], 2 * e[:, None] * net.jacobian(theta, x)], axis=1)
+    exact = np.concatenate([[problem.loss(theta)], problem.gradient(theta)])
+    mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / np.sqrt(n_samples)
+    names = ["loss"] + [f"grad[{i}]" for i in range(problem.n_params)]
+    return pd.DataFrame({"quantity": names, "exact": exact, "Monte Carlo": mean,
+                         "SE": se, "z": (mean - exact) / se})
+
+
+# ----------------------------------------------------------------------------- integrators
+
+
+def integrators(P: Preset, seed: int) -> pd.DataFrame:
+    """The integrator comparison: solvers, gradient descent and Adam against the exact flow.
+
+    For each seed: a 4-neuron softplus teacher in ``d = 2``, an 8-neuron student (33
+    parameters), ``P.flow_n`` samples. The reference is Radau at rtol = atol = 1e-9 to
+    ``P.flow_t_max``; every other method starts at the same point. Columns: ``d_m`` (mean
+    squared distance to the reference), ``t_m`` (progress along it), the final MSE, gradient
+    and Hessian evaluations, and the wall time (s).
+    """
+    rows = []
+    for s in progress.bar(range(P.flow_seeds), desc="integrators"):
+        obj, th0 = softplus_problem(2, 4, 8, P.flow_n, rng_for(seed, EXP_FLOW, s))
+        ref = gf.integrate_flow(obj, th0, method="Radau", t_max=P.flow_t_max, rtol=1e-9, atol=1e-9)
+        runs = []
+        for m in P.flow_methods:
+            steps = P.rk_max_steps if m not in gf.IMPLICIT_METHODS else 100_000
+            runs.append(lambda m=m, steps=steps, obj=obj, th0=th0: gf.integrate_flow(
+                obj, th0, method=m, t_max=P.flow_t_max, max_steps=steps))
+        for name, lr, n in P.descent:
+            runs.append(lambda lr=lr, n=n, name=name, obj=obj, th0=th0: gf.descent(
+                obj, th0, lr=lr, n_steps=n, adam=name == "Adam", record_every=max(1, n // 500)))
+        for run in runs:
+            t0 = time.perf_counter()
+            tr = run()
+            wall = time.perf_counter() - t0
+            d_m, t_m = gf.trajectory_distance(tr, ref)
+            rows.append({"seed": s, "method": tr.method, "d_m": d_m, "t_m": t_m,
+                         "final MSE": obj.loss(tr.end), "gradients": tr.n_grad,
+                         "Hessians": tr.n_hess, "wall (s)": wall})
+    return pd.DataFrame(rows)
+
+
+def plot_integrators(df: pd.DataFrame) -> None:
+    """Progress and final loss against the distance to the exact flow, one marker per method."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for i, (m, g) in enumerate(df.groupby("method", sort=False)):
+        kw = {"color": plotting.color(i), "label": m}
+        axes[0].scatter(np.maximum(g["d_m"], 1e-20), g["t_m"], **kw)
+        axes[1].scatter(np.maximum(g["d_m"], 1e-20), g["final MSE"], **kw)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"distance to the flow $d_m$ (squared, dimensionless)")
+    axes[0].set_ylabel(r"progress $t_m$ (flow time, MSE units)")
+    axes[1].set_ylabel("final MSE (dimensionless)")
+    axes[1].legend(fontsize=8, loc="best")
+    plt.show()
+
+
+# ----------------------------------------------------------------------------- minima
+
+#: Classes of the Hessian's smallest eigenvalue in the minima figure.
+LAMBDA_CLASSES = (r"$\lambda_{min} < -10^{-8}$", r"$-10^{-8} \leq \lambda_{min} < 0$",
+                  r"$0 \leq \lambda_{min} < 10^{-8}$", r"$\lambda_{min} \geq 10^{-8}$")
+
+
+def lambda_class(lam: float) -> int:
+    """The index in :data:`LAMBDA_CLASSES` of a smallest Hessian eigenvalue."""
+    return int(np.searchsorted([-1e-8, 0.0, 1e-8], lam, side="right"))
+
+
+def minima(P: Preset, seed: int) -> pd.DataFrame:
+    """Finding minima: a 2-neuron softplus teacher, an 8-neuron student (33 parameters).
+
+    Per seed: gradient flow (Radau, to t = 1e3) from a Glorot start, then Newton trust region
+    (``trust-exact``) and BFGS from its end; Adam(1e-3) from the same start for
+    ``P.minima_adam_steps`` steps. Columns: method, MSE, ``max |grad|``, ``lambda_min``.
+    """
+    rows = []
+    for s in progress.bar(range(P.minima_seeds), desc="minima"):
+        obj, th0 = softplus_problem(2, 2, 8, P.minima_n, rng_for(seed, EXP_MINIMA, s))
+        ode = gf.integrate_flow(obj, th0, method="Radau", t_max=1e3)
+        found = [gf.describe(obj, ode.end, len(ode.t) - 1, "ODE (Radau)")]
+        found += [gf.minimise(obj, ode.end, method=m, max_iter=P.minima_max_iter)
+                  for m in ("trust-exact", "BFGS")]
+        adam = gf.descent(obj, th0, lr=1e-3, n_steps=P.minima_adam_steps, adam=True,
+                          record_every=P.minima_adam_steps)
+        found.append(gf.describe(obj, adam.end, P.minima_adam_steps, "Adam(0.001)"))
+        for r in found:
+            rows.append({"seed": s, "method": r.method, "MSE": r.loss, "max |grad|": r.grad_norm,
+                         "lambda_min": r.lambda_min, "class": lambda_class(r.lambda_min),
+                         "iterations": r.n_iter})
+    return pd.DataFrame(rows)
+
+
+def plot_minima(df: pd.DataFrame) -> None:
+    """``max |grad|`` against MSE, marker per method, colour per class of ``lambda_min``."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    markers = dict(zip(df["method"].unique(), "osD^v", strict=False))
+    for m, g in df.groupby("method", sort=False):
+        ax.scatter(np.maximum(g["MSE"], 1e-34), np.maximum(g["max |grad|"], 1e-34),
+                   c=[plotting.color(c) for c in g["class"]], marker=markers[m], label=m,
+                   edgecolors="k", linewidths=0.3)
+    for c, text in enumerate(LAMBDA_CLASSES):
+        ax.scatter([], [], color=plotting.color(c), label=text)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("MSE (dimensionless)")
+    ax.set_ylabel(r"$\max|\nabla \mathrm{MSE}|$ (dimensionless)")
+    ax.legend(fontsize=7, loc="upper left")
+    plt.show()
+
+
+# ----------------------------------------------------------------------------- infinite data
+
+
+def infinite_vs_finite(P: Preset, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Distance between finite-data minima and the infinite-data minimum.
+
+    An 8-neuron erf teacher in ``d = 9`` without biases, a 3-neuron student (27 parameters).
+    ``theta_inf`` comes from the infinite-data flow (:func:`lib.teacher_student.gradient_flow`,
+    BDF, then Newton); for each ``N`` and data set, Newton trust region on the finite-data MSE
+    from ``theta_inf`` gives ``theta_N``.
+
+    Returns:
+        ``(table, theta_inf)``; the table has one row per ``(N, data set)`` with
+        ``|theta_N - theta_inf|^2`` and the gradient norms.
+    """
+    rng = rng_for(seed, EXP_INFINITE)
+    teacher = erf_teacher(9, 8, rng)
+    problem = ts.Problem(teacher, 3, "erf")
+    flow = ts.gradient_flow(problem, ts.glorot_init(problem, rng), method="BDF")
+    th_inf = flow.theta_end
+    tnet, net = gf.MLP(9, 8, "erf", bias=False), gf.MLP(9, 3, "erf", bias=False)
+    th_t = tnet.pack(teacher.a, teacher.V)
+    rows = []
+    for i, n in enumerate(progress.bar(P.inf_n, desc="infinite data")):
+        for s in range(P.inf_seeds):
+            x, y = gf.teacher_data(tnet, th_t, n, rng_for(seed, EXP_INFINITE, 1 + 1000 * i + s))
+            res = gf.minimise(gf.Objective(net, x, y), th_inf, method="trust-exact")
+            rows.append({"N": n, "data set": s, "distance^2": float(np.sum((res.theta - th_inf) ** 2)),
+                         "max |grad| finite": res.grad_norm,
+                         "max |grad| infinite": problem.grad_norm(th_inf)})
+    return pd.DataFrame(rows), th_inf
+
+
+def slope(df: pd.DataFrame) -> float:
+    """Least-squares slope of ``log10`` mean squared distance against ``log10 N``."""
+    m = df.groupby("N")["distance^2"].mean()
+    return float(np.polyfit(np.log10(m.index.to_numpy(float)), np.log10(m.to_numpy()), 1)[0])
+
+
+def plot_infinite(df: pd.DataFrame) -> None:
+    """Squared distance against ``N``, every data set and the mean, with the fitted line."""
+    m = df.groupby("N")["distance^2"].mean()
+    fig, ax = plt.subplots()
+    ax.scatter(df["N"], df["distance^2"], s=12, alpha=0.5, label="one data set")
+    ax.plot(m.index, m.to_numpy(), "o", color=plotting.color(1), label="mean")
+    b, a = np.polyfit(np.log10(m.index.to_numpy(float)), np.log10(m.to_numpy()), 1)
+    nn = np.array([m.index.min(), m.index.max()], float)
+    ax.plot(nn, 10 ** a * nn ** b, "--", color=plotting.color(1), label=f"fit, slope {b:.2f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("number of samples N")
+    ax.set_ylabel(r"$|\theta_N - \theta_\infty|^2$ (dimensionless)")
+    ax.legend()
+    plt.show()
+
+
+# ----------------------------------------------------------------------------- speed
+
+
+def _median_time(f, repeats: int) -> tuple[float, float, float]:
+    f()  # warm-up
+    ts_ = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        ts_.append(time.perf_counter() - t0)
+    return float(np.median(ts_)), float(np.min(ts_)), float(np.max(ts_))
+
+
+def speed_table(p_values, n_values, repeats: int, seed: int) -> pd.DataFrame:
+    """Gradient and Hessian times, ours against torch, one thread each (medians, s).
+
+    The paper's set-up: ``d = 2``, a softplus student of ``k = (P - 1) / 4`` neurons with biases,
+    targets of a random 4-neuron softplus teacher, float64. Before timing, the Hessians must
+    agree with ``torch.func.hessian`` to 1e-10 (relative). Columns ``ratio ...`` are torch time
+    over ours.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        with threadpool_limits(1):
+            for p in p_values:
+                for n in n_values:
+                    rows.append(_speed_cell(p, n, repeats, rng_for(seed, EXP_SPEED, p * 10**6 + n)))
+    finally:
+        torch.set_num_threads(old)
+    return pd.DataFrame(rows)
+
+
+def _speed_cell(p: int, n: int, repeats: int, rng) -> dict:
+    import torch
+
+    if (p - 1) % 4:
+        raise ValueError(f"P must be 4 k + 1, got {p}")
+    obj, _ = softplus_problem(2, 4, (p - 1) // 4, n, rng)
+    net, th = obj.net, obj.net.random(rng) * 0.5
+    mse = gf.torch_mse(net)
+    tt = torch.as_tensor(th)
+    xt, yt = torch.as_tensor(obj.x), torch.as_tensor(obj.y)
+    H_t = gf.torch_derivatives(net, th, obj.x, obj.y, "func")[1]
+    err = _rel(obj.hessian(th), H_t)
+    if err > 1e-10:
+        raise RuntimeError(f"Hessians differ by {err:.2e} (P = {p}, N = {n}); not timing")
+
+    def backward():
+        v = tt.clone().requires_grad_(True)
+        mse(v, xt, yt).backward()
+
+    f_grad, f_hess = torch.func.grad(mse), torch.func.hessian(mse)
+    times = {
+        "ours grad": lambda: obj.gradient(th),
+        "torch .backward()": backward,
+        "torch.func.grad": lambda: f_grad(tt, xt, yt),
+        "ours Hessian": lambda: obj.hessian(th),
+        "torch.func.hessian": lambda: f_hess(tt, xt, yt),
+        "autograd.functional.hessian": lambda: torch.autograd.functional.hessian(
+            lambda v: mse(v, xt, yt), tt),
+    }
+    row = {"P": p, "N": n, "Hessian rel. error": err}
+    for name, f in times.items():
+        row[name] = _median_time(f, repeats)[0]
+    row["ratio grad (func.grad)"] = row["torch.func.grad"] / row["ours grad"]
+    row["ratio Hessian (func.hessian)"] = row["torch.func.hessian"] / row["ours Hessian"]
+    row["ratio Hessian (functional)"] = row["autograd.functional.hessian"] / row["ours Hessian"]
+    return row
+
+
+def plot_speed(df: pd.DataFrame) -> None:
+    """Torch time over ours against batch size, one line per ``P`` and baseline."""
+    fig, ax = plt.subplots()
+    cols = [("ratio Hessian (functional)", "-o"), ("ratio Hessian (func.hessian)", "--s"),
+            ("ratio grad (func.grad)", ":^")]
+    for i, (p, g) in enumerate(df.groupby("P")):
+        for col, style in cols:
+            ax.plot(g["N"], g[col], style, color=plotting.color(i),
+                    label=f"P = {p}, {col.replace('ratio ', '')}")
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size N")
+    ax.set_ylabel("torch time / our time (dimensionless)")
+    ax.legend(fontsize=7)
+    plt.show()
+
+
+# ----------------------------------------------------------------------------- explorer
+
+
+def draw_descent(log10_lr: float = -1.0, steps: int = 300) -> None:
+    """The explorer of the theory page: gradient descent and Adam against the gradient flow.
+
+    A 2-neuron softplus student of a 2-neuron teacher in ``d = 1`` (200 samples, seed 0). The
+    flow (Radau) and descent with learning rate ``10**log10_lr`` for ``steps`` steps; the loss
+    against flow time (``t = steps * lr``) and the distance to the flow.
+    """
+    if not (-4.0 <= log10_lr <= 1.0):
+        raise ValueError(f"log10_lr must lie in [-4, 1], got {log10_lr!r}")
+    lr = 10.0 ** log10_lr
+    obj, th0 = softplus_problem(1, 2, 2, 200, np.random.default_rng(0))
+    n = int(steps)
+    gd = gf.descent(obj, th0, lr=lr, n_steps=n)
+    ad = gf.descent(obj, th0, lr=lr, n_steps=n, adam=True)
+    flow = gf.integrate_flow(obj, th0, method="Radau", t_max=n * lr, rtol=1e-8, atol=1e-10)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(flow.t, [obj.loss(t) for t in flow.theta], "k", label="gradient flow (Radau)")
+    for i, tr in enumerate((gd, ad)):
+        loss = np.array([obj.loss(t) for t in tr.theta])
+        ax.plot(tr.t, np.minimum(loss, 1e3), color=plotting.color(i), label=tr.method)
+    ax.set_yscale("log")
+    ax.set_xlabel("flow time t = steps x learning rate (MSE units)")
+    ax.set_ylabel("MSE (dimensionless)")
+    ax.legend()
+    plt.show()

@@ -1,0 +1,141 @@
+"""Unit tests of lib/gradflow.py (sizes and seeds the chapter does not use)."""
+
+import numpy as np
+import pytest
+
+from lib import gradflow as gf
+from lib import teacher_student as ts
+
+
+def _problem(act="softplus", bias=True, d=3, k=3, n=40, seed=11):
+    rng = np.random.default_rng(seed)
+    teacher = gf.MLP(d, 2, act, bias)
+    x, y = gf.teacher_data(teacher, teacher.random(rng), n, rng)
+    net = gf.MLP(d, k, act, bias)
+    return gf.Objective(net, x, y, chunk=7), net.random(rng) * 0.7, rng
+
+
+@pytest.mark.parametrize("act", gf.ACTIVATIONS)
+def test_activation_derivatives_match_differences(act):
+    z = np.linspace(-3, 3, 13) + 0.01  # avoid the relu kink
+    h = 1e-6
+    for order in (1, 2):
+        fd = (gf.activation(act, z + h, order - 1) - gf.activation(act, z - h, order - 1)) / (2 * h)
+        assert np.allclose(gf.activation(act, z, order), fd, atol=1e-6)
+
+
+@pytest.mark.parametrize("act", ["softplus", "erf", "tanh"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_gradient_and_hessian_match_torch(act, bias):
+    obj, th, _ = _problem(act, bias)
+    g_t, H_t = gf.torch_derivatives(obj.net, th, obj.x, obj.y, "functional")
+    assert np.allclose(obj.gradient(th), g_t, rtol=0, atol=1e-12 * np.abs(g_t).max())
+    H = obj.hessian(th)
+    assert np.allclose(H, H_t, rtol=0, atol=1e-12 * np.abs(H_t).max())
+    assert np.allclose(H, H.T)
+
+
+def test_hessian_does_not_depend_on_chunking():
+    obj, th, _ = _problem(n=53)
+    other = gf.Objective(obj.net, obj.x, obj.y, chunk=1000)
+    assert np.allclose(obj.hessian(th), other.hessian(th), rtol=1e-13, atol=1e-15)
+
+
+def test_jacobian_and_pack_roundtrip():
+    net = gf.MLP(2, 3)
+    rng = np.random.default_rng(4)
+    th = net.random(rng)
+    a, W, b, c = net.unpack(th)
+    assert np.array_equal(net.pack(a, W, b, c), th)
+    x = rng.normal(size=(5, 2))
+    J = net.jacobian(th, x)
+    h = 1e-6
+    fd = np.array([(net.predict(th + e, x) - net.predict(th - e, x)) / (2 * h)
+                   for e in np.eye(net.n_params) * h]).T
+    assert np.allclose(J, fd, atol=1e-7)
+    assert net.n_params == 3 * 4 + 1 and gf.MLP(2, 3, bias=False).n_params == 9
+
+
+def test_bias_free_layout_matches_teacher_student():
+    rng = np.random.default_rng(8)
+    teacher = ts.Teacher(rng.normal(size=2), rng.normal(size=(2, 2)))
+    prob = ts.Problem(teacher, 3, "erf")
+    th = rng.normal(size=prob.n_params)
+    net, tnet = gf.MLP(2, 3, "erf", False), gf.MLP(2, 2, "erf", False)
+    x, y = gf.teacher_data(tnet, tnet.pack(teacher.a, teacher.V), 400_000, rng)
+    obj = gf.Objective(net, x, y)
+    assert abs(obj.loss(th) - prob.loss(th)) < 0.02 * prob.loss(th) + 1e-3
+
+
+def test_flow_decreases_the_loss_and_solvers_agree():
+    obj, _, rng = _problem(n=60)
+    th0 = obj.net.init(rng)
+    a = gf.integrate_flow(obj, th0, method="Radau", t_max=5.0, rtol=1e-9, atol=1e-9)
+    b = gf.integrate_flow(obj, th0, method="RK45", t_max=5.0, rtol=1e-9, atol=1e-9)
+    loss = [obj.loss(t) for t in a.theta]
+    assert np.all(np.diff(loss) <= 1e-12)
+    assert np.abs(a.end - b.end).max() < 1e-5
+    d_m, t_m = gf.trajectory_distance(b, a)
+    assert d_m < 1e-9 and t_m == pytest.approx(5.0)
+
+
+def test_small_step_descent_follows_the_flow_and_adam_does_not():
+    obj, _, rng = _problem(n=60, seed=3)
+    th0 = obj.net.init(rng)
+    ref = gf.integrate_flow(obj, th0, method="Radau", t_max=2.0, rtol=1e-9, atol=1e-9)
+    gd = gf.descent(obj, th0, lr=1e-3, n_steps=2000)
+    adam = gf.descent(obj, th0, lr=1e-2, n_steps=200, adam=True)
+    fine = gf.descent(obj, th0, lr=1e-4, n_steps=20_000, record_every=10)
+    # Euler is first order: the squared distance shrinks like lr^2 (a factor 100 here)
+    assert gf.trajectory_distance(fine, ref)[0] < gf.trajectory_distance(gd, ref)[0] / 30
+    assert gf.trajectory_distance(adam, ref)[0] > gf.trajectory_distance(gd, ref)[0]
+    assert gd.t[-1] == pytest.approx(2.0)
+
+
+def test_newton_finds_a_critical_point_of_an_exact_fit():
+    rng = np.random.default_rng(21)
+    net = gf.MLP(2, 2)
+    th_t = net.random(rng)
+    x, y = gf.teacher_data(net, th_t, 200, rng)
+    obj = gf.Objective(net, x, y)
+    m = gf.minimise(obj, th_t + 1e-3 * rng.normal(size=net.n_params), method="trust-exact")
+    assert m.loss < 1e-20 and m.grad_norm < 1e-11 and m.lambda_min > 0
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="unknown activation"):
+        gf.MLP(2, 3, "sine")
+    with pytest.raises(ValueError, match="positive integer"):
+        gf.MLP(0, 3)
+    net = gf.MLP(2, 3)
+    with pytest.raises(ValueError, match="length P"):
+        net.unpack(np.zeros(5))
+    with pytest.raises(ValueError, match="NaN"):
+        net.predict(np.full(net.n_params, np.nan), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="shape"):
+        net.predict(np.zeros(net.n_params), np.zeros((2, 5)))
+    obj, th, _ = _problem()
+    with pytest.raises(ValueError, match="unknown method"):
+        gf.integrate_flow(obj, th, method="Euler")
+    with pytest.raises(ValueError, match="unknown minimiser"):
+        gf.minimise(obj, th, method="CG")
+    with pytest.raises(ValueError, match="lr"):
+        gf.descent(obj, th, lr=-1.0, n_steps=3)
+    with pytest.raises(ValueError, match="samples"):
+        gf.Objective(obj.net, obj.x, obj.y[:-1])
+    with pytest.raises(ValueError, match="Generator"):
+        net.init(0)
+    with pytest.raises(ValueError, match="order"):
+        gf.activation("erf", np.zeros(2), order=3)
+    with pytest.raises(ValueError, match="how"):
+        gf.torch_derivatives(obj.net, th, obj.x, obj.y, how="jax")
+
+
+def test_protocol_presets():
+    from lib.protocols import gradient_flow as proto
+    assert proto.preset("ci") != proto.preset("book")
+    with pytest.raises(ValueError, match="expected one of"):
+        proto.preset("huge")
+    with pytest.raises(ValueError, match="log10_lr"):
+        proto.draw_descent(log10_lr=5.0)
+    assert [proto.lambda_class(v) for v in (-1, -1e-9, 0.0, 1e-9, 1)] == [0, 1, 2, 2, 3]
