@@ -1,0 +1,216 @@
+"""Unit tests of lib/clapp.py (CLAPP) and of the chapter's presets, on sizes the chapter does not use."""
+
+import numpy as np
+import pytest
+import torch
+
+from lib import clapp, torchkit
+from lib.protocols import clapp as proto
+
+torch.set_num_threads(1)
+
+
+def _module_case(seed, spec=(4, "M"), batch=4, grid=4, size=4, K=1, c_in=2):
+    with torchkit.float64():
+        gen = torchkit.seed_all(seed)
+        block = clapp.Block(c_in, spec)
+        C = block.out_channels
+        x = torch.randn(batch * grid * grid, c_in, size, size, generator=gen)
+        Wp = torch.randn(K, C, C, generator=gen, requires_grad=True)
+        Wr = torch.randn(K, C, C, generator=gen, requires_grad=True)
+        draws = (clapp.draw_clapp(batch, gen), clapp.draw_clapp(batch, gen))
+    return block, x, Wp, Wr, draws, grid
+
+
+# ---------------------------------------------------------------------------- patches, encoder
+
+
+def test_patchify_cuts_the_expected_patches():
+    img = torch.arange(2 * 12 * 12, dtype=torch.float32).reshape(2, 1, 12, 12)
+    p = clapp.patchify(img, patch=6, stride=3)
+    G = clapp.grid_size(12, 6, 3)
+    assert G == 3 and p.shape == (2 * 9, 1, 6, 6)
+    # patch (b=1, r=2, g=1) is rows 6..11, columns 3..8 of image 1
+    assert torch.equal(p[1 * 9 + 2 * 3 + 1, 0], img[1, 0, 6:12, 3:9])
+
+
+def test_encoder_shapes_and_gradient_isolation():
+    torchkit.seed_all(11)
+    enc = clapp.Encoder(((3,), (5, "M")), patch=6, stride=3)
+    x = torch.rand(3, 1, 12, 12)
+    hs, xs = enc(x, inputs=True)
+    assert [tuple(h.shape) for h in hs] == [(3, 3, 3, 3), (3, 5, 3, 3)]
+    assert xs[1].shape == (27, 3, 6, 6) and not xs[1].requires_grad  # detached input
+    hs[1].sum().backward()
+    assert enc.blocks[0].convs[0].weight.grad is None  # no gradient crosses modules
+    enc.zero_grad()
+    enc(x, detach=False)[1].sum().backward()
+    assert enc.blocks[0].convs[0].weight.grad.abs().sum() > 0  # end to end it does
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+def test_clapp_loss_closed_form_at_zero_matrices():
+    # with W = 0 every score is 0: each term contributes 1 (positives) + 1 (negatives)
+    h = torch.rand(6, 3, 5, 4)
+    gen = torch.Generator().manual_seed(5)
+    draws = (clapp.draw_clapp(6, gen), clapp.draw_clapp(6, gen))
+    Z = torch.zeros(2, 3, 3)
+    loss, stats = clapp.clapp_loss(h, Z, Z, draws)
+    both = [bool(d.positive.any() and (~d.positive).any()) for d in draws]
+    assert float(loss) == pytest.approx(sum(2.0 if b else 1.0 for b in both))
+    assert stats["u_pos"] == 0.0
+    negs = clapp.draw_negatives(h.shape, 2, gen, n_negatives=3)
+    assert float(clapp.clapp_s_loss(h, Z, negs)[0]) == pytest.approx(2.0)
+
+
+def test_clapp_loss_is_zero_when_scores_clear_the_margin():
+    # one channel, W = +10: positives score 10 c z > 1; a partner identical to the image is a
+    # positive pair too, so use all-positive draws and check the hinge is inactive
+    h = torch.full((4, 1, 5, 2), 1.0)
+    draw = clapp.ClappDraw(torch.ones(4, dtype=torch.bool), torch.arange(4))
+    W = torch.full((1, 1, 1), 10.0)
+    loss, stats = clapp.clapp_loss(h, W, W, (draw, draw))
+    assert float(loss) == 0.0 and stats["u_pos"] == pytest.approx(10.0)
+    assert np.isnan(stats["u_neg"])
+
+
+def test_scores_are_the_bilinear_form():
+    gen = torch.Generator().manual_seed(2)
+    c, z, W = torch.randn(2, 3, 2, 2, generator=gen), torch.randn(2, 3, 2, 2, generator=gen), \
+        torch.randn(3, 3, generator=gen)
+    u = clapp.scores(c, W, z)
+    assert float(u[1, 0, 1]) == pytest.approx(float(c[1, :, 0, 1] @ W @ z[1, :, 0, 1]), rel=1e-5)
+
+
+def test_draws_follow_their_probability():
+    gen = torch.Generator().manual_seed(9)
+    d = clapp.draw_clapp(20_000, gen, p_positive=0.3)
+    assert abs(float(d.positive.double().mean()) - 0.3) < 0.02
+    assert int(d.partner.min()) >= 0 and int(d.partner.max()) < 20_000
+    assert bool(clapp.draw_clapp(50, gen, 1.0).positive.all())
+
+
+# ---------------------------------------------------------------------------- the local rule
+
+
+@pytest.mark.parametrize("spec", [(4,), (4, "M")])
+@pytest.mark.parametrize("seed", [101, 202])
+def test_local_rule_equals_autograd(spec, seed):
+    block, x, Wp, Wr, draws, grid = _module_case(seed, spec, K=2, grid=5)
+    with torchkit.float64():
+        z = block(x)
+        C = block.out_channels
+        h = z.mean((2, 3)).reshape(-1, grid, grid, C).permute(0, 3, 1, 2)
+        loss, _ = clapp.clapp_loss(h, Wp, Wr, draws)
+        conv = block.convs[0]
+        auto = torch.autograd.grad(loss, [Wp, Wr, conv.weight, conv.bias])
+        rule = clapp.local_gradients(block, x, Wp, Wr, draws, grid)
+    for a, name in zip(auto, ("W_pred", "W_retro", "weight", "bias"), strict=True):
+        assert float((a - rule[name]).norm() / a.norm()) < 1e-12, name
+
+
+def test_protocol_gradient_check_is_exact():
+    err = proto.gradient_check(seed=77, batch=3, grid=4, channels=3, size=4, K=1)
+    assert max(err.values()) < 1e-12
+
+
+# ---------------------------------------------------------------------------- training, probe
+
+
+def test_training_lowers_the_loss_and_is_deterministic():
+    x = torch.rand(64, 1, 12, 12)
+    logs = []
+    for _ in range(2):
+        torchkit.seed_all(3)
+        net = clapp.CLAPPNet("clapp-s", ((4,), (6, "M")), K=1, patch=6, stride=3, n_negatives=4)
+        logs.append(clapp.train(net, x, steps=40, batch_size=8, lr=3e-3, seed=4, progress=False))
+    assert np.array_equal(logs[0].loss, logs[1].loss)
+    assert logs[0].loss.shape == (40, 2)
+    assert logs[0].loss[-10:].mean() < logs[0].loss[:10].mean()
+
+
+def test_methods_have_their_heads_and_parameter_groups():
+    torchkit.seed_all(0)
+    arch = dict(layers=((3,), (4, "M")), K=1, patch=6, stride=3)
+    nets = {m: clapp.CLAPPNet(m, **arch) for m in clapp.METHODS}
+    assert nets["clapp"].heads == [0, 1] and len(nets["clapp"].W_retro) == 2
+    assert nets["clapp-s"].heads == [0, 1] and len(nets["clapp-s"].W_retro) == 0
+    assert nets["hinge-cpc"].heads == [1] and not nets["hinge-cpc"].detach
+    assert len(nets["clapp"].module_parameters()) == 2
+    assert len(nets["hinge-cpc"].module_parameters()) == 1
+
+
+def test_linear_probe_separates_separable_classes():
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 3, 300)
+    f = rng.normal(size=(300, 4)) + 4 * np.eye(3, 4)[y]
+    r = clapp.linear_probe(f[:200], y[:200], f[200:], y[200:])
+    assert r.test_accuracy > 0.95 and r.n_train == 200 and r.n_test == 100
+    noise = clapp.linear_probe(rng.normal(size=(200, 4)), y[:200], rng.normal(size=(100, 4)), y[200:])
+    assert noise.test_accuracy < 0.55
+
+
+def test_features_average_the_grid():
+    torchkit.seed_all(1)
+    enc = clapp.Encoder(((3,),), patch=6, stride=3)
+    x = torch.rand(5, 1, 12, 12)
+    f = clapp.features(enc, x, batch_size=2)
+    assert f[0].shape == (5, 3)
+    with torch.no_grad():
+        assert np.allclose(f[0], enc(x)[0].mean((2, 3)).numpy(), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="unknown method"):
+        clapp.CLAPPNet("backprop")
+    with pytest.raises(ValueError, match="shape \\(n, channels, height, width\\)"):
+        clapp.patchify(torch.rand(28, 28))
+    with pytest.raises(ValueError, match="NaN"):
+        clapp.patchify(torch.full((1, 1, 12, 12), float("nan")))
+    with pytest.raises(ValueError, match="larger than the image side"):
+        clapp.grid_size(6, 8, 4)
+    with pytest.raises(ValueError, match="probability"):
+        clapp.draw_clapp(4, torch.Generator(), p_positive=1.5)
+    with pytest.raises(ValueError, match="too few"):
+        clapp.clapp_loss(torch.rand(4, 2, 3, 3), torch.zeros(2, 2, 2), torch.zeros(2, 2, 2),
+                         (clapp.draw_clapp(4, torch.Generator()),) * 2)
+    with pytest.raises(ValueError, match="must have shape"):
+        clapp.clapp_loss(torch.rand(4, 2, 5, 5), torch.zeros(1, 3, 3), torch.zeros(1, 3, 3),
+                         (clapp.draw_clapp(4, torch.Generator()),) * 2)
+    with pytest.raises(ValueError, match="module entries"):
+        clapp.Encoder(((4, "X"),))
+    with pytest.raises(ValueError, match="single convolution"):
+        clapp.local_gradients(clapp.Block(1, (2, 2)), torch.rand(16, 1, 4, 4),
+                              torch.zeros(1, 2, 2), torch.zeros(1, 2, 2),
+                              (clapp.draw_clapp(1 + 1, torch.Generator()),) * 2, 4)
+    with pytest.raises(ValueError, match="lr must be"):
+        clapp.train(clapp.CLAPPNet("clapp", ((2,),), K=1, patch=6, stride=3), torch.rand(4, 1, 12, 12),
+                    steps=1, batch_size=2, lr=-1.0, seed=0, progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        clapp.train(clapp.CLAPPNet("clapp", ((2,),), K=1, patch=6, stride=3), torch.rand(4, 1, 12, 12),
+                    steps=1, batch_size=1, lr=1e-3, seed=0, progress=False)
+    with pytest.raises(ValueError, match="fewer than two classes"):
+        clapp.linear_probe(np.ones((4, 2)), np.zeros(4), np.ones((2, 2)), np.zeros(2))
+
+
+# ---------------------------------------------------------------------------- presets
+
+
+def test_presets_and_unknown_scale():
+    ci, book, paper = (proto.preset(s) for s in ("ci", "book", "paper"))
+    assert ci != book and paper.dataset == "stl-10" and paper.K == 5 and paper.lr == 2e-4
+    assert book.n_seeds["clapp"] == 3 and book.n_seeds["hinge-cpc"] == 3
+    with pytest.raises(ValueError, match="expected one of ci, book, paper"):
+        proto.preset("laptop")
+
+
+def test_paper_scale_without_stl10_says_what_is_missing():
+    from lib import data
+
+    with pytest.raises(data.DataUnavailable, match="STL-10"):
+        proto.load_split(proto.preset("paper"), seed=0)
