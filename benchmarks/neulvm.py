@@ -19,23 +19,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from timing import best_time  # noqa: E402  (benchmarks/timing.py)
 
 from lib import mesoscopic as ms  # noqa: E402
-
-
-def best_of(fn, repeat: int):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,10 +53,10 @@ def main(argv: list[str] | None = None) -> None:
         (ny + nz).backward()
         return zz.grad.numpy()
 
-    t_vec, v_vec = best_of(lambda: value(ms.neg_log_joint), args.repeat)
-    t_loop, v_loop = best_of(lambda: value(ms.neg_log_joint_loop), 1)
-    tg_vec, g_vec = best_of(lambda: value_grad(ms.neg_log_joint), args.repeat)
-    tg_loop, g_loop = best_of(lambda: value_grad(ms.neg_log_joint_loop), 1)
+    t_vec, v_vec = best_time(lambda: value(ms.neg_log_joint), args.repeat)
+    t_loop, v_loop = best_time(lambda: value(ms.neg_log_joint_loop), 1)
+    tg_vec, g_vec = best_time(lambda: value_grad(ms.neg_log_joint), args.repeat)
+    tg_loop, g_loop = best_time(lambda: value_grad(ms.neg_log_joint_loop), 1)
     rel = max(abs(a - b) / abs(b) for a, b in zip(v_vec, v_loop, strict=True))
     g_rel = float(np.abs(g_vec - g_loop).max() / np.abs(g_loop).max())
     print(f"trial {args.trial_s:g} s at 4 ms ({trial.n_bins} bins with the history), "

@@ -21,23 +21,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from timing import best_time  # noqa: E402  (benchmarks/timing.py)
 
 from lib import sample_measure as sm  # noqa: E402
-
-
-def best_of(fn, repeat: int):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,8 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         with torch.no_grad():
             return net.free_run(torch.tensor(stim), B, uniforms=torch.tensor(U))
 
-    t_vec, sim = best_of(vec_free, args.repeat)
-    t_ref, (p_ref, z_ref) = best_of(lambda: sm.simulate_reference(W, W_in, b, stim, U[0]), 1)
+    t_vec, sim = best_time(vec_free, args.repeat)
+    t_ref, (p_ref, z_ref) = best_time(lambda: sm.simulate_reference(W, W_in, b, stim, U[0]), 1)
     dp = float(np.abs(sim.p[0].numpy() - p_ref).max())
     same = bool(np.array_equal(sim.z[0].numpy(), z_ref))
 
@@ -75,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
             v, _ = vnet.teacher_forced(torch.tensor(spikes), torch.tensor(stim))
             return float(sm.mle_loss(v, torch.tensor(spikes)[None])[0])
 
-    t_vec_tf, l_vec = best_of(vec_tf, args.repeat)
-    t_ref_tf, l_ref = best_of(lambda: sm.teacher_forced_reference(vis.W, vis.W_in, vis.b, stim, spikes), 1)
+    t_vec_tf, l_vec = best_time(vec_tf, args.repeat)
+    t_ref_tf, l_ref = best_time(lambda: sm.teacher_forced_reference(vis.W, vis.W_in, vis.b, stim, spikes), 1)
 
     print(f"{B} trials x {T} bins, {nv} recorded + {nh} hidden units, 2 delays, float64:")
     print(f"  free run, vectorised:          {t_vec:8.4f} s")

@@ -24,24 +24,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core unless the caller says otherwise
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from timing import best_time  # noqa: E402  (benchmarks/timing.py)
 
 from lib import data, ttfs  # noqa: E402
-
-
-def best_time(fn, repeat: int) -> tuple[float, object]:
-    """The shortest of ``repeat`` wall-clock timings of ``fn()``, and its last result."""
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv: list[str] | None = None) -> None:
