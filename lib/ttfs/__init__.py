@@ -3,7 +3,8 @@
 Implements Stanojevic, Woźniak, Bellec, Cherubini, Pantazi & Gerstner (2023), "An exact mapping from
 ReLU networks to spiking neural networks", *Neural Networks* (arXiv:2212.12522), explained in the
 chapter ``chapters/ttfs-exact-mapping``. The companion chapter ``ttfs-deep-training`` (Stanojevic
-et al. 2024, the B1 neuron) adds its neuron model as a sibling module of :mod:`lib.ttfs.alpha1`.
+et al. 2024, "High-performance deep spiking neural networks with 0.3 spikes per neuron", *Nature
+Communications*) adds the B1 neuron as :mod:`lib.ttfs.b1`, a sibling of :mod:`lib.ttfs.alpha1`.
 
 Modules (science only: models, no presets or figures; the chapter's protocol is
 :mod:`lib.protocols.ttfs_exact_mapping`):
@@ -13,15 +14,20 @@ Modules (science only: models, no presets or figures; the chapter's protocol is
 - :mod:`lib.ttfs.relu`: ReLU networks in torch (:class:`Architecture`, :class:`ReLUNet`,
   :func:`train`), folded into plain arrays (:func:`fold`, :class:`Network`, :class:`Layer`),
   scaled (:func:`scale_weights`) and their layer maxima (:func:`layer_maxima`);
+- :mod:`lib.ttfs.b1`: the B1 neuron of ``ttfs-deep-training`` (Stanojevic et al. 2024): the
+  identity mapping (:func:`map_identity`), its closed form and clock-driven simulation
+  (``b1.closed_form``, ``b1.simulate``), time-domain training in torch (:class:`B1Net`), the α1
+  foil trained the same way (:class:`Alpha1Net`) and :func:`backward_gain`;
 - :mod:`lib.ttfs.alpha1`: the α1 neuron: the mapping (:func:`map_to_snn`), the event-driven
   simulator (:func:`simulate`), the closed form (:func:`closed_form`) and the comparison with the
   ReLU network (:func:`exactness`).
 
-Every public name of the submodules is re-exported here, so ``from lib import ttfs`` then
+Every public name of the submodules is re-exported here (the B1 closed form and simulation stay
+``b1.closed_form`` and ``b1.simulate``, beside the α1 ones), so ``from lib import ttfs`` then
 ``ttfs.map_to_snn(...)`` works, as does ``from lib.ttfs import Network``.
 """
 
-from . import alpha1, common, relu
+from . import alpha1, b1, common, relu
 from .alpha1 import (
     ALPHA,
     SNN,
@@ -42,6 +48,18 @@ from .alpha1 import (
     simulate,
     threshold,
 )
+from .b1 import (
+    ADAPT_FACTOR,
+    B1SNN,
+    SCRATCH_X,
+    Activity,
+    Alpha1Net,
+    B1Net,
+    B1Result,
+    backward_gain,
+    fake_quantise,
+    map_identity,
+)
 from .common import INPUT_T_MAX, INPUT_T_MIN, PADDINGS, TAU_C, ZETA, encode, windows
 from .relu import (
     SUM_W_MAX,
@@ -61,6 +79,8 @@ from .relu import (
 )
 
 __all__ = [
+    "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "b1", "backward_gain",
+    "fake_quantise", "map_identity",
     "ALPHA", "INPUT_T_MAX", "INPUT_T_MIN", "PADDINGS", "SNN", "SUM_W_MAX", "SUM_W_MIN", "TAU_C", "VGG", "ZETA",
     "Architecture", "EarlySpikeError", "EarlySpikeWarning", "Exactness", "Layer", "Network", "ReLUNet",
     "Readout", "SNNResult", "SpikingLayer",

@@ -58,11 +58,24 @@ _LAST_RTOL = 1e-9
 
 
 class EarlySpikeWarning(UserWarning):
-    """:func:`simulate` found images in which a hidden neuron crossed threshold before its last input."""
+    """:func:`simulate` found images in which a hidden neuron crossed threshold before its last input
+    (or :func:`lib.ttfs.b1.closed_form` found a B1 neuron above threshold when its window opened)."""
 
 
 class EarlySpikeError(ValueError):
-    """Raised by :func:`simulate` with ``strict=True`` when a neuron crossed threshold before its last input."""
+    """Raised with ``strict=True`` by :func:`simulate` when a neuron crossed threshold before its last input,
+    and by :func:`lib.ttfs.b1.closed_form` when a B1 neuron's value did not fit its window."""
+
+
+def _flag_early(msg: str, strict: bool, stacklevel: int) -> None:
+    """Raise :class:`EarlySpikeError` (``strict``) or warn with :class:`EarlySpikeWarning`.
+
+    Shared by the α1 simulator and the B1 closed form (:mod:`lib.ttfs.b1`): the run-time check of
+    the exactness conditions.
+    """
+    if strict:
+        raise EarlySpikeError(msg)
+    warnings.warn(msg, EarlySpikeWarning, stacklevel=stacklevel + 1)
 
 
 @dataclass(frozen=True)
@@ -315,9 +328,7 @@ def simulate(snn: SNN, x: np.ndarray, sigma: float = 0.0, rng: np.random.Generat
                f"crossed threshold before its last input spike arrived; there the spike times and the readout "
                f"are not the ReLU network's values (the mapping is exact only when every crossing follows the "
                f"neuron's last input; SNNResult.early flags the images)")
-        if strict:
-            raise EarlySpikeError(msg)
-        warnings.warn(msg, EarlySpikeWarning, stacklevel=2)
+        _flag_early(msg, strict, stacklevel=2)
     return res
 
 

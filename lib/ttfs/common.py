@@ -3,7 +3,7 @@
 Part of :mod:`lib.ttfs` (Stanojevic et al. 2023, "An exact mapping from ReLU networks to spiking
 neural networks", *Neural Networks*, arXiv:2212.12522; chapter ``ttfs-exact-mapping``). Shared by
 the ReLU networks (:mod:`lib.ttfs.relu`), the α1 neuron model (:mod:`lib.ttfs.alpha1`) and the B1
-neuron model of ``ttfs-deep-training`` (Stanojevic et al. 2024) to come.
+neuron model of ``ttfs-deep-training`` (Stanojevic et al. 2024, :mod:`lib.ttfs.b1`).
 
 Units: time in units of the synaptic time constant ``TAU_C`` (= 1). Layer ``n`` spikes in
 ``[t_min^(n), t_max^(n)]`` with ``t_min^(n) = t_max^(n-1)`` and

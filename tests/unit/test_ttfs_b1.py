@@ -1,0 +1,457 @@
+"""Unit tests of lib/ttfs/b1.py (the B1 neuron of Stanojevic et al. 2024) and its protocol."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lib import ttfs
+from lib.protocols import ttfs_deep_training as proto
+from lib.ttfs import b1
+
+SEEDS = [1, 7, 23]  # not the chapter's seed 0
+
+
+def dense_net(rng, widths, bias=0.1):
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        w = rng.normal(0.0, np.sqrt(2.0 / a), (b, a))
+        layers.append(ttfs.Layer("dense", w, rng.normal(0.0, bias, b), (a,), relu=i < len(widths) - 2))
+    return ttfs.Network(tuple(layers))
+
+
+def conv_relu(seed, bn=None):
+    """A small CNN with pooling (and optionally batch norm after the ReLU), briefly trained."""
+    arch = ttfs.Architecture((1, 8, 8), conv=(4, "P", 6), dense=(10,), bn=bn, bn_negative=0.5 if bn else 0.0)
+    torch.manual_seed(seed)
+    model = ttfs.ReLUNet(arch)
+    if bn:
+        rng = np.random.default_rng(seed)
+        x = rng.random((64, 64))
+        model.train()
+        with torch.no_grad():  # give the batch norms non-trivial running statistics
+            for _ in range(3):
+                model(torch.from_numpy(x))
+    return model.eval()
+
+
+def images(rng, n, d, p_zero=0.3):
+    x = np.round(rng.random((n, d)) * 255) / 255
+    x[rng.random((n, d)) < p_zero] = 0.0
+    return x
+
+
+def identity(net, x, zeta=ttfs.ZETA):
+    return b1.map_identity(net, ttfs.layer_maxima(net, x), zeta)
+
+
+# ------------------------------------------------------------------------------------------------
+# Closed form and the identity mapping
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("widths", [[12, 20, 3], [30, 25, 25, 25, 4]])
+def test_closed_form_reproduces_relu_logits_dense(seed, widths):
+    rng = np.random.default_rng(seed)
+    net = dense_net(rng, widths)
+    x = images(rng, 50, widths[0])
+    snn = identity(net, x)
+    res = b1.closed_form(snn, x, strict=True)
+    lg = net.logits(x)
+    # error model: absolute times up to the latency, summed with the weights (see claims.yml)
+    assert np.abs(res.v_out - lg).max() <= 1e-12 * max(1.0, np.abs(lg).max())
+    _, hidden = net.forward(x)
+    for h, t, f, (t0, t1) in zip(hidden, res.spike_times, res.fired, snn.windows[1:], strict=True):
+        np.testing.assert_array_equal(f, h > 0)
+        np.testing.assert_allclose(t1 - t, h, atol=1e-12 * snn.latency)
+        assert np.all((t >= t0) & (t <= t1))
+    frac = sum(int((h > 0).sum()) for h in hidden) / sum(h.size for h in hidden)
+    assert res.spikes_per_neuron == frac
+    assert res.n_early == 0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("bn", [None, "after"])
+def test_closed_form_reproduces_relu_logits_conv(seed, bn):
+    model = conv_relu(seed, bn)
+    net = ttfs.fold(model)
+    rng = np.random.default_rng(seed)
+    x = images(rng, 40, 64)
+    snn = identity(net, x)
+    res = b1.closed_form(snn, x, strict=True)
+    lg = ttfs.logits(model, x)
+    assert np.abs(res.v_out - lg).max() <= 1e-12 * max(1.0, np.abs(lg).max())
+    if bn:  # the folded pool signs really are mixed: min-pools in the time domain are exercised
+        assert np.any(net.layers[0].pool_sign < 0)
+
+
+def test_clipped_neurons_are_flagged_and_strict_raises():
+    rng = np.random.default_rng(3)
+    net = dense_net(rng, [10, 30, 3])
+    x = images(rng, 30, 10)
+    short = identity(net, x, zeta=-0.6)
+    with pytest.warns(ttfs.EarlySpikeWarning):
+        res = b1.closed_form(short, x)
+    assert res.n_early > 0
+    t0, t1 = short.windows[1]
+    _, hidden = net.forward(x)
+    clipped = hidden[0] > t1 - t0
+    assert np.array_equal(res.early, clipped.any(1))
+    np.testing.assert_allclose(res.spike_times[0][clipped], t0)  # fires as the window opens
+    with pytest.raises(ttfs.EarlySpikeError):
+        b1.closed_form(short, x, strict=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b1.closed_form(short, x, warn=False)
+
+
+def test_thresholds_and_latency():
+    rng = np.random.default_rng(5)
+    net = dense_net(rng, [6, 8, 2])
+    snn = b1.map_identity(net, [2.0], zeta=0.5)
+    assert snn.windows == ((0.0, 1.0), (1.0, 4.0))
+    assert snn.latency == 4.0
+    np.testing.assert_allclose(snn.thresholds(0), 3.0 - net.layers[0].bias)
+
+
+# ------------------------------------------------------------------------------------------------
+# Clock-driven simulation
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("dt", [1e-2, 2e-3])
+def test_simulation_error_within_its_error_model(seed, dt):
+    rng = np.random.default_rng(seed)
+    net = dense_net(rng, [15, 20, 20, 3])
+    x = images(rng, 6, 15)
+    snn = identity(net, x)
+    ref = b1.closed_form(snn, x)
+    sim = b1.simulate(snn, x, dt=dt, warn=False)
+    for i, layer in enumerate(snn.net.hidden):
+        t_loc, on = b1.layer_closed_form(snn, i, b1.input_times(snn, sim, i))
+        both = on & sim.fired[i]
+        bound = 0.5 * dt * np.abs(layer.weight).sum(1) + 1e-9  # |W_ij| h / 2 per input
+        assert np.all(np.abs(t_loc - sim.spike_times[i])[both] <= np.broadcast_to(bound, t_loc.shape)[both])
+    # the first layer gets exact inputs, so there the bound holds against the exact closed form
+    both = ref.fired[0] & sim.fired[0]
+    assert np.all(np.abs(ref.spike_times[0] - sim.spike_times[0])[both]
+                  <= np.broadcast_to(0.5 * dt * np.abs(net.layers[0].weight).sum(1) + 1e-9,
+                                     both.shape)[both])
+
+
+def test_simulation_conv_and_convergence():
+    model = conv_relu(11)
+    net = ttfs.fold(model)
+    x = images(np.random.default_rng(11), 3, 64)
+    snn = identity(net, x)
+    ref = b1.closed_form(snn, x)
+    errs = []
+    for dt in (2e-2, 2e-3):
+        sim = b1.simulate(snn, x, dt=dt, warn=False)
+        both = ref.fired[-1] & sim.fired[-1]
+        errs.append(float(np.abs(ref.spike_times[-1] - sim.spike_times[-1])[both].max()))
+    assert errs[1] < 0.3 * errs[0]  # first order: ten times smaller steps, errors about ten times smaller
+
+
+def test_simulation_silent_neuron_is_silent_and_clipping_is_seen():
+    w = np.array([[1.0, -0.5, 0.8], [-1.0, -1.0, -1.0]])
+    net = ttfs.Network((ttfs.Layer("dense", w, np.array([0.3, 0.0]), (3,)),
+                        ttfs.Layer("dense", np.ones((1, 2)), np.zeros(1), (2,), relu=False)))
+    x = np.array([[0.9, 0.5, 0.2]])
+    snn = b1.map_identity(net, [1.0])
+    sim = b1.simulate(snn, x, dt=1e-3)
+    assert sim.fired[0].tolist() == [[True, False]]
+    assert abs(sim.spike_times[0][0, 0] - (snn.windows[1][1] - (w[0] @ x[0] + 0.3))) < 3e-3
+    short = b1.map_identity(net, [0.2], zeta=0.0)  # the value 1.11 exceeds the window 0.2
+    with pytest.warns(ttfs.EarlySpikeWarning):
+        s2 = b1.simulate(short, x, dt=1e-3)
+    assert s2.early[0] and s2.spike_times[0][0, 0] == short.windows[1][0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Torch: B1Net against ReLUNet
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", [
+    ttfs.Architecture((1, 4, 5), dense=(16, 16, 16), n_classes=3),
+    ttfs.Architecture((1, 8, 8), conv=(3, "P", 5), dense=(7,), n_classes=4),
+])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_b1net_forward_and_gradients_equal_relunet(arch, seed):
+    torch.manual_seed(seed)
+    ann = proto.he_init(ttfs.ReLUNet(arch), seed)
+    snn = ttfs.B1Net.from_relu(ann)
+    rng = np.random.default_rng(seed)
+    d = int(np.prod(arch.input_shape))
+    x = torch.from_numpy(images(rng, 24, d))
+    y = torch.from_numpy(rng.integers(0, arch.n_classes, 24))
+    grads = []
+    for m in (ann, snn):
+        m.train()
+        m.zero_grad()
+        out = m(x)
+        F.cross_entropy(out, y).backward()
+        grads.append((out.detach(), {k: p.grad.clone() for k, p in m.named_parameters()}))
+    (o1, g1), (o2, g2) = grads
+    assert float((o1 - o2).abs().max()) <= 1e-12 * max(1.0, float(o1.abs().max()))
+    assert set(g1) == set(g2)
+    for k in g1:
+        assert float((g1[k] - g2[k]).abs().max()) <= 1e-11 * max(1.0, float(g1[k].abs().max())), k
+    # the time-domain gradient is not the ANN graph relabelled: it flows through spike times
+    assert snn.last.times[0].grad_fn is not None and snn.last.times[0].min() >= 1.0
+
+
+def test_b1net_trajectory_equals_relunet_for_sgd_and_adam():
+    arch = ttfs.Architecture((1, 4, 4), dense=(20, 20), n_classes=3)
+    rng = np.random.default_rng(4)
+    x, y = images(rng, 200, 16), rng.integers(0, 3, 200)
+    from lib import torchkit
+    for opt in ("sgd", "adam"):
+        torch.manual_seed(4)
+        ann = proto.he_init(ttfs.ReLUNet(arch), 4)
+        snn = ttfs.B1Net.from_relu(ann)
+        hs = [torchkit.fit(m, F.cross_entropy, (x, y), epochs=3, lr=0.05 if opt == "sgd" else 1e-3,
+                           batch_size=16, seed=9, optimizer=opt, progress=False,
+                           metrics={"accuracy": torchkit.accuracy}) for m in (ann, snn)]
+        assert proto.max_param_diff(ann, snn) <= 1e-10
+        assert list(hs[0].series("accuracy")) == list(hs[1].series("accuracy"))
+
+
+def test_window_adaptation_grows_windows_and_keeps_the_function():
+    arch = ttfs.Architecture((1, 4, 4), dense=(10, 10), n_classes=2)
+    torch.manual_seed(2)
+    ann = proto.he_init(ttfs.ReLUNet(arch), 2)
+    snn = ttfs.B1Net.from_relu(ann, x_max=0.01)  # windows far too short
+    x = torch.from_numpy(images(np.random.default_rng(2), 30, 16))
+    snn.eval()
+    snn(x)
+    assert snn.last.n_clipped > 0
+    snn.train()
+    out = snn(x)
+    values = [float(v.detach().max()) for v in snn.last.values]
+    assert all(float(w) >= b1.ADAPT_FACTOR * v - 1e-12 for w, v in zip(snn.widths, values, strict=True))
+    assert snn.last.n_clipped == 0
+    with torch.no_grad():
+        np.testing.assert_allclose(out.detach().numpy(), ann(x).numpy(), rtol=0, atol=1e-12)
+    before = snn.widths.clone()
+    snn.eval()
+    snn(x * 0.5)
+    assert torch.equal(before, snn.widths)  # no adaptation in evaluation mode
+
+
+def test_to_snn_closed_form_matches_b1net():
+    model = conv_relu(3)
+    snn_t = ttfs.B1Net.from_relu(model, x_max=[4.0, 6.0, 8.0]).eval()
+    x = images(np.random.default_rng(3), 20, 64)
+    with torch.no_grad():
+        out = snn_t(torch.from_numpy(x)).numpy()
+    res = b1.closed_form(snn_t.to_snn(), x)
+    np.testing.assert_allclose(res.v_out, out, rtol=0, atol=1e-12)
+    assert snn_t.to_snn().windows == snn_t.windows()
+
+
+def test_noise_and_quantisation():
+    arch = ttfs.Architecture((1, 4, 4), dense=(12,), n_classes=3)
+    torch.manual_seed(0)
+    snn = ttfs.B1Net(arch, x_max=5.0).eval()
+    x = torch.from_numpy(images(np.random.default_rng(0), 10, 16))
+    with torch.no_grad():
+        clean = snn(x)
+        snn.set_noise(0.0, seed=1)
+        assert torch.equal(snn(x), clean)
+        snn.set_noise(0.1, seed=1)
+        a = snn(x)
+        snn.set_noise(0.1, seed=1)
+        b = snn(x)
+    assert torch.equal(a, b) and not torch.equal(a, clean)  # seeded, and it does something
+    snn.set_noise(0.0)
+    snn.set_quantisation(time_bits=2)
+    with torch.no_grad():
+        snn(x)
+    snn.set_quantisation(weight_bits=1)
+    assert set(np.unique(snn._weight(snn.blocks[0][0].weight).detach().numpy())) <= {-1.0, 1.0}
+
+
+def test_fake_quantise_levels_and_straight_through_gradient():
+    v = torch.linspace(-0.5, 2.5, 301, requires_grad=True)
+    q = b1.fake_quantise(v, 0.0, 2.0, 3)
+    assert len(torch.unique(q.detach())) == 8
+    assert float(q.min()) == 0.0 and float(q.max()) == 2.0
+    q.sum().backward()
+    assert torch.equal(v.grad, torch.ones_like(v))
+
+
+# ------------------------------------------------------------------------------------------------
+# The α1 foil and the backward gain
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_alpha1net_mapped_computes_the_relu_net_and_inverts(seed):
+    rng = np.random.default_rng(seed)
+    net = ttfs.scale_weights(dense_net(rng, [10, 14, 14, 3]))
+    x = images(rng, 40, 10)
+    snn = ttfs.map_to_snn(net, ttfs.layer_maxima(net, x))
+    foil = b1.Alpha1Net.from_snn(snn)
+    with torch.no_grad():
+        out = foil(torch.from_numpy(x)).numpy()
+    lg = net.logits(x)
+    assert np.abs(out - lg).max() <= 1e-12 * max(1.0, np.abs(lg).max())
+    ref = ttfs.closed_form(snn, x)  # the α1 closed form of lib.ttfs.alpha1
+    np.testing.assert_allclose(out, ref.v_out, rtol=0, atol=1e-10)
+    for (w, b), layer in zip(foil.equivalent_relu(), net.layers, strict=True):
+        np.testing.assert_allclose(w, layer.weight, atol=1e-12)
+        np.testing.assert_allclose(b, layer.bias, atol=1e-10)
+
+
+def test_alpha1_jacobian_is_J_over_slope():
+    rng = np.random.default_rng(8)
+    J = rng.normal(0.3, 0.2, (4, 6))
+    theta = rng.uniform(2.5, 3.5, 4)
+    foil = b1.Alpha1Net([J], [theta], np.zeros((1, 4)), np.zeros(1), [(0.0, 1.0), (1.0, 10.0)])
+    x = torch.from_numpy(rng.random((1, 6))).requires_grad_(True)
+    foil(x)
+    t = foil.last.times[0]
+    assert bool(foil.last.fired[0].all())
+    for i in range(4):
+        (g,) = torch.autograd.grad(t[0, i], x, retain_graph=True)
+        # dt_i/dx_j = -dt_i/dt_j = -J_ij / s_i
+        np.testing.assert_allclose(g[0].numpy(), -J[i] / (1.0 + J[i].sum()), rtol=1e-12)
+
+
+def relu_gain_numpy(model, x, seed):
+    """The backward gain from explicit Jacobian products (independent of autograd)."""
+    linears = [blk[0] for blk in model.blocks]
+    hs, h = [], x
+    for lin in linears:
+        h = np.maximum(h @ lin.weight.detach().numpy().T + lin.bias.detach().numpy(), 0.0)
+        hs.append(h)
+    gen = torch.Generator().manual_seed(seed)
+    e = torch.randn(hs[-1].shape, generator=gen, dtype=torch.float64).numpy()
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    g = e
+    for n in range(len(linears) - 1, 0, -1):
+        g = (g * (hs[n] > 0)) @ linears[n].weight.detach().numpy()
+    return float(np.linalg.norm(g) / np.linalg.norm(e))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_backward_gain_matches_jacobian_products_and_b1_equals_relu(seed):
+    arch = ttfs.Architecture((1, 1, 32), dense=(32,) * 6)
+    relu = proto.he_init(ttfs.ReLUNet(arch), seed).eval()
+    x = np.random.default_rng(seed).random((16, 32))
+    g = ttfs.backward_gain(relu, x, seed)
+    assert g == pytest.approx(relu_gain_numpy(relu, x, seed), rel=1e-10)
+    assert ttfs.backward_gain(ttfs.B1Net.from_relu(relu), x, seed) == pytest.approx(g, rel=1e-10)
+
+
+def test_naive_alpha1_gains_explode_and_vanish():
+    x = np.random.default_rng(0).random((16, 64))
+    gen = torch.Generator().manual_seed(5)
+    up = [ttfs.backward_gain(proto.naive_alpha1(64, 10, "zero-mean", x, gen), x, 5) for _ in range(3)]
+    down = [ttfs.backward_gain(proto.naive_alpha1(64, 10, "positive-mean", x, gen), x, 5) for _ in range(3)]
+    assert np.median(up) > 1e2 and np.median(down) < 0.1
+
+
+def test_spike_counting_in_torch_matches_closed_form():
+    arch = ttfs.Architecture((1, 4, 4), dense=(20, 20), n_classes=3)
+    torch.manual_seed(6)
+    snn = ttfs.B1Net(arch, x_max=10.0).eval()
+    x = images(np.random.default_rng(6), 50, 16)
+    acc, per_layer = proto.evaluate(snn, x, np.zeros(50, dtype=int))
+    res = b1.closed_form(snn.to_snn(), x)
+    np.testing.assert_allclose(per_layer, res.spikes_per_layer())
+
+
+def test_fit_windows_sets_the_quantile_and_shortens_latency():
+    arch = ttfs.Architecture((1, 4, 4), dense=(20, 20), n_classes=3)
+    torch.manual_seed(1)
+    snn = proto.he_init(ttfs.ReLUNet(arch), 1)
+    net = ttfs.B1Net.from_relu(snn)
+    x = images(np.random.default_rng(1), 100, 16)
+    long = net.latency
+    proto.fit_windows(net, x, quantile=1.0)
+    maxima = ttfs.layer_maxima(ttfs.fold(net.to_relu()), x)
+    np.testing.assert_allclose(net.widths.numpy(), maxima, rtol=1e-12)
+    assert net.latency < long
+    proto.fit_windows(net, x, quantile=0.5)
+    net(torch.from_numpy(x))
+    assert net.last.n_clipped > 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------------
+
+
+def test_bad_input_raises_clear_errors():
+    rng = np.random.default_rng(0)
+    net = dense_net(rng, [5, 6, 2])
+    snn = b1.map_identity(net, [1.0])
+    with pytest.raises(ValueError, match="one X_n per hidden layer"):
+        b1.map_identity(net, [1.0, 2.0])
+    with pytest.raises(TypeError):
+        b1.map_identity("net", [1.0])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        b1.closed_form(snn, np.full((2, 5), 1.5))
+    with pytest.raises(ValueError, match="NaN"):
+        b1.closed_form(snn, np.full((2, 5), np.nan))
+    with pytest.raises(ValueError, match=r"\(n, 5\)"):
+        b1.closed_form(snn, np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="dt"):
+        b1.simulate(snn, np.zeros((1, 5)), dt=0.0)
+    with pytest.raises(ValueError, match="layer"):
+        snn.thresholds(3)
+    with pytest.raises(ValueError, match="receives spike times"):
+        b1.layer_closed_form(snn, 0, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="batch norm"):
+        ttfs.B1Net(ttfs.Architecture((1, 2, 2), dense=(3,), bn="before"))
+    arch = ttfs.Architecture((1, 2, 2), dense=(3,))
+    m = ttfs.B1Net(arch)
+    with pytest.raises(ValueError, match="window widths"):
+        m.set_windows([-1.0])
+    with pytest.raises(ValueError, match="sigma"):
+        m.set_noise(-0.1)
+    with pytest.raises(ValueError, match="time_bits"):
+        m.set_quantisation(time_bits=0)
+    with pytest.raises(ValueError, match=r"images \(n, 4\)"):
+        m(torch.zeros(2, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="bits"):
+        b1.fake_quantise(torch.zeros(3), 0.0, 1.0, 0)
+    with pytest.raises(ValueError, match="low < high"):
+        b1.fake_quantise(torch.zeros(3), 1.0, 1.0, 2)
+    with pytest.raises(ValueError, match="one J and theta"):
+        b1.Alpha1Net([np.ones((2, 3))], [], np.ones((1, 2)), np.zeros(1), [(0, 1), (1, 2)])
+    with pytest.raises(ValueError, match="alpha"):
+        b1.Alpha1Net([np.ones((2, 3))], [np.ones(2)], np.ones((1, 2)), np.zeros(1), [(0, 1), (1, 2)], alpha=0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ttfs.backward_gain(ttfs.ReLUNet(arch), np.full((2, 4), 2.0), 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        ttfs.backward_gain(ttfs.ReLUNet(arch), np.zeros((0, 4)), 0)
+    with pytest.raises(ValueError, match="init"):
+        proto.naive_alpha1(4, 2, "uniform", np.zeros((1, 4)), torch.Generator())
+    with pytest.raises(ValueError, match="quantile"):
+        proto.fit_windows(m, np.zeros((2, 4)), quantile=0.0)
+    with pytest.raises(ValueError, match="scale"):
+        proto.preset("huge")
+
+
+@pytest.mark.parametrize("scale", ["ci", "book", "paper"])
+def test_presets(scale):
+    p = proto.preset(scale)
+    assert 16 in p.gain_depths and p.gain_seeds >= 5
+    assert 0 <= p.hw_pair < len(p.pairs)
+    assert p.sparsity_lambdas[0] == 0.0
+    assert p.pairs[0].arch.conv == () and p.alpha1_lrs[0] == p.pairs[0].lr
+    if scale != "ci":
+        assert any(pair.arch.conv for pair in p.pairs)  # the CNN claim is measured
+    if scale == "paper":
+        assert any(pair.name == "VGG16" and len([c for c in pair.arch.conv if c != "P"]) == 13
+                   for pair in p.pairs)
