@@ -455,3 +455,37 @@ def test_presets(scale):
     if scale == "paper":
         assert any(pair.name == "VGG16" and len([c for c in pair.arch.conv if c != "P"]) == 13
                    for pair in p.pairs)
+
+
+def test_extra_pairs_report_missing_data_without_a_stand_in(monkeypatch):
+    from dataclasses import replace
+
+    from lib import data
+
+    def missing(name):
+        raise data.DataUnavailable(f"{name} is not on this machine")
+
+    monkeypatch.setattr(data, "load", missing)
+    P = replace(proto.preset("ci"), extra=(("cifar-10", proto.preset("paper").extra[1][1]),))
+    rows = proto.extra_pairs(P, seed=3)
+    assert rows == [dict(dataset="cifar-10", net="VGG15", data="not available: cifar-10 is not on this machine")]
+
+
+def test_hardware_rows_and_latency_fall_with_the_window_quantile():
+    from dataclasses import replace
+
+    from lib import data
+    ds = data.load("digits")
+    P = replace(proto.preset("ci"), hw_sigmas=(0.0, 0.05), hw_time_bits=(2,), hw_weight_bits=(2,),
+                hw_quantiles=(1.0, 0.8), hw_n_finetune=200, hw_n_eval=100, hw_trials=2)
+    arch = proto.with_shape(ttfs.Architecture((1, 8, 8), dense=(16,)), ds)
+    torch.manual_seed(5)
+    snn = ttfs.B1Net.from_relu(proto.he_init(ttfs.ReLUNet(arch), 5))
+    hw = proto.hardware(P, snn, ds, seed=5)
+    assert [(r["effect"], r["level"]) for r in hw.rows] == [
+        ("noise", 0.05), ("time bits", 2), ("weight bits", 2), ("latency", 1.0), ("latency", 0.8)]
+    lat = [r["latency"] for r in hw.effect("latency")]
+    assert lat[1] < lat[0]
+    assert all(0.0 <= r[k] <= 1.0 for r in hw.rows for k in ("before", "after", "control"))
+    assert hw.worst_gain == min(r["after"] - r["before"] for r in hw.rows)
+    assert snn.sigma == 0.0 and snn.time_bits is None  # the base network is left as it was
