@@ -809,6 +809,8 @@ def explore_neuron(w1: float = 1.0, w2: float = -0.5, w3: float = 0.8, bias: flo
     v = b1_potential(t, t_in, w, 0.0, t_min)
     theta = B - bias
     relu = max(float(w @ xv + bias), 0.0)
+    if relu > 0:  # the neuron fires once; draw the potential up to its spike only
+        v = np.where(t <= t_min + B - min(relu, B), v, np.nan)
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     ax.plot(t, v, color=plotting.color(0), label="potential V(t)")
     ax.axhline(theta, color="0.3", ls="--", lw=1, label="threshold θ = B − D")
