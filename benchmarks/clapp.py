@@ -48,15 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         opts = [torch.optim.Adam(ps, lr=1e-3) for ps in net.module_parameters()]
         draws = torch.Generator().manual_seed(1)
 
-        def step(x, net=net, opts=opts, draws=draws):
-            losses, _ = net.losses(x, draws)
-            for o in opts:
-                o.zero_grad()
-            torch.stack(losses).sum().backward()
-            for o in opts:
-                o.step()
-
-        variants[clapp.METHODS[method]] = step
+        variants[clapp.METHODS[method]] = lambda x, net=net, opts=opts, draws=draws: net.step(x, draws, opts)
     best = dict.fromkeys(variants, float("inf"))
     block = max(1, args.steps // args.blocks)
     for step in variants.values():

@@ -612,6 +612,20 @@ class CLAPPNet(torch.nn.Module):
             stats.append(s)
         return out, stats
 
+    def step(self, images: torch.Tensor, gen: torch.Generator, opts) -> tuple[list, list]:
+        """One update: the losses of :meth:`losses`, summed and backpropagated, then every optimiser.
+
+        Each head's loss reaches only its own module (gradient isolation), so the sum trains every
+        module on its own loss. Returns ``(losses, stats)`` as :meth:`losses` does.
+        """
+        losses, stats = self.losses(images, gen)
+        for o in opts:
+            o.zero_grad()
+        torch.stack(losses).sum().backward()
+        for o in opts:
+            o.step()
+        return losses, stats
+
 
 @dataclass
 class TrainLog:
@@ -683,12 +697,7 @@ def train(net: CLAPPNet, images, *, steps: int, batch_size: int, lr: float, seed
     for s in torchkit.progress_bar(range(steps), desc or net.method, progress):
         idx = torch.randperm(len(x), generator=gen)[:batch_size].to(dev)
         xb = flip(x[idx], gen) if augment else x[idx]
-        losses, stats = net.losses(xb, gen)
-        for o in opts:
-            o.zero_grad()
-        torch.stack(losses).sum().backward()
-        for o in opts:
-            o.step()
+        losses, stats = net.step(xb, gen, opts)
         loss[s] = [float(v.detach()) for v in losses]
         u_pos[s] = [st["u_pos"] for st in stats]
         u_neg[s] = [st["u_neg"] for st in stats]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -229,7 +229,6 @@ def preset(scale: str) -> Preset:
 
 def with_shape(arch: Architecture, ds: data.Dataset) -> Architecture:
     """``arch`` with the input shape of the dataset ``ds``."""
-    from dataclasses import replace
     return replace(arch, input_shape=ds.image_shape)
 
 
@@ -618,6 +617,12 @@ def sparsity_sweep(P: Preset, ds: data.Dataset, seed: int) -> list[SparsityPoint
     return out
 
 
+def sparsest_within(points: list[SparsityPoint], spikes: float = 0.3) -> SparsityPoint | None:
+    """The most accurate point with fewer than ``spikes`` spikes per neuron (None if there is none)."""
+    below = [p for p in points if p.spikes_per_neuron < spikes]
+    return max(below, key=lambda p: p.accuracy) if below else None
+
+
 def plot_sparsity(ax, points: list[SparsityPoint]) -> None:
     """Test accuracy against spikes per neuron, one point per regularisation strength.
 
@@ -688,6 +693,16 @@ class HardwareResult:
     def worst_gain(self) -> float:
         """The smallest ``after - before`` over every effect and level."""
         return min(r["after"] - r["before"] for r in self.rows)
+
+    def costly(self, cost: float = 0.01) -> list[dict]:
+        """The rows whose untuned accuracy is more than ``cost`` below the network without effects."""
+        return [r for r in self.rows if r["before"] < self.base_accuracy - cost]
+
+    def effect_specific_gain(self, cost: float = 0.01) -> float:
+        """Mean of ``after - control`` over the :meth:`costly` rows (nan if there is none): what
+        fine-tuning under an effect adds to the same fine-tuning without it."""
+        rows = self.costly(cost)
+        return float(np.mean([r["after"] - r["control"] for r in rows])) if rows else float("nan")
 
 
 def _accuracy(model: B1Net, x, y, trials: int = 1, seed: int = 0) -> float:
@@ -838,5 +853,5 @@ __all__ = [
     "Pair", "PairResult", "Preset", "SparsityPoint", "alpha1_foil", "b1_potential", "evaluate", "explore_neuron",
     "extra_pairs", "fit_windows", "gains", "hardware", "he_init", "mapping_check", "max_param_diff",
     "naive_alpha1", "plot_gains", "plot_hardware", "plot_layer_spikes", "plot_sparsity", "plot_training",
-    "preset", "relu_from_network", "sparsity_sweep", "train_pair", "with_shape",
+    "preset", "relu_from_network", "sparsest_within", "sparsity_sweep", "train_pair", "with_shape",
 ]

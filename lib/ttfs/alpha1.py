@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from .common import ZETA, _check_inputs, _LayerShape, encode, windows
-from .relu import Layer, Network
+from .relu import Layer, Network, _check_mapping_args
 
 #: A wrapper of an iterable that shows progress (e.g. ``lambda it: lib.progress.bar(it, desc=...)``).
 Progress = Callable[[Iterable], Iterable]
@@ -183,10 +183,7 @@ def map_to_snn(net: Network, x_max: Sequence[float], zeta: float = ZETA, alpha: 
     Returns:
         The :class:`SNN`.
     """
-    if not isinstance(net, Network):
-        raise TypeError(f"map_to_snn expects a lib.ttfs.Network, got {type(net).__name__}")
-    if len(x_max) != len(net.hidden):
-        raise ValueError(f"need one X_n per hidden layer ({len(net.hidden)}), got {len(x_max)}")
+    _check_mapping_args(net, x_max, "map_to_snn")
     if not alpha > 0:
         raise ValueError(f"alpha must be positive, got {alpha}")
     wins = windows(x_max, zeta)

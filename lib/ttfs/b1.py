@@ -61,7 +61,7 @@ from torch import nn
 
 from .alpha1 import SNN, _flag_early, _pool_times
 from .common import INPUT_T_MAX, ZETA, _check_inputs, encode, windows
-from .relu import Architecture, Network, ReLUNet
+from .relu import Architecture, Network, ReLUNet, _check_mapping_args, fold
 
 #: A wrapper of an iterable that shows progress (e.g. ``lambda it: lib.progress.bar(it, desc=...)``).
 Progress = Callable[[Iterable], Iterable]
@@ -127,10 +127,7 @@ def map_identity(net: Network, x_max: Sequence[float], zeta: float = ZETA) -> B1
     Returns:
         The :class:`B1SNN`.
     """
-    if not isinstance(net, Network):
-        raise TypeError(f"map_identity expects a lib.ttfs.Network, got {type(net).__name__}")
-    if len(x_max) != len(net.hidden):
-        raise ValueError(f"need one X_n per hidden layer ({len(net.hidden)}), got {len(x_max)}")
+    _check_mapping_args(net, x_max, "map_identity")
     wins = windows(x_max, zeta)
     return B1SNN(net, wins, tuple(float(v) for v in x_max), float(zeta))
 
@@ -570,7 +567,6 @@ class B1Net(_CopyWithoutActivity, nn.Module):
 
     def to_snn(self) -> B1SNN:
         """The same network as a :class:`B1SNN` of plain arrays (for :func:`closed_form` and :func:`simulate`)."""
-        from .relu import fold
         wins = self.windows()
         x_max = [(t1 - t0) / (1.0 + self.zeta) for t0, t1 in wins[1:]]
         return B1SNN(fold(self.to_relu()), wins, tuple(x_max), self.zeta)
@@ -645,8 +641,7 @@ class Alpha1Net(_CopyWithoutActivity, nn.Module):
             t_raw = (th + self.alpha * t_min_prev + F.linear(t, j)) / safe
             on = (s > 0) & (t_raw < t_max)
             clipped = on & (t_raw < t_min)
-            t = torch.where(on, torch.where(clipped, torch.full_like(t_raw, t_min), t_raw),
-                            torch.full_like(t_raw, t_max))
+            t = torch.where(on, torch.clamp(t_raw, min=t_min), t_max)
             act.add(t, t_max, on, clipped)
         self.last = act
         t_read, t_min_prev = self.wins[-1][1], self.wins[-1][0]
@@ -676,11 +671,11 @@ class Alpha1Net(_CopyWithoutActivity, nn.Module):
         return out
 
 
-def _hidden(model: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], float]:
-    """Hidden outputs of a model in the autograd graph, and their sign relative to values."""
+def _hidden(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The hidden outputs of a model, in the autograd graph: spike times of the SNNs, values of a ReLU net."""
     if isinstance(model, (B1Net, Alpha1Net)):
         model(x)
-        return model.last.times, -1.0
+        return model.last.times
     if isinstance(model, ReLUNet):
         if model.arch.conv or model.arch.bn is not None:
             raise ValueError("backward_gain of a ReLUNet needs a dense net without batch norm")
@@ -688,7 +683,7 @@ def _hidden(model: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], floa
         for block in model.blocks:
             h = block(h)
             outs.append(h)
-        return outs, 1.0
+        return outs
     raise TypeError(f"backward_gain expects a ReLUNet, B1Net or Alpha1Net, got {type(model).__name__}")
 
 
@@ -713,12 +708,11 @@ def backward_gain(model: nn.Module, x: np.ndarray | torch.Tensor, seed: int) -> 
         raise ValueError(f"x must be a non-empty array (n, d), got shape {tuple(xt.shape)}")
     if not bool(torch.all((xt >= 0) & (xt <= 1))):
         raise ValueError("inputs must lie in [0, 1] (TTFS coding); got values outside or NaN")
-    xt = xt.clone().requires_grad_(False)
     with torch.enable_grad():
         was = model.training
         model.eval()
         try:
-            hidden, _ = _hidden(model, xt)
+            hidden = _hidden(model, xt)
         finally:
             model.train(was)
         if not hidden:

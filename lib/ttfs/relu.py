@@ -436,6 +436,14 @@ class Network:
         return self.forward(x, batch, hidden=False)[0]
 
 
+def _check_mapping_args(net: Network, x_max, what: str) -> None:
+    """Checks shared by the α1 and B1 mappings: a folded network and one ``X_n`` per hidden layer."""
+    if not isinstance(net, Network):
+        raise TypeError(f"{what} expects a lib.ttfs.Network, got {type(net).__name__}")
+    if len(x_max) != len(net.hidden):
+        raise ValueError(f"need one X_n per hidden layer ({len(net.hidden)}), got {len(x_max)}")
+
+
 def _affine(layer: Layer, h: torch.Tensor) -> torch.Tensor:
     if layer.kind == "conv":
         return F.conv2d(h, torch.from_numpy(layer.weight), padding=layer.padding) + torch.from_numpy(layer.bias)
