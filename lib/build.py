@@ -370,6 +370,7 @@ class Outcome:
     seconds: float = 0.0
     error: str = ""
     retried: bool = False
+    note: str = ""  # what went wrong on the way and was recovered from, shown beside the status
 
 
 def worker_env(threads: int) -> dict[str, str]:
@@ -447,11 +448,23 @@ def execute(nb: Notebook, key: str, threads: int = 1, timeout: int = 1800) -> Ou
         if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in notebook.cells):
             raise ValueError(f"{nb.source.relative_to(ROOT)} has no cell tagged 'parameters'")
         nbformat.write(notebook, src)
-        pm.execute_notebook(
-            str(src), str(out), parameters={"scale": nb.scale, "seed": nb.seed},
-            cwd=str(nb.source.parent), kernel_name="python3", progress_bar=False,
-            execution_timeout=timeout, report_mode=False,
-        )
+        failed_starts: list[str] = []
+        while True:
+            try:
+                pm.execute_notebook(
+                    str(src), str(out), parameters={"scale": nb.scale, "seed": nb.seed},
+                    cwd=str(nb.source.parent), kernel_name="python3", progress_bar=False,
+                    execution_timeout=timeout, report_mode=False,
+                )
+                break
+            except Exception as err:
+                if not kernel_failed_to_start(err):
+                    raise
+                failed_starts.append(str(err))
+                if len(failed_starts) == KERNEL_STARTS:
+                    raise RuntimeError(f"the kernel failed to start {KERNEL_STARTS} times; last: {err}\n"
+                                       f"its stderr is in {nb.name}.kernel.log") from err
+                time.sleep(len(failed_starts))  # let whatever held its ports or memory move on
         after = input_hashes(nb, threads)
         if key_of(after) != key or input_stats(after) != before_stats:
             raise RuntimeError("the notebook's inputs changed while it ran (an edit of its text or of the "
@@ -474,7 +487,11 @@ def execute(nb: Notebook, key: str, threads: int = 1, timeout: int = 1800) -> Ou
         for f in published_files(nb):
             if (tmp / f.name).exists():
                 os.replace(tmp / f.name, f)
-        return Outcome(nb.label, "executed", seconds)
+        note = ""
+        if failed_starts:
+            note = (f"kernel started at attempt {len(failed_starts) + 1}; before: "
+                    + "; ".join(failed_starts))
+        return Outcome(nb.label, "executed", seconds, note=note)
     except BaseException as err:  # noqa: BLE001 - a failure is a result, reported at the end
         msg = _describe_failure(err)
         unpublish(nb)
@@ -482,6 +499,29 @@ def execute(nb: Notebook, key: str, threads: int = 1, timeout: int = 1800) -> Ou
         return Outcome(nb.label, "failed", time.time() - t0, msg)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: How many times :func:`execute` starts a kernel that dies or hangs before running any cell.
+KERNEL_STARTS = 3
+
+#: nbclient's kernel start-up, which holds jupyter_client's wait for the kernel's first reply.
+_KERNEL_START_FRAMES = {"async_start_new_kernel", "async_start_new_kernel_client"}
+
+
+def kernel_failed_to_start(err: BaseException) -> bool:
+    """Whether ``err`` came from starting the kernel, before any cell of the notebook ran.
+
+    A kernel can die while it starts for reasons outside the notebook: jupyter_client picks
+    free ports, closes them and hands them to the kernel, and another process that binds one in
+    between kills the kernel ("Kernel died before replying to kernel_info"); memory pressure
+    can kill it too. Nothing of the notebook has run then, so starting it again is safe. A
+    failure in a cell (``PapermillExecutionError``) or a kernel that dies while a cell runs is
+    never this: those are the notebook's own and are reported at once.
+    """
+    if not isinstance(err, (RuntimeError, TimeoutError)):
+        return False
+    frames = {f.name for f in traceback.extract_tb(err.__traceback__)}
+    return bool(frames & _KERNEL_START_FRAMES)
 
 
 def _hide_default_parameters(path: Path) -> None:
@@ -672,6 +712,7 @@ def _run_local(todo: list[tuple[Notebook, str]], jobs: int, threads: int, timeou
                 elif r.attempt > 1:
                     res.error = (res.error + "\n" if res.error else "") + "(retried once after its worker died)"
                     res.retried = True
+                    res.note = "; ".join(filter(None, ["retried once: its first worker died", res.note]))
                 out.append(res)
                 bar.set_postfix_str(f"{res.label} {res.status}")
                 bar.update(1)
@@ -1359,7 +1400,7 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
     print("\nnotebook".ljust(width + 2) + "  status        wall time")
     for o in outcomes:
         t = f"{o.seconds:8.1f} s" if o.status in ("executed", "failed") else "       —"
-        note = "  (retried once: its first worker died)" if o.retried else ""
+        note = f"  ({o.note})" if o.note else ""
         print(f"{o.label.ljust(width)}  {o.status:<12}{t}{note}")
 
 

@@ -77,6 +77,47 @@ def test_a_killed_worker_fails_only_its_notebook_and_is_retried_once(tmp_path):
     assert not (out / "theory.ipynb").exists() and not (out / "theory.key").exists()  # the old result is withdrawn
 
 
+#: A ``sitecustomize`` for the test book: the kernels of ``{slug}/theory`` exit before their
+#: first reply while the count in ``{count}`` lasts, as a kernel whose port was taken does.
+DIES_AT_START = """import os, sys
+from pathlib import Path
+if ("ipykernel_launcher" in sys.orig_argv and os.getcwd().endswith({slug!r})
+        and ".run-theory-" in os.environ.get("BOOK_RESULTS_DIR", "")):
+    count = Path({count!r})
+    left = int(count.read_text())
+    if left > 0:
+        count.write_text(str(left - 1))
+        os._exit(1)
+"""
+
+
+def test_a_kernel_that_dies_while_it_starts_is_started_again(tmp_path):
+    make_book(tmp_path)
+    count = tmp_path / "kernel-starts-to-kill"
+    (tmp_path / "sitecustomize.py").write_text(DIES_AT_START.format(slug=A, count=str(count)))
+    count.write_text("2")
+    res = build(tmp_path)
+    st = statuses(res)
+    assert res.returncode == 0 and st[f"{A}/theory"] == "executed", res.stdout + res.stderr
+    assert count.read_text() == "0" and "kernel started at attempt 3" in res.stdout
+    assert "Kernel died before replying to kernel_info" in res.stdout
+    # a kernel that never starts: the notebook fails after three starts, saying so
+    set_theory(tmp_path, A, "print('again')")
+    count.write_text("10")
+    res = build(tmp_path)
+    st = statuses(res)
+    assert res.returncode == 1 and st[f"{A}/theory"] == "failed", res.stdout + res.stderr
+    assert count.read_text() == "7" and "the kernel failed to start 3 times" in res.stderr
+    assert st[f"{A}/reproduce"] == st[f"{B}/theory"] == st[f"{B}/reproduce"] == "cached"
+    # a cell that fails is the notebook's own failure: run once, never again
+    count.write_text("0")
+    runs = tmp_path / "cell-runs"
+    set_theory(tmp_path, A, f"open({str(runs)!r}, 'a').write('x')\nraise ValueError('broken')")
+    res = build(tmp_path)
+    assert res.returncode == 1 and statuses(res)[f"{A}/theory"] == "failed", res.stdout + res.stderr
+    assert runs.read_text() == "x" and "ValueError: broken" in res.stderr
+
+
 def test_killing_the_build_leaves_no_worker_or_kernel_behind(tmp_path):
     make_book(tmp_path)
     marker = tmp_path / "pids"
