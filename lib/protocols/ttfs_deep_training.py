@@ -796,6 +796,17 @@ def plot_training(axes, pr: PairResult, foil: Alpha1Result | None = None) -> Non
     axes[1].legend(fontsize=8)
 
 
+def plot_alpha1_sweep(axes, foil: Alpha1Result) -> None:
+    """Test accuracy per epoch of the ANN and of the α1-mapped network, one panel per learning rate."""
+    for ax, (lr, (ann_acc, a1_acc)) in zip(axes, foil.curves.items(), strict=True):
+        ep = np.arange(1, len(ann_acc) + 1)
+        ax.plot(ep, ann_acc, "o-", label="ReLU ANN (= B1 SNN)")
+        ax.plot(ep, a1_acc, "s--", label="α1 mapped")
+        ax.set(xlabel="epoch", title=f"SGD, lr {lr:g}", xticks=ep)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].legend(fontsize=8)
+
+
 # ----------------------------------------------------------------------------------------------
 # The theory page's explorer
 # ----------------------------------------------------------------------------------------------

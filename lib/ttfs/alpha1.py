@@ -67,12 +67,17 @@ class EarlySpikeError(ValueError):
     and by :func:`lib.ttfs.b1.closed_form` when a B1 neuron's value did not fit its window."""
 
 
-def _flag_early(msg: str, strict: bool, stacklevel: int) -> None:
-    """Raise :class:`EarlySpikeError` (``strict``) or warn with :class:`EarlySpikeWarning`.
+def _flag_early(early: np.ndarray, why: str, strict: bool, warn: bool, stacklevel: int) -> None:
+    """Raise :class:`EarlySpikeError` (``strict``) or warn with :class:`EarlySpikeWarning` (``warn``)
+    where any image of the per-image flags ``early`` breaks the exactness conditions.
 
     Shared by the α1 simulator and the B1 closed form (:mod:`lib.ttfs.b1`): the run-time check of
-    the exactness conditions.
+    the exactness conditions. ``why`` says what happened in a flagged image and what to do.
     """
+    n_early = int(np.count_nonzero(early))
+    if not n_early or not (strict or warn):
+        return
+    msg = f"in {n_early} of {len(early)} images (the first: image {int(np.argmax(early))}) {why}"
     if strict:
         raise EarlySpikeError(msg)
     warnings.warn(msg, EarlySpikeWarning, stacklevel=stacklevel + 1)
@@ -320,12 +325,10 @@ def simulate(snn: SNN, x: np.ndarray, sigma: float = 0.0, rng: np.random.Generat
                          np.zeros((0, snn.readout.weight.shape[0])), np.zeros(0, dtype=bool))
     res = SNNResult(np.concatenate(t_in), tuple(np.concatenate(a) for a in spikes), np.concatenate(v_out),
                     np.concatenate(early))
-    if res.n_early and (strict or warn):
-        msg = (f"in {res.n_early} of {n} images (the first: image {int(np.argmax(res.early))}) a hidden neuron "
-               f"crossed threshold before its last input spike arrived; there the spike times and the readout "
-               f"are not the ReLU network's values (the mapping is exact only when every crossing follows the "
-               f"neuron's last input; SNNResult.early flags the images)")
-        _flag_early(msg, strict, stacklevel=2)
+    _flag_early(res.early, "a hidden neuron crossed threshold before its last input spike arrived; there "
+                "the spike times and the readout are not the ReLU network's values (the mapping is exact "
+                "only when every crossing follows the neuron's last input; SNNResult.early flags the "
+                "images)", strict, warn, stacklevel=2)
     return res
 
 

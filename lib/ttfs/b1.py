@@ -181,14 +181,10 @@ def _times_linear(layer, offsets: torch.Tensor) -> torch.Tensor:
     return offsets.reshape(offsets.shape[0], -1) @ w.T
 
 
-def _check_result(res: B1Result, strict: bool, warn: bool, n: int) -> B1Result:
-    if res.n_early and (strict or warn):
-        msg = (f"in {res.n_early} of {n} images (the first: image {int(np.argmax(res.early))}) a hidden neuron's "
-               f"potential was already above threshold when its window opened (its ReLU value exceeds the window "
-               f"B_n); it fired at t_min and codes B_n, so there the spike times and the readout are not the ReLU "
-               f"network's values (widen the windows; B1Result.early flags the images)")
-        _flag_early(msg, strict, stacklevel=3)
-    return res
+#: What :func:`_flag_early` says of an image in which a B1 neuron was clipped.
+_EARLY = ("a hidden neuron's potential was already above threshold when its window opened (its ReLU value "
+          "exceeds the window B_n); it fired at t_min and codes B_n, so there the spike times and the readout "
+          "are not the ReLU network's values (widen the windows; B1Result.early flags the images)")
 
 
 def layer_closed_form(snn: B1SNN, layer: int, t_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -270,7 +266,8 @@ def closed_form(snn: B1SNN, x: np.ndarray, batch: int = 2048, strict: bool = Fal
     res = B1Result(np.concatenate(t_in)[: len(x)], tuple(np.concatenate(a)[: len(x)] for a in spikes),
                    tuple(np.concatenate(a)[: len(x)] for a in fired), np.concatenate(v_out)[: len(x)],
                    np.concatenate(early)[: len(x)])
-    return _check_result(res, strict, warn, len(x))
+    _flag_early(res.early, _EARLY, strict, warn, stacklevel=2)
+    return res
 
 
 def simulate(snn: B1SNN, x: np.ndarray, dt: float = 1e-2, progress: Progress | None = None,
@@ -340,7 +337,8 @@ def simulate(snn: B1SNN, x: np.ndarray, dt: float = 1e-2, progress: Progress | N
     out = snn.net.layers[-1]
     v_out = (_times_linear(out, snn.latency - t) + torch.from_numpy(out.bias)).numpy()
     res = B1Result(t_in, tuple(spikes), tuple(fired), v_out, early)
-    return _check_result(res, False, warn, len(x))
+    _flag_early(res.early, _EARLY, False, warn, stacklevel=2)
+    return res
 
 
 # ----------------------------------------------------------------------------------------------
