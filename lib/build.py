@@ -912,6 +912,8 @@ def sweep_summary(slug: str, scale: str, seeds: list[int]) -> dict:
             "values": values, "seeds": seeds,
             "n_pass": sum(r["verdict"] == claims.REPRODUCED for r in rows),
             "n_measured": len(measured),
+            "control_values": [r.get("control_value") for r in rows],
+            "n_control_passes": sum(r["verdict"] == claims.CANNOT_TELL for r in rows),
         }
         if numeric and len(numeric) == len(measured):
             arr = np.asarray(numeric)
@@ -961,6 +963,8 @@ def sweep_text(entry: dict) -> str:
     else:
         val = f"{entry['n_measured']} of {n} measured"
     passes = f"{entry['n_pass']}/{n} seeds pass" if entry["checked"] else "not checked at this scale"
+    if entry.get("n_control_passes"):
+        passes += f", its control meets the criterion at {entry['n_control_passes']}"
     return f"over {n} seeds: {val}; {passes}"
 
 
@@ -1056,7 +1060,8 @@ def scorecard_rows(scale: str, seed: int = 0) -> list[dict]:
     return [r for slug in chapters() for r in chapter_rows(slug, scale, seed)]
 
 
-VERDICTS: tuple[str, ...] = (claims.REPRODUCED, claims.NOT_REPRODUCED, claims.NOT_MEASURED, claims.NOT_CHECKED)
+VERDICTS: tuple[str, ...] = (claims.REPRODUCED, claims.NOT_REPRODUCED, claims.CANNOT_TELL, claims.NOT_MEASURED,
+                             claims.NOT_CHECKED)
 
 
 def summary_markdown(rows: list[dict], written: list[str]) -> str:
@@ -1081,7 +1086,10 @@ def scorecard_markdown(scale: str, rows: list[dict] | None = None, seed: int = 0
         f"At scale **`{scale}`**, seed **{seed}** (every notebook of this book ran with it): "
         f"{len(rows)} claims in {len(written)} chapters; "
         f"{count[claims.REPRODUCED]} reproduced, {count[claims.NOT_REPRODUCED]} not reproduced, "
-        f"{count[claims.NOT_MEASURED]} not measured, {count[claims.NOT_CHECKED]} not checked at this scale.\n",
+        f"{count[claims.CANNOT_TELL]} whose control meets the criterion too (\"{claims.CANNOT_TELL}\"), "
+        f"{count[claims.NOT_MEASURED]} not measured, {count[claims.NOT_CHECKED]} not checked at this scale. "
+        f"{sum(bool(r['control']) for r in rows)} claims name a negative control (a broken or trivial "
+        "method measured with the same metric, shown under our value); the others say why they have none.\n",
         summary_markdown(rows, written),
     ]
     for slug in written:
@@ -1347,6 +1355,9 @@ def claim_problems(scale: str, seed: int, slugs: list[str]) -> list[str]:
             elif r["verdict"] == claims.NOT_REPRODUCED and scale == "ci":
                 out.append(f"{slug}/{r['id']}: not reproduced, ours = {claims._fmt(r['value'])}, "
                            f"criterion {r['criterion']}")
+            elif r["verdict"] == claims.CANNOT_TELL and scale == "ci":
+                out.append(f"{slug}/{r['id']}: {claims.CANNOT_TELL}, ours = {claims._fmt(r['value'])}, its "
+                           f"control = {claims._fmt(r['control_value'])}, criterion {r['criterion']}")
     return out
 
 

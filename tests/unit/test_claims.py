@@ -221,3 +221,129 @@ def test_every_chapter_claims_file_is_valid():
         assert header["chapter"] == f.parent.name
         assert any("ci" in c.scales for c in cs), f"{f}: no claim is checked at ci"
         assert all(not (isinstance(c.criterion.value, float) and math.isnan(c.criterion.value)) for c in cs)
+
+
+CONTROLLED = textwrap.dedent(
+    """
+    chapter: demo
+    paper: demo2020
+    claims:
+      - id: trained
+        statement: Training helps.
+        where: Fig. 2
+        paper_value: 0.9
+        metric: accuracy
+        criterion: {op: ">=", value: 0.8}
+        scales: [ci, book]
+        control: the untrained network
+      - id: identity
+        statement: Two numbers agree.
+        where: Eq. 3
+        paper_value: "1e-10"
+        metric: relative error
+        criterion: {op: "<", value: 1.0e-10}
+        scales: [ci]
+        no_control: an identity; its control is a perturbed input, tested in the unit tests
+      - id: often
+        statement: Most runs succeed.
+        where: Fig. 3
+        paper_value: "most"
+        metric: fraction of runs that succeed
+        criterion: {op: ">=", value: 0.5, confidence: 0.95}
+        scales: [ci]
+        control: shuffled labels
+    """
+)
+
+
+@pytest.fixture
+def controlled(tmp_path, monkeypatch):
+    p = tmp_path / "claims.yml"
+    p.write_text(CONTROLLED)
+    monkeypatch.setenv("BOOK_RESULTS_DIR", str(tmp_path / "out"))
+    return p
+
+
+def test_a_control_that_meets_the_criterion_makes_the_claim_undecided(controlled):
+    c = card(controlled)
+    assert c.record("trained", 0.9, control=0.5)
+    assert not c.record("trained", 0.9, control=0.85)
+    row = {r["id"]: r for r in c.rows()}["trained"]
+    assert row["verdict"] == claims.CANNOT_TELL and row["control_value"] == 0.85
+    assert "untrained" in row["detail"]
+    assert [r["id"] for r in c.failures()] == ["trained", "identity", "often"]  # unrecorded
+    html_ = claims.table_html(c.rows())
+    assert "criterion cannot tell" in html_ and "control (the untrained network): 0.85" in html_
+
+
+def test_a_claim_with_a_control_needs_its_value(controlled):
+    c = card(controlled)
+    c.record("trained", 0.9)
+    row = {r["id"]: r for r in c.rows()}["trained"]
+    assert row["verdict"] == claims.NOT_MEASURED and "control" in row["detail"]
+    with pytest.raises(ValueError, match="names no control"):
+        c.record("identity", 1e-12, control=1.0)
+
+
+def test_controls_and_counts_survive_the_json_round_trip(controlled):
+    c = card(controlled)
+    c.record("trained", 0.9, control=0.2, control_detail="weights at init")
+    c.record_count("often", 17, 20, control=(3, 20))
+    ms = claims.read_measurements(c.write())
+    rows = {r["id"]: r for r in claims.judge(list(c.claims.values()), ms, "ci", "demo")}
+    assert rows["trained"]["control_detail"] == "weights at init"
+    assert rows["often"]["verdict"] == claims.REPRODUCED and rows["often"]["value"] == 0.85
+    lo, hi = rows["often"]["interval"]
+    assert 0.62 < lo < 0.63 and 0.96 < hi < 0.97  # Clopper-Pearson 95 % of 17/20
+
+
+def test_a_count_is_judged_on_its_whole_interval(controlled):
+    c = card(controlled)
+    # 6 of 8 is 0.75 >= 0.5, but its 95 % interval reaches down to 0.35: undecided, so not passed
+    assert not c.record_count("often", 6, 8, control=(0, 8))
+    assert c.record_count("often", 60, 80, control=(0, 8))
+    with pytest.raises(ValueError, match="record_count"):
+        c.record("often", 0.75, control=0.0)
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        c.record_count("often", 9, 8)
+    with pytest.raises(ValueError, match="two whole numbers"):
+        c.record_count("often", 2.5, 8)
+    assert claims.binomial_interval(0, 10)[0] == 0.0 and claims.binomial_interval(10, 10)[1] == 1.0
+
+
+def test_a_control_of_a_count_is_judged_on_its_fraction(controlled):
+    c = card(controlled)
+    # the control's interval would not pass, but its fraction (0.55) meets >= 0.5: cannot tell
+    assert not c.record_count("often", 80, 80, control=(11, 20))
+    assert {r["id"]: r for r in c.rows()}["often"]["verdict"] == claims.CANNOT_TELL
+
+
+@pytest.mark.parametrize("extra, match", [
+    ("    control: ''\n", "non-empty string"),
+    ("    control: x\n    no_control: y\n", "not both"),
+])
+def test_control_keys_are_checked(tmp_path, extra, match):
+    p = tmp_path / "claims.yml"
+    p.write_text(textwrap.dedent(
+        """
+        chapter: demo
+        paper: demo2020
+        claims:
+          - id: a
+            statement: s
+            where: w
+            paper_value: 1
+            metric: m
+            criterion: {op: ">", value: 0}
+            scales: [ci]
+        """) + extra)
+    with pytest.raises(claims.ClaimsFileError, match=match):
+        claims.load(p)
+
+
+def test_a_confidence_needs_a_numeric_criterion(tmp_path):
+    with pytest.raises(claims.ClaimsFileError, match="confidence"):
+        claims.Criterion.parse({"op": "true", "confidence": 0.95}, "here")
+    with pytest.raises(claims.ClaimsFileError, match="confidence"):
+        claims.Criterion.parse({"op": ">", "value": 0.5, "confidence": 1.5}, "here")
+    assert "95% interval" in str(claims.Criterion.parse({"op": ">", "value": 0.5, "confidence": 0.95}, "h"))
