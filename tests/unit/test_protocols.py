@@ -171,3 +171,49 @@ def test_surprise_involves_change_is_the_predicted_distinguishable_set():
     assert yes == {"BF", "Sh2", "SPE2", "Abs2", "Sq2", "Ba1", "Ba2", "Po1", "Po2", "CC2", "FE2"}
     with pytest.raises(ValueError, match="unknown measure"):
         surprise_proto.involves_change("Sh3")
+
+
+# ------------------------------------------------------------------------------------------------
+# A machine without the system dataset (issue: a fresh machine builds the whole book)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def without_system_data(tmp_path, monkeypatch):
+    """As on a machine with no Fashion-MNIST: the Debian copy hidden, empty data folders."""
+    from lib import data
+
+    monkeypatch.setenv("BOOK_SYSTEM_DATA", "0")
+    monkeypatch.setenv("BOOK_OFFLINE", "1")
+    monkeypatch.setenv("BOOK_DATA_DIR", str(tmp_path / "none"))
+    monkeypatch.setattr(data, "CACHE", tmp_path / "cache")
+    monkeypatch.delenv("BOOK_RESULTS_DIR", raising=False)
+
+
+@pytest.mark.parametrize("scale", ["ci", "book"])
+def test_every_image_chapter_loads_its_data_without_the_system_dataset(scale, without_system_data):
+    from lib import data
+    from lib.protocols import clapp as clapp_proto
+    from lib.protocols import gateon as gateon_proto
+    from lib.protocols import ttfs_deep_training as deep_proto
+
+    P = clapp_proto.preset(scale)
+    split = clapp_proto.load_split(P, seed=7919)
+    assert split.description.startswith("fashion-mnist not available; measured on MNIST")
+    counts = (len(split.probe_x), len(split.unlabeled), len(split.test_x))
+    assert f"{counts[0]:,} probe-train / {counts[1]:,} unlabeled / {counts[2]:,} probe-test" in split.description
+    assert counts[0] + counts[1] <= 4_000 and counts[2] <= 1_000
+
+    G = gateon_proto.preset(scale)
+    for n_tasks, n_train in ((None, None), (2, G.theory_n_train)):
+        stream, sizes = gateon_proto.load_stream(G, seed=7919, n_tasks=n_tasks, n_train=n_train)
+        assert sizes.description.startswith("fashion-mnist not available")
+        assert (len(stream.x_train), len(stream.x_val), len(stream.x_test)) == tuple(sizes.used.values())
+        assert f"{len(stream.x_train):,} train / {len(stream.x_val):,} val" in sizes.description
+
+    names = set(ttfs_proto.preset(scale).fc_datasets) | {ttfs_proto.preset(scale).cnn_dataset,
+                                                          deep_proto.preset(scale).dataset}
+    for name in names:
+        ds = data.load(name)
+        assert ds.used in (name, "mnist-sample", "digits")
+        assert ds.is_fallback == (ds.used != name) and (not ds.is_fallback or "not available" in ds.description)
