@@ -71,6 +71,22 @@ def _slider(name: str, spec):
                          continuous_update=False, readout_format=".3g")
 
 
+def _named(draw, names):
+    """``draw`` as a plain function of exactly the sliders' parameters, with a name: ipywidgets
+    needs a ``__name__`` (a ``functools.partial`` or a callable object has none) and makes a
+    widget for every parameter with a default in the signature (a partial's bound keywords)."""
+    import inspect
+
+    def call(**values):
+        return draw(**values)
+
+    call.__name__ = getattr(draw, "__name__", None) or getattr(getattr(draw, "func", None), "__name__", "draw")
+    call.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY)
+                                            for n in names])
+    call.__doc__ = getattr(draw, "__doc__", None)
+    return call
+
+
 def explore(draw, **sliders):
     """An interactive explorer of a model: sliders over its parameters, one figure per setting.
 
@@ -79,10 +95,11 @@ def explore(draw, **sliders):
     default figure once, so that the rendered book shows it as a static figure.
 
     Args:
-        draw: a function of the parameters (keyword arguments) that draws one figure and calls
-            ``plt.show()``.
+        draw: a callable of the parameters (keyword arguments) that draws one figure and calls
+            ``plt.show()``: a function, a ``functools.partial`` or any callable object.
         **sliders: for each parameter, ``(low, high, default)`` or ``(low, high, step, default)``;
-            integers give an integer slider.
+            integers give an integer slider, whose range is widened to take a default outside it
+            (a notebook's seed of 7919 on a ``(0, 9, seed)`` slider).
 
     Returns:
         The ``ipywidgets.interactive`` object in Jupyter, ``None`` in the static case.
@@ -101,6 +118,12 @@ def explore(draw, **sliders):
             raise ValueError(f"slider {name!r}: expected (low, high, default) or (low, high, step, default), "
                              f"got {spec!r}")
         low, high, default = spec[0], spec[1], spec[-1]
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, default))
+        if ints and not low <= default <= high:
+            # an integer default outside the range (a notebook's seed of 7919 on a 0..9 slider)
+            # widens the range to include it: the notebook's own setting always works
+            low, high = min(low, default), max(high, default)
+            specs[name] = (low, high, *spec[2:])
         if not low <= default <= high:
             raise ValueError(f"slider {name!r}: default {default} is outside [{low}, {high}]")
         defaults[name] = default
@@ -112,7 +135,7 @@ def explore(draw, **sliders):
     except ImportError:  # pragma: no cover - ipywidgets is pinned in requirements.txt
         draw(**defaults)
         return None
-    ui = w.interactive(draw, **{name: _slider(name, spec) for name, spec in specs.items()})
+    ui = w.interactive(_named(draw, specs), **{name: _slider(name, spec) for name, spec in specs.items()})
     from IPython.display import display
 
     display(ui)

@@ -37,3 +37,39 @@ def test_bad_sliders_are_clear_errors(monkeypatch, sliders, message):
 
 def test_palette_cycles():
     assert plotting.color(0) == plotting.color(len(plotting.PALETTE))
+
+
+def test_the_explorer_takes_a_partial_or_any_callable_in_a_live_kernel(monkeypatch):
+    import functools
+
+    pytest.importorskip("ipywidgets")
+    monkeypatch.setenv("BOOK_STATIC", "0")
+    calls = []
+
+    def draw(a, n, colour):
+        calls.append((a, n, colour))
+
+    ui = plotting.explore(functools.partial(draw, colour="red"), a=(0.0, 2.0, 0.5), n=(1, 10, 3))
+    sliders = [c.description for c in ui.children if hasattr(c, "min")]
+    assert sliders == ["a", "n"]  # no widget for the partial's bound keyword
+    assert calls[0] == (0.5, 3, "red")
+
+    class Draw:
+        def __call__(self, a):
+            calls.append(a)
+
+    plotting.explore(Draw(), a=(0, 5, 2))
+    assert calls[-1] == 2
+
+
+@pytest.mark.parametrize("static", ["0", "1"])
+def test_an_integer_default_outside_the_range_widens_it(monkeypatch, static):
+    if static == "0":
+        pytest.importorskip("ipywidgets")
+    monkeypatch.setenv("BOOK_STATIC", static)
+    seen = []
+    ui = plotting.explore(lambda seed: seen.append(seed), seed=(0, 9, 7919))
+    assert seen == [7919]
+    if ui is not None:
+        (slider,) = [c for c in ui.children if hasattr(c, "min")]
+        assert (slider.min, slider.max, slider.value) == (0, 7919, 7919)
