@@ -73,13 +73,15 @@ student: setup
 teacher: setup
 	$(PY) -m lib.build --scale $(SCALE) --seed $(SEED) --flavour teacher $(JOBS_FLAG)
 
-# The whole test suite: the ci book is executed and rendered (-W), then one pytest run checks the
-# library (unit tests), the pipeline, every executed notebook again with nbval (identical printed
-# outputs) and the rendered book in headless Chromium.
+# The whole test suite: the ci book is executed and rendered (-W), the claims of every chapter are
+# measured at seeds 0-2 (every ci claim must hold, and its control fail, whatever the seed), then
+# one pytest run checks the library (unit tests), the pipeline, the seed sweep, every executed
+# notebook again with nbval (identical printed outputs) and the rendered book in headless Chromium.
 test: setup
 	@status=0; \
 	$(PY) -m lib.build --scale ci $(JOBS_FLAG) || status=1; \
 	$(PY) -m lib.build --scale ci --flavour student $(JOBS_FLAG) || status=1; \
+	$(PY) -m lib.build --scale ci --seeds 0-2 --notebook reproduce $(JOBS_FLAG) || status=1; \
 	$(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider \
 	    --nbval --nbval-current-env --nbval-cell-timeout=900 \
 	    --nbval-sanitize-with tests/sanitize.cfg \

@@ -168,9 +168,14 @@ def drafts() -> list[str]:
     return [s for s in _chapter_folders() if s not in listed]
 
 
-def notebooks(scale: str, seed: int, slugs: list[str] | None = None) -> list[Notebook]:
-    """The notebooks to execute for ``slugs`` (default: every written chapter)."""
+def notebooks(scale: str, seed: int, slugs: list[str] | None = None,
+              names: list[str] | None = None) -> list[Notebook]:
+    """The notebooks to execute for ``slugs`` (default: every written chapter), only those named
+    ``names`` (default :data:`NOTEBOOKS`; ``["reproduce"]`` for a sweep of the claims alone)."""
     scales.check(scale)
+    bad = [n for n in names or () if n not in NOTEBOOKS]
+    if bad:
+        raise ValueError(f"unknown notebook(s) {', '.join(bad)}; expected one of {', '.join(NOTEBOOKS)}")
     known = chapters()
     if slugs:
         bad = [s for s in slugs if s not in known]
@@ -178,7 +183,7 @@ def notebooks(scale: str, seed: int, slugs: list[str] | None = None) -> list[Not
             raise ValueError(f"unknown chapter(s) {', '.join(bad)}; expected one of {', '.join(known)}")
     out = []
     for slug in slugs or known:
-        for name in NOTEBOOKS:
+        for name in (n for n in NOTEBOOKS if not names or n in names):
             nb = Notebook(slug, name, scale, seed)
             if not nb.source.is_file():
                 raise ValueError(f"chapter {slug} lacks {nb.source.relative_to(ROOT)}")
@@ -827,7 +832,8 @@ class RunReport:
 
 
 def run(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | None = None, force: bool = False,
-        executor: str = "local", scheduler: str = "", timeout: int = 1800, threads: int = 1) -> list[Outcome]:
+        executor: str = "local", scheduler: str = "", timeout: int = 1800, threads: int = 1,
+        names: list[str] | None = None) -> list[Outcome]:
     """Execute the notebooks of ``slugs`` (default all) at ``scale``, reusing cached results.
 
     ``threads`` (BLAS and torch threads per notebook) is fixed, not derived from ``jobs``, so that
@@ -840,12 +846,12 @@ def run(scale: str, seed: int = 0, slugs: list[str] | None = None, jobs: int | N
     Raises:
         Interrupted: on Ctrl-C, with the outcomes so far.
     """
-    return run_report(scale, seed, slugs, jobs, force, executor, scheduler, timeout, threads).outcomes
+    return run_report(scale, seed, slugs, jobs, force, executor, scheduler, timeout, threads, names).outcomes
 
 
 def run_report(scale: str, seed: int | list[int] = 0, slugs: list[str] | None = None, jobs: int | None = None,
                force: bool = False, executor: str = "local", scheduler: str = "", timeout: int = 1800,
-               threads: int = 1) -> RunReport:
+               threads: int = 1, names: list[str] | None = None) -> RunReport:
     """:func:`run`, returning the lost Dask workers too; ``seed`` may be a list (a sweep).
 
     The notebooks of every seed go to the executor together, so that a sweep fills every worker.
@@ -855,7 +861,7 @@ def run_report(scale: str, seed: int | list[int] = 0, slugs: list[str] | None = 
     if executor not in ("local", "dask"):
         raise ValueError(f"unknown executor {executor!r}; expected 'local' or 'dask'")
     seeds = [seed] if isinstance(seed, int) else list(seed)
-    nbs = [nb for s in seeds for nb in notebooks(scale, s, slugs)]
+    nbs = [nb for s in seeds for nb in notebooks(scale, s, slugs, names)]
     keyed = [(nb, input_key(nb, threads)) for nb in nbs]
     outcomes = [Outcome(nb.label, "cached") for nb, key in keyed if not force and is_cached(nb, key)]
     todo = [(nb, key) for nb, key in keyed if force or not is_cached(nb, key)]
@@ -1387,6 +1393,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default=None,
                     help="a sweep: run the chapters for several seeds, e.g. 0-9 or 0,3,5 (instead of --seed)")
     ap.add_argument("--slug", action="append", help="execute only this chapter (repeatable); default: all")
+    ap.add_argument("--notebook", action="append", choices=NOTEBOOKS,
+                    help="execute only this notebook of each chapter (repeatable), e.g. reproduce for a "
+                         "sweep of the claims; default: all (a partial build is never rendered)")
     ap.add_argument("--jobs", type=int, default=None, help="notebooks executed at once (default: number of cores)")
     ap.add_argument("--force", action="store_true", help="execute even where the cache is up to date")
     ap.add_argument("--no-render", action="store_true", help="execute only; do not render the HTML book")
@@ -1402,7 +1411,7 @@ def main(argv: list[str] | None = None) -> int:
         args.slug = list(dict.fromkeys(args.slug))  # --slug X --slug X runs X once
     try:
         check_arguments(args)
-        nbs = notebooks(args.scale, args.seed, args.slug)
+        nbs = notebooks(args.scale, args.seed, args.slug, args.notebook)
         for slug in chapters():
             claims.load(ROOT / "chapters" / slug / "claims.yml")
         for nb in nbs:
@@ -1440,7 +1449,7 @@ def _main_locked(args: argparse.Namespace, nbs: list[Notebook], t0: float) -> in
     print(f"Executing {len(nbs) * len(seeds)} notebooks at scale {args.scale!r}, {what}", flush=True)
     try:
         report = run_report(args.scale, seeds, args.slug, args.jobs, args.force, args.executor, args.scheduler,
-                            args.timeout, args.threads)
+                            args.timeout, args.threads, args.notebook)
     except Interrupted as stop:
         _print_outcomes(stop.outcomes)
         done = sum(o.status in ("executed", "cached") for o in stop.outcomes)
@@ -1462,8 +1471,8 @@ def _main_locked(args: argparse.Namespace, nbs: list[Notebook], t0: float) -> in
     if problems:
         rc = 1
         print("\nClaims that fail this build:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
-    if args.no_render:
-        print("Rendering skipped (--no-render).")
+    if args.no_render or args.notebook:
+        print("Rendering skipped (--no-render)." if args.no_render else "Rendering skipped (--notebook).")
     elif not rendered_complete(args.scale, seeds[0], allow_failed=True):
         print(f"Rendering skipped: not every chapter has been executed at scale {args.scale!r}, seed "
               f"{seeds[0]}; run `python -m lib.build --scale {args.scale} --seed {seeds[0]}` to render the book.")

@@ -1,6 +1,7 @@
 """Every chapter follows the book's anatomy (DESIGN.md, CONTRIBUTING.md)."""
 
 import ast
+import json
 import importlib
 import re
 import subprocess
@@ -157,3 +158,32 @@ def test_theory_has_an_interactive_explorer(slug):
     nb = jupytext.read(ROOT / "chapters" / slug / "theory.md")
     assert any("plotting.explore(" in c.source for c in nb.cells if c.cell_type == "code"), \
         f"{slug}: theory.md has no plotting.explore(...) cell (CONTRIBUTING.md, the adding-a-chapter checklist)"
+
+
+#: The seeds over which ``make test`` measures every chapter's claims (its sweep step).
+SWEEP_SEEDS = [0, 1, 2]
+
+
+@pytest.mark.parametrize("slug", build.chapters())
+def test_ci_claims_hold_and_their_controls_fail_over_three_seeds(slug):
+    path = build.sweep_dir("ci") / f"{slug}.json"
+    if not path.is_file():
+        pytest.fail(f"{path.relative_to(ROOT)} is missing: `make test` measures the claims at seeds 0-2 "
+                    "(python -m lib.build --scale ci --seeds 0-2 --notebook reproduce) before pytest")
+    sweep = json.loads(path.read_text())
+    assert sweep["seeds"] == SWEEP_SEEDS
+    _, cs = claims.load(ROOT / "chapters" / slug / "claims.yml")
+    entries = {e["id"]: e for e in sweep["claims"]}
+    for c in cs:
+        if "ci" not in c.scales:
+            continue
+        e = entries[c.id]
+        assert e["n_pass"] == len(SWEEP_SEEDS), f"{slug}/{c.id}: passes at {e['n_pass']} of seeds {SWEEP_SEEDS}"
+        assert not e.get("n_control_passes"), f"{slug}/{c.id}: its control meets the criterion at some seed"
+
+
+@pytest.mark.parametrize("slug", build.chapters())
+def test_every_claim_names_a_control_or_says_why_it_has_none(slug):
+    _, cs = claims.load(ROOT / "chapters" / slug / "claims.yml")
+    bare = [c.id for c in cs if not (c.control or c.no_control)]
+    assert not bare, f"{slug}: claims without a control or a no_control reason: {bare} (CONTRIBUTING, Claims)"
