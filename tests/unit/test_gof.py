@@ -476,3 +476,22 @@ _e = np.array([])
 def test_bad_input_raises_clear_value_error_issue9(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_gain_smoke_control_is_the_true_model_on_the_same_runs():
+    """The gain claims' control: the same runs tested against the true model reject at about
+    the nominal rate, and the paired comparison of two tests there is not significant."""
+    from lib.protocols import gof_point_processes as proto
+
+    true = gof.glm_at(gof.BIAS_39HZ)
+    gs = proto.gain_smoke(true, 5.0, 60, np.random.default_rng(3))
+    assert gs.wrong.shape == gs.right.shape == (60, 3) and gs.tests == ("R", "T", "C")
+    for t in gs.tests:  # at most 11 of 60 (binomial tail < 1e-3 at 5 %)
+        assert gs.count(t, control=True) <= 11
+    assert gs.beats("C", "R", control=True) > 0.01
+    assert gs.power("C") > gs.power("C", control=True)
+    assert gs.margin("C", gs.tests) == max(gs.power("R"), gs.power("T")) - gs.power("C")
+    again = proto.gain_smoke(true, 5.0, 60, np.random.default_rng(3))
+    assert np.array_equal(again.wrong, gs.wrong) and np.array_equal(again.right, gs.right)
+    with pytest.raises(ValueError, match="unknown alternative"):
+        proto.gain_smoke(true, 5.0, 2, np.random.default_rng(0), alternative="nonsense")
