@@ -16,7 +16,7 @@ SCHEDULER ?=
 JOBS_FLAG := $(if $(JOBS),--jobs $(JOBS),)
 DASK_FLAGS := --executor $(EXECUTOR) $(if $(SCHEDULER),--scheduler $(SCHEDULER),)
 
-.PHONY: setup data book chapter sweep lab student teacher test unit notebooks clean freeze lint bench help
+.PHONY: setup data book chapter sweep lab student teacher test unit notebooks clean lock freeze lint bench help
 
 help:
 	@echo "make setup | data | book [SCALE=ci|book|paper] | chapter SLUG=... [SCALE=...] | sweep SLUG=... SEEDS=N"
@@ -100,9 +100,14 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check lib tests benchmarks
 
-freeze: setup
+# requirements.txt is the lock of the direct dependencies that pyproject.toml declares: install
+# them (and the test extra) into the environment, then pin everything that is there.
+lock: setup
+	$(PY) -m pip install --quiet -e ".[test]"
 	{ head -2 requirements.txt; $(PY) -m pip freeze --exclude-editable | grep -v "^#" | sed 's/+cpu$$//'; } > requirements.txt.new
 	mv requirements.txt.new requirements.txt
+
+freeze: lock
 
 clean:
 	rm -rf _build
