@@ -45,9 +45,9 @@ import gzip
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import subprocess
-import pickle
 import sys
 import tarfile
 from dataclasses import dataclass, field

@@ -1,8 +1,8 @@
 """Every chapter follows the book's anatomy (DESIGN.md, CONTRIBUTING.md)."""
 
 import ast
-import json
 import importlib
+import json
 import re
 import subprocess
 from pathlib import Path
