@@ -11,6 +11,9 @@ module holds what belongs to the chapter only:
   its sigma, with the grid's error measured against the exact run-length mixture);
 - :func:`involves_change`: which definitions the framework predicts to become distinguishable
   in a volatile world;
+- the controls of the claims (:func:`gamma_without_odds`, :func:`cross_variant_errors`,
+  :func:`shuffled_pair_rho`, :func:`least_correlated`): the same metric on a broken formula or
+  on a measure that lacks the property;
 - figures: :func:`plot_measures_over_time` (Fig. A) and :func:`plot_correlations` (Fig. B).
 """
 
@@ -38,6 +41,7 @@ from lib.surprise import (
     bayesian,
     compute_all,
     postdictive,
+    rank_correlation,
     run,
     run_length_filter,
     simulate_gaussian,
@@ -221,6 +225,60 @@ def involves_change(name: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
+# Controls of the claims: the same metric on a broken formula or a measure without the property
+# ---------------------------------------------------------------------------------------------
+
+
+def gamma_without_odds(bf, p_c: float) -> np.ndarray:
+    """The control of ``gamma-is-change-posterior``: the adaptation rate with the prior odds
+    ``m = p_c / (1 - p_c)`` replaced by ``p_c`` (the ``1 - p_c`` dropped), ``p_c S / (1 + p_c S)``.
+
+    Args:
+        bf: Bayes-factor surprises S_BF; p_c: the change probability.
+    """
+    x = p_c * np.asarray(bf, dtype=float)
+    return x / (1.0 + x)
+
+
+def cross_variant_errors(measures: Mapping[str, np.ndarray]) -> tuple[float, float]:
+    """The controls of ``spe-is-function-of-shannon`` and ``abs-is-twice-spe``: both identities
+    with the two variants crossed (``S_SPE1`` against ``S_Sh2``, ``S_Abs1`` against ``2 S_SPE2``,
+    and the other way round).
+
+    Args:
+        measures: the categorical run's measures (``Sh``, ``SPE``, ``Abs``, variants 1 and 2).
+
+    Returns:
+        ``(max |S_SPE - (1 - exp(-S_Sh))|, max |S_Abs - 2 S_SPE|)`` over both crossings.
+    """
+    c = measures
+    other = {"1": "2", "2": "1"}
+    e_spe = max(np.abs(c["SPE" + v] - (1 - np.exp(-c["Sh" + other[v]]))).max() for v in "12")
+    e_abs = max(np.abs(c["Abs" + v] - 2 * c["SPE" + other[v]]).max() for v in "12")
+    return float(e_spe), float(e_abs)
+
+
+def shuffled_pair_rho(measures: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str]],
+                      rng: np.random.Generator) -> float:
+    """The control of ``variant-pairs-correlated``: the smallest Spearman correlation within the
+    pairs after the trials of each pair's second member are shuffled (one permutation per pair).
+    """
+    out = []
+    for a, b in pairs:
+        shuffled = {"a": measures[a], "b": rng.permutation(np.asarray(measures[b]))}
+        out.append(float(rank_correlation(shuffled)[1][0, 1]))
+    return min(out)
+
+
+def least_correlated(names: Sequence[str], rho: np.ndarray) -> str:
+    """The measure with the lowest mean Spearman correlation with the others (``rho`` from
+    :func:`lib.surprise.rank_correlation`)."""
+    rho = np.asarray(rho, dtype=float)
+    mean = (rho.sum(axis=1) - 1.0) / (len(names) - 1)
+    return list(names)[int(np.argmin(mean))]
+
+
+# ---------------------------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------------------------
 
@@ -302,7 +360,8 @@ def plot_correlations(Z: np.ndarray, names: Sequence[str], R):
 
 __all__ = [
     "explore_measures",
-    "FIG_A_GROUPS", "PRESETS", "Pooled", "Preset", "involves_change", "long_runs", "plot_correlations",
+    "FIG_A_GROUPS", "PRESETS", "Pooled", "Preset", "cross_variant_errors", "gamma_without_odds",
+    "involves_change", "least_correlated", "long_runs", "plot_correlations", "shuffled_pair_rho",
     "plot_measures_over_time", "pool", "preset", "sweep_grid", "task_sweep",
 ]
 

@@ -672,3 +672,40 @@ def test_empty_and_degenerate_inputs_are_errors(grid):
         S.bf_vs_shannon(ones, ones[:3], ones, ones, ones, [0.5])
     with pytest.raises(ValueError, match="halfwidth"):
         S.bf_vs_shannon(ones, ones, ones, ones, ones, [0.5], halfwidth=-1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Controls of the chapter's claims (issue 28): the same metric fails on a broken formula
+# --------------------------------------------------------------------------------------------
+
+
+def test_gamma_without_the_odds_is_off_by_far_more_than_the_tolerance(grid):
+    from lib.protocols import surprise_taxonomy as proto
+
+    rng = np.random.default_rng(1)
+    b, y, p_c = _random_grid_beliefs(grid, rng, 20), rng.normal(0, 2, 20), 0.05
+    bf = S.bayes_factor(grid, b, y, None, grid.prior(), p_c)
+    exact = S.change_probability(grid, b, y, grid.prior(), p_c)
+    ctl = proto.gamma_without_odds(bf, p_c)
+    # p_c S / (1 + p_c S) < m S / (1 + m S): off by gamma (1 - gamma) p_c / (1 - p_c) to first order
+    assert np.all(ctl <= exact) and np.abs(ctl - exact).max() > 1e-3
+
+
+def test_crossed_variants_break_the_discrete_identities(dirichlet):
+    from lib.protocols import surprise_taxonomy as proto
+
+    task = S.simulate_categorical(300, dirichlet.n_outcomes, 0.1, 0.05, np.random.default_rng(2))
+    m = S.run(dirichlet, task.y, dirichlet.prior(0.1), 0.05).measures
+    e_spe, e_abs = proto.cross_variant_errors(m)
+    assert e_spe > 1e-3 and e_abs > 1e-3
+
+
+def test_shuffled_pairs_and_the_least_correlated_measure():
+    from lib.protocols import surprise_taxonomy as proto
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=2000)
+    m = {"a1": x, "a2": x + 0.01 * rng.normal(size=x.size), "b": rng.normal(size=x.size)}
+    assert abs(proto.shuffled_pair_rho(m, [("a1", "a2")], rng)) < 0.1
+    names, rho = S.rank_correlation(m)
+    assert proto.least_correlated(names, rho) == "b"
