@@ -40,6 +40,7 @@ from lib.ttfs import (
     ReLUNet,
     Training,
     b1,
+    backward_error,
     backward_gain,
     fold,
     layer_maxima,
@@ -92,6 +93,8 @@ class Preset:
         pairs: the ANN/SNN pairs trained side by side (:func:`train_pair`); the first is the
             deep net of the α1 comparison.
         gain_depths, gain_width, gain_seeds, gain_inputs: the backward-gain experiment.
+        gain_runs: zero-mean α1 networks counted by :func:`alpha1_explosions` (the claim on a
+            fraction of runs; enough for its 95 % interval).
         alpha1_lrs: learning rates of the α1 foil (the ANN pair's rate first).
         sparsity: the pair trained under activity regularisation; sparsity_lambdas: its strengths.
         hw_sigmas: spike-time jitter, as fractions of the mean window after windows are fitted.
@@ -127,6 +130,7 @@ class Preset:
     hw_n_eval: int
     hw_trials: int
     hw_pair: int = 0
+    gain_runs: int = 30
     extra: tuple[tuple[str, Pair], ...] = ()
     device: str = "auto"
 
@@ -256,6 +260,29 @@ class MappingCheck:
     sim_local_error_dt: float  # per layer, given the simulated inputs of that layer
     sim_mismatch: int  # neurons that fire in one and not the other
     sim_readout_error: float
+    control_rel_error: float = float("nan")  # the same SNN with its biases dropped from the thresholds
+    control_sim_local_error_dt: float = float("nan")  # a simulation of step CLOCK_CONTROL * dt
+
+
+#: The control of the clock-driven check: a simulation with a step this many times the
+#: nominal ``dt``, its error still counted in units of ``dt``.
+CLOCK_CONTROL = 30
+
+
+def _local_error(snn: b1.B1SNN, sim: b1.B1Result) -> float:
+    """Largest |t_sim - t_closed| per hidden layer, the closed form given the simulated inputs."""
+    local = 0.0
+    for i in range(len(snn.net.hidden)):
+        t_loc, on_loc = b1.layer_closed_form(snn, i, b1.input_times(snn, sim, i))
+        m = on_loc & sim.fired[i]
+        local = max(local, float(np.abs(t_loc - sim.spike_times[i])[m].max(initial=0.0)))
+    return local
+
+
+def without_biases(net: Network) -> Network:
+    """``net`` with every bias set to zero (the control of the identity mapping: thresholds
+    ``theta = B_n`` without the ReLU biases)."""
+    return Network(tuple(replace(L, bias=np.zeros_like(L.bias)) for L in net.layers))
 
 
 def mapping_check(P: Preset, ds: data.Dataset, seed: int) -> list[MappingCheck]:
@@ -282,11 +309,10 @@ def mapping_check(P: Preset, ds: data.Dataset, seed: int) -> list[MappingCheck]:
         both = [fa & fb[: len(xs)] for fa, fb in zip(sim.fired, res.fired, strict=True)]
         err = max(float(np.abs(a - b[: len(xs)])[m].max(initial=0.0))
                   for a, b, m in zip(sim.spike_times, res.spike_times, both, strict=True))
-        local = 0.0
-        for i in range(len(snn.net.hidden)):
-            t_loc, on_loc = b1.layer_closed_form(snn, i, b1.input_times(snn, sim, i))
-            m = on_loc & sim.fired[i]
-            local = max(local, float(np.abs(t_loc - sim.spike_times[i])[m].max(initial=0.0)))
+        local = _local_error(snn, sim)
+        coarse = b1.simulate(snn, xs, dt=CLOCK_CONTROL * P.dt, warn=False)
+        broken = b1.closed_form(map_identity(without_biases(net), snn.x_max, snn.zeta), ds.x_test,
+                                warn=False)
         mismatch = sum(int((fa != fb[: len(xs)]).sum()) for fa, fb in zip(sim.fired, res.fired, strict=True))
         out.append(MappingCheck(
             name=name, accuracy=float((lg.argmax(1) == ds.y_test).mean()),
@@ -295,7 +321,9 @@ def mapping_check(P: Preset, ds: data.Dataset, seed: int) -> list[MappingCheck]:
             spikes_per_neuron=res.spikes_per_neuron, relu_nonzero=float(nonzero),
             spikes_per_layer=res.spikes_per_layer(), snn=snn, result=res, sim=sim,
             sim_error_dt=err / P.dt, sim_local_error_dt=local / P.dt, sim_mismatch=mismatch,
-            sim_readout_error=float(np.abs(sim.v_out - res.v_out[: len(xs)]).max())))
+            sim_readout_error=float(np.abs(sim.v_out - res.v_out[: len(xs)]).max()),
+            control_rel_error=float(np.abs(broken.v_out - lg).max() / np.abs(lg).max()),
+            control_sim_local_error_dt=_local_error(snn, coarse) / P.dt))
     return out
 
 
@@ -417,6 +445,17 @@ class Alpha1Result:
     drift_after_epoch: float
     curves: dict[float, tuple[np.ndarray, np.ndarray]] = field(repr=False)  # lr -> (ANN, α1) test acc
     n_nan: dict[float, int] = field(default_factory=dict)
+    # controls: the α1 net with thresholds off by THRESHOLD_NUDGE; the B1 twin (identity mapping)
+    # given the same first step and the same epoch; the α1 net after all epochs at the pair's lr
+    control_initial_rel_error: float = float("nan")
+    b1_first_cosine: float = float("nan")
+    b1_drift_after_epoch: float = float("nan")
+    drift_final: float = float("nan")
+    accuracy_gap: float = float("nan")  # max over epochs of |acc α1 - acc ANN| at the pair's lr
+
+
+#: Relative error put on every α1 threshold in the control of the initial function.
+THRESHOLD_NUDGE = 1e-6
 
 
 def alpha1_foil(pair: Pair, ds: data.Dataset, seed: int, lrs: tuple[float, ...], device: str = "cpu"
@@ -442,6 +481,12 @@ def alpha1_foil(pair: Pair, ds: data.Dataset, seed: int, lrs: tuple[float, ...],
     with torch.no_grad():
         la, l1 = base_ann(torch.from_numpy(x)), base_a1(torch.from_numpy(x))
     initial = float((la - l1).abs().max() / la.abs().max())
+    nudged = copy.deepcopy(base_a1)
+    with torch.no_grad():
+        for th in nudged.theta:
+            th.mul_(1.0 + THRESHOLD_NUDGE)
+        l1c = nudged(torch.from_numpy(x))
+    control_initial = float((la - l1c).abs().max() / la.abs().max())
     one = Pair(pair.name, arch, "sgd", pair.lr, 1, pair.batch_size)
 
     def one_step(model):
@@ -452,18 +497,27 @@ def alpha1_foil(pair: Pair, ds: data.Dataset, seed: int, lrs: tuple[float, ...],
         loss.backward()
         opt.step()
 
-    ann1, a11 = copy.deepcopy(base_ann), copy.deepcopy(base_a1)
+    ann1, a11, b11 = copy.deepcopy(base_ann), copy.deepcopy(base_a1), B1Net.from_relu(base_ann)
     p0 = _flat(_relu_params(base_ann))
     one_step(ann1)
     one_step(a11)
+    one_step(b11)
     d_ann = _flat(_relu_params(ann1)) - p0
+
+    def cosine(d):
+        return float(d_ann @ d / (np.linalg.norm(d_ann) * np.linalg.norm(d)))
+
     d_a1 = _flat(a11.equivalent_relu()) - p0
-    cos = float(d_ann @ d_a1 / (np.linalg.norm(d_ann) * np.linalg.norm(d_a1)))
+    cos, cos_b1 = cosine(d_a1), cosine(_flat(_relu_params(b11.to_relu())) - p0)
     ratio = float(np.linalg.norm(d_a1) / np.linalg.norm(d_ann))
-    ann_e, a1_e = copy.deepcopy(base_ann), copy.deepcopy(base_a1)
+    ann_e, a1_e, b1_e = copy.deepcopy(base_ann), copy.deepcopy(base_a1), B1Net.from_relu(base_ann)
     _fit(ann_e, one, x, y, None, seed, device, "ANN, 1 epoch")
     _fit(a1_e, one, x, y, None, seed, device, "α1, 1 epoch")
-    drift = float(np.nanmax(np.abs(_flat(a1_e.equivalent_relu()) - _flat(_relu_params(ann_e)))))
+    _fit(b1_e, one, x, y, None, seed, device, "B1, 1 epoch")
+    p_ann = _flat(_relu_params(ann_e))
+    drift = float(np.nanmax(np.abs(_flat(a1_e.equivalent_relu()) - p_ann)))
+    drift_b1 = float(np.max(np.abs(_flat(_relu_params(b1_e.cpu().to_relu())) - p_ann)))
+    drift_final, gap = float("nan"), float("nan")
     curves, nans = {}, {}
     for lr in lrs:
         run = Pair(pair.name, arch, "sgd", lr, pair.epochs, pair.batch_size)
@@ -473,7 +527,12 @@ def alpha1_foil(pair: Pair, ds: data.Dataset, seed: int, lrs: tuple[float, ...],
         acc1 = np.asarray(h1.series("eval_accuracy"), dtype=float)
         nans[lr] = int(sum(not np.isfinite(v) for v in h1.series("loss")))
         curves[lr] = (np.asarray(ha.series("eval_accuracy")), acc1)
-    return Alpha1Result(initial, cos, ratio, drift, curves, nans)
+        if lr == pair.lr:
+            diff = np.abs(_flat(a1_r.cpu().equivalent_relu()) - _flat(_relu_params(ann_r.cpu())))
+            drift_final = float(np.max(diff))  # nan if the α1 net diverged
+            gap = float(np.max(np.abs(acc1 - curves[lr][0])))
+    return Alpha1Result(initial, cos, ratio, drift, curves, nans, control_initial, cos_b1, drift_b1,
+                        drift_final, gap)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -482,6 +541,26 @@ def alpha1_foil(pair: Pair, ds: data.Dataset, seed: int, lrs: tuple[float, ...],
 
 #: The parameterisations of :func:`gains`, in plotting order.
 GAIN_MODELS = ("ReLU", "B1 identity", "α1 zero-mean init", "α1 positive-mean init", "α1 mapped from ReLU")
+
+
+#: The signed gains of :func:`gains` (not plotted): the B1 network's, and its control with the
+#: gradient's sign flipped at every layer.
+SIGNED_GAINS = ("B1 signed gain", "B1 sign-flipped (control)")
+
+
+def signed_gain(model, reference, x: np.ndarray, seed: int, layer_sign: float = 1.0) -> float:
+    """The backward gain of ``model`` along the direction of ``reference``'s, with a sign.
+
+    Both carry the same random unit error from the top hidden layer to the first
+    (:func:`lib.ttfs.b1.backward_error`); returns ``<g, g_ref> / (||g_ref|| ||e||)``. For the B1
+    network with a ReLU net's parameters this is the ReLU net's backward gain (``g = g_ref``); a
+    gradient of the right size but the wrong direction gives less, one sign-flipped at an odd
+    number of layers (``layer_sign = -1`` at 16 hidden layers) minus the gain. A norm ratio alone
+    (:func:`lib.ttfs.backward_gain`) cannot tell these apart.
+    """
+    e, g = backward_error(model, x, seed, layer_sign)
+    _, g_ref = backward_error(reference, x, seed)
+    return float((g * g_ref).sum() / (g_ref.norm() * e.norm()))
 
 
 def naive_alpha1(width: int, depth: int, init: str, x: np.ndarray, gen: torch.Generator,
@@ -525,7 +604,7 @@ def gains(P: Preset, seed: int) -> dict[str, np.ndarray]:
     two naive α1 nets are drawn by :func:`naive_alpha1`. Returns ``name -> (len(depths), seeds)`` gains
     (``nan`` where a network's values overflowed).
     """
-    out = {k: np.full((len(P.gain_depths), P.gain_seeds), np.nan) for k in GAIN_MODELS}
+    out = {k: np.full((len(P.gain_depths), P.gain_seeds), np.nan) for k in GAIN_MODELS + SIGNED_GAINS}
     w = P.gain_width
     jobs = [(i, L, s) for i, L in enumerate(P.gain_depths) for s in range(P.gain_seeds)]
     for i, L, s in progress.bar(jobs, desc="backward gains"):
@@ -535,7 +614,10 @@ def gains(P: Preset, seed: int) -> dict[str, np.ndarray]:
         torchkit.seed_all(sd)
         relu = he_init(ReLUNet(Architecture((1, 1, w), dense=(w,) * L, n_classes=10)), sd).eval()
         out["ReLU"][i, s] = backward_gain(relu, x, sd)
-        out["B1 identity"][i, s] = backward_gain(B1Net.from_relu(relu), x, sd)
+        b1net = B1Net.from_relu(relu)
+        out["B1 identity"][i, s] = backward_gain(b1net, x, sd)
+        for name, sign in (("B1 signed gain", 1.0), ("B1 sign-flipped (control)", -1.0)):
+            out[name][i, s] = signed_gain(b1net, relu, x, sd, layer_sign=sign)
         scaled = scale_weights(fold(relu))
         mapped = Alpha1Net.from_snn(map_to_snn(scaled, layer_maxima(scaled, x)))
         out["α1 mapped from ReLU"][i, s] = backward_gain(mapped, x, sd)
@@ -547,6 +629,28 @@ def gains(P: Preset, seed: int) -> dict[str, np.ndarray]:
             except ValueError:  # windows that float64 cannot resolve after an overflow
                 out[name][i, s] = np.nan
     return out
+
+
+def alpha1_explosions(P: Preset, seed: int, depth: int, runs: int, limit: float = 1e2) -> int:
+    """How many of ``runs`` zero-mean α1 networks of ``depth`` hidden layers have a backward gain
+    above ``limit``.
+
+    Run ``s`` draws its inputs and weights exactly as :func:`gains` does for seed index ``s``
+    (the first ``P.gain_seeds`` runs are the figure's); a run whose values overflow counts as
+    not exploding (its gain is not measured).
+    """
+    n = 0
+    for s in range(runs):
+        sd = seed * 1000 + s
+        gen = torch.Generator().manual_seed(sd)
+        x = torch.rand((P.gain_inputs, P.gain_width), generator=gen, dtype=torch.float64).numpy()
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                g = backward_gain(naive_alpha1(P.gain_width, depth, "zero-mean", x, gen), x, sd)
+        except ValueError:
+            continue
+        n += int(g > limit)
+    return n
 
 
 def plot_gains(ax, depths, g: dict[str, np.ndarray]) -> None:
@@ -698,11 +802,18 @@ class HardwareResult:
         """The rows whose untuned accuracy is more than ``cost`` below the network without effects."""
         return [r for r in self.rows if r["before"] < self.base_accuracy - cost]
 
-    def effect_specific_gain(self, cost: float = 0.01) -> float:
+    def effect_specific_gain(self, cost: float = 0.01, key: str = "after") -> float:
         """Mean of ``after - control`` over the :meth:`costly` rows (nan if there is none): what
-        fine-tuning under an effect adds to the same fine-tuning without it."""
+        fine-tuning under an effect adds to the same fine-tuning without it (``key="ascent"``:
+        the same for the sign-flipped fine-tuning of the claims' control)."""
         rows = self.costly(cost)
-        return float(np.mean([r["after"] - r["control"] for r in rows])) if rows else float("nan")
+        return float(np.mean([r[key] - r["control"] for r in rows])) if rows else float("nan")
+
+    def ascent_worst_gain(self, cost: float = 0.01) -> float:
+        """The smallest ``ascent - before`` over the :meth:`costly` rows: an upper bound of
+        :attr:`worst_gain` for the sign-flipped fine-tuning (nan if no level is costly)."""
+        rows = [r for r in self.costly(cost) if "ascent" in r]
+        return min(r["ascent"] - r["before"] for r in rows) if rows else float("nan")
 
 
 def _accuracy(model: B1Net, x, y, trials: int = 1, seed: int = 0) -> float:
@@ -714,7 +825,7 @@ def _accuracy(model: B1Net, x, y, trials: int = 1, seed: int = 0) -> float:
     return float(np.mean(accs))
 
 
-def hardware(P: Preset, base: B1Net, ds: data.Dataset, seed: int) -> HardwareResult:
+def hardware(P: Preset, base: B1Net, ds: data.Dataset, seed: int, cost: float = 0.01) -> HardwareResult:
     """Noise, quantisation and latency, each before and after fine-tuning under it.
 
     ``base`` (a trained B1 SNN) first gets windows fitted to the training images
@@ -724,7 +835,10 @@ def hardware(P: Preset, base: B1Net, ds: data.Dataset, seed: int) -> HardwareRes
     test images before and after ``P.hw_finetune_epochs`` epochs of Adam on ``P.hw_n_finetune``
     training images with the effect on (windows fixed; noise drawn afresh in training). A control
     separates the effect-aware part of the gain from more training: the same fine-tuning without
-    any effect, then evaluated under each effect (``control``).
+    any effect, then evaluated under each effect (``control``). The claims' control, at every
+    level whose untuned accuracy is more than ``cost`` below the network without effects
+    (:meth:`HardwareResult.costly`): the same fine-tuning under the effect with the gradient's
+    sign flipped (``ascent``).
     """
     x_ft, y_ft = ds.x_train[: P.hw_n_finetune], ds.y_train[: P.hw_n_finetune].astype(np.int64)
     x_ev, y_ev = ds.x_test[: P.hw_n_eval], ds.y_test[: P.hw_n_eval]
@@ -763,7 +877,20 @@ def hardware(P: Preset, base: B1Net, ds: data.Dataset, seed: int) -> HardwareRes
         after = _accuracy(m, x_ev, y_ev, trials, seed=10_000 + seed)
         res.rows.append(dict(effect=effect, level=level, before=before, after=after, control=control,
                              latency=m.latency))
+    for r in res.costly(cost):  # the claims' control: gradient ascent under the effect
+        m = apply(copy.deepcopy(ref), r["effect"], r["level"], seed)
+        if r["effect"] == "noise":
+            m.set_noise(r["level"] * mean_window, seed=seed + 1)
+        _fit(m, tune, x_ft, y_ft, None, seed, "cpu", f"ascent {r['effect']} {r['level']:g}",
+             loss=_ascent)
+        r["ascent"] = _accuracy(m, x_ev, y_ev, P.hw_trials if r["effect"] == "noise" else 1,
+                                seed=10_000 + seed)
     return res
+
+
+def _ascent(logit, target):
+    """Cross-entropy with its sign flipped: fine-tuning with this loss climbs the gradient."""
+    return -F.cross_entropy(logit, target)
 
 
 def plot_hardware(axes, hw: HardwareResult) -> None:

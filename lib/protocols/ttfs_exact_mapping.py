@@ -188,6 +188,8 @@ class Robustness:
             come before their window (clipped activations), deterministic.
         early_images_zeta: per margin, the fraction of images in which some neuron crossed
             threshold before its last input (``SNNResult.early``).
+        disagree_zeta: per margin, the fraction of images whose predicted class differs from the
+            ReLU network's.
         sigmas, acc_sigma: jitter std and accuracy ``(len(sigmas), trials)``.
         acc_sigma_relu: accuracy of the ReLU network with the equivalent noise on its activations
             (:func:`~lib.ttfs.relu.noisy_relu_predictions`), ``(len(sigmas), trials)``.
@@ -204,6 +206,7 @@ class Robustness:
     acc_sigma_relu: np.ndarray
     alpha_noises: tuple[float, ...]
     acc_alpha: np.ndarray
+    disagree_zeta: np.ndarray | None = None
 
 
 def degrades_monotonically(acc_clean: float, acc_noisy: np.ndarray) -> bool:
@@ -242,13 +245,15 @@ def robustness(net: Network, x_max: Sequence[float], x: np.ndarray, y: np.ndarra
     Narrow windows and noise are meant to break the mapping: the early crossings they cause are
     counted (``early_zeta``, ``early_images_zeta``), not warned about.
     """
-    acc_ann = float(np.mean(net.logits(x).argmax(1) == y))
-    acc_z, early_z, early_i = [], [], []
+    pred_ann = net.logits(x).argmax(1)
+    acc_ann = float(np.mean(pred_ann == y))
+    acc_z, early_z, early_i, dis_z = [], [], [], []
     sim = partial(simulate, warn=False)
     for z in progress.bar(zetas, desc="zeta"):
         snn = map_to_snn(net, x_max, z)
         res = sim(snn, x)
         acc_z.append(float(np.mean(res.predictions() == y)))
+        dis_z.append(float(np.mean(res.predictions() != pred_ann)))
         early_z.append(sum(int(np.sum(t < L.t_min)) for L, t in zip(snn.layers, res.spike_times, strict=True))
                        / sum(t.size for t in res.spike_times))
         early_i.append(float(np.mean(res.early)))
@@ -259,7 +264,7 @@ def robustness(net: Network, x_max: Sequence[float], x: np.ndarray, y: np.ndarra
     acc_a = np.array([[np.mean(sim(base.with_alpha_noise(a, rng), x).predictions() == y) for _ in range(trials)]
                       for a in progress.bar(alpha_noises, desc="alpha-noise")])
     return Robustness(acc_ann, tuple(zetas), np.array(acc_z), np.array(early_z), np.array(early_i), tuple(sigmas),
-                      acc_s, acc_r, tuple(alpha_noises), acc_a)
+                      acc_s, acc_r, tuple(alpha_noises), acc_a, np.array(dis_z))
 
 
 def pool_ablation(p: "Pipeline", x: np.ndarray, y: np.ndarray, ann_logits: np.ndarray) -> tuple[int, Exactness]:
@@ -274,6 +279,28 @@ def pool_ablation(p: "Pipeline", x: np.ndarray, y: np.ndarray, ann_logits: np.nd
     ablated = replace(p.snn, layers=tuple(replace(L, pool_sign=np.ones_like(L.pool_sign)) if L.pool > 1 else L
                                           for L in p.snn.layers))
     return n_min, exactness(ablated, p.scaled, x, y, ann_logits)
+
+
+def broken_mapping(snn: SNN) -> SNN:
+    """The control of the exactness claims: ``snn`` with the term ``B sum_j J_ij`` dropped from
+    every hidden threshold (``theta = alpha (t_max - t_min_prev) - (alpha + sum_j J_ij) b``).
+
+    That term is the inputs' share of the potential's rise during the window; without it every
+    neuron fires ``B sum_j W_ij`` too early or too late, so the spike times no longer code the ReLU
+    values. A mapping with one term of its threshold missing is the kind of mistake the exactness
+    criteria must catch (readout error, agreement, accuracy, spikes in their window).
+    """
+    layers = []
+    for L in snn.layers:
+        sJ = L.J.reshape(L.J.shape[0], -1).sum(1).reshape((-1,) + (1,) * (L.theta.ndim - 1))
+        layers.append(replace(L, theta=L.theta - (L.t_max - L.t_min) * sJ))
+    return replace(snn, layers=tuple(layers))
+
+
+def control_exactness(p: "Pipeline", x: np.ndarray, y: np.ndarray) -> Exactness:
+    """:func:`~lib.ttfs.alpha1.exactness` of :func:`broken_mapping` of ``p.snn`` on ``x``, against
+    the same reference as ``p.exact`` (the scaled net's activations, the trained net's logits)."""
+    return exactness(broken_mapping(p.snn), p.scaled, x, y, p.ann_logits)
 
 
 @dataclass(frozen=True)
@@ -448,7 +475,7 @@ def plot_potentials(ax, snn: SNN, result: SNNResult, layer: int, image: int, neu
 __all__ = [
     "explore_neuron",
     "PAPER_ALPHA_NOISES", "PAPER_SIGMAS", "PAPER_ZETAS", "PRESETS", "Net", "Pipeline", "Preset", "Robustness",
-    "degrades_monotonically", "pick_neurons", "pipeline", "plot_potentials", "plot_spike_wave", "pool_ablation",
+    "broken_mapping", "control_exactness", "degrades_monotonically", "pick_neurons", "pipeline", "plot_potentials", "plot_spike_wave", "pool_ablation",
     "preset", "robustness",
 ]
 

@@ -727,7 +727,53 @@ def backward_gain(model: nn.Module, x: np.ndarray | torch.Tensor, seed: int) -> 
     return float(g.norm() / e.norm())
 
 
+def backward_error(model: nn.Module, x: np.ndarray | torch.Tensor, seed: int,
+                   layer_sign: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random unit error at the top hidden layer and what reaches the first, layer by layer.
+
+    The error ``e`` is drawn as in :func:`backward_gain` (same ``seed``, same vectors) and carried
+    back one layer at a time by autograd (a vector-Jacobian product per layer), each product
+    multiplied by ``layer_sign``. With ``layer_sign = 1`` this is the gradient of
+    :func:`backward_gain`; ``layer_sign = -1`` is a gradient whose sign is flipped at every layer
+    (a control: the same norms, the opposite direction after an odd number of layers).
+
+    Returns:
+        ``(e, g)``: the error at the top hidden layer and at the first (detached tensors, the
+        shapes of those layers' outputs). For a :class:`B1Net` with the parameters of a
+        :class:`~lib.ttfs.relu.ReLUNet`, ``g`` equals the ReLU net's for the same ``e``: with
+        ``t = t_max - h`` in every layer, the two sign changes of time cancel.
+
+    Raises:
+        ValueError: as :func:`backward_gain`, and if ``layer_sign`` is not finite.
+    """
+    if not (isinstance(layer_sign, (int, float)) and math.isfinite(layer_sign)):
+        raise ValueError(f"layer_sign must be a finite number, got {layer_sign!r}")
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float64) if not torch.is_tensor(x) else x, dtype=torch.float64)
+    if xt.ndim != 2 or len(xt) == 0:
+        raise ValueError(f"x must be a non-empty array (n, d), got shape {tuple(xt.shape)}")
+    if not bool(torch.all((xt >= 0) & (xt <= 1))):
+        raise ValueError("inputs must lie in [0, 1] (TTFS coding); got values outside or NaN")
+    with torch.enable_grad():
+        was = model.training
+        model.eval()
+        try:
+            hidden = _hidden(model, xt)
+        finally:
+            model.train(was)
+        if not hidden:
+            raise ValueError("the model has no hidden layer")
+        gen = torch.Generator().manual_seed(int(seed))
+        e = torch.randn(hidden[-1].shape, generator=gen, dtype=torch.float64)
+        e = e / e.reshape(len(e), -1).norm(dim=1).reshape((-1,) + (1,) * (e.ndim - 1))
+        g = e
+        for k in range(len(hidden) - 1, 0, -1):
+            (gk,) = torch.autograd.grad(hidden[k], hidden[k - 1], grad_outputs=g, retain_graph=True,
+                                        allow_unused=True)
+            g = layer_sign * (torch.zeros_like(hidden[k - 1]) if gk is None else gk)
+    return e.detach(), g.detach()
+
+
 __all__ = [
-    "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "backward_gain",
+    "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "backward_error", "backward_gain",
     "closed_form", "fake_quantise", "input_times", "layer_closed_form", "map_identity", "simulate",
 ]

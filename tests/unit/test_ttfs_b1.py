@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -350,6 +351,34 @@ def test_backward_gain_matches_jacobian_products_and_b1_equals_relu(seed):
     g = ttfs.backward_gain(relu, x, seed)
     assert g == pytest.approx(relu_gain_numpy(relu, x, seed), rel=1e-10)
     assert ttfs.backward_gain(ttfs.B1Net.from_relu(relu), x, seed) == pytest.approx(g, rel=1e-10)
+
+
+@pytest.mark.parametrize("depth", [3, 6])
+def test_backward_error_layer_by_layer_and_its_sign_flipped_control(depth):
+    arch = ttfs.Architecture((1, 1, 24), dense=(24,) * depth)
+    relu = proto.he_init(ttfs.ReLUNet(arch), 11).eval()
+    x = np.random.default_rng(11).random((8, 24))
+    e, g = ttfs.backward_error(relu, x, 11)
+    assert float(g.norm() / e.norm()) == pytest.approx(ttfs.backward_gain(relu, x, 11), rel=1e-10)
+    b1net = ttfs.B1Net.from_relu(relu)
+    _, g_b1 = ttfs.backward_error(b1net, x, 11)
+    torch.testing.assert_close(g_b1, g, rtol=1e-10, atol=1e-14)  # the sign changes of time cancel
+    _, g_flip = ttfs.backward_error(b1net, x, 11, layer_sign=-1.0)
+    torch.testing.assert_close(g_flip, (-1.0) ** (depth - 1) * g, rtol=1e-10, atol=1e-14)
+    gain = ttfs.backward_gain(relu, x, 11)
+    assert proto.signed_gain(b1net, relu, x, 11) == pytest.approx(gain, rel=1e-9)
+    assert proto.signed_gain(b1net, relu, x, 11, layer_sign=-1.0) == pytest.approx(
+        (-1.0) ** (depth - 1) * gain, rel=1e-9)
+    with pytest.raises(ValueError):
+        ttfs.backward_error(relu, x, 11, layer_sign=float("nan"))
+
+
+def test_alpha1_explosions_count_runs_of_the_figure():
+    P = replace(proto.preset("ci"), gain_width=32, gain_inputs=8, gain_seeds=4, gain_depths=(5,))
+    zero = proto.gains(P, 3)["α1 zero-mean init"][0]
+    limit = float(np.median(zero))
+    assert proto.alpha1_explosions(P, 3, 5, 4, limit=limit) == int(np.sum(zero > limit))
+    assert proto.alpha1_explosions(P, 3, 5, 4, limit=np.inf) == 0
 
 
 def test_naive_alpha1_gains_explode_and_vanish():
