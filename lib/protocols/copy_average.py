@@ -80,10 +80,10 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "ci": Preset(mc_samples=200_000, check_k_max=6, table_k=(3, 4, 5), small_k=4, small_n=2,
-                 small_seeds=3, phase_k=(3, 4), phase_seeds=2, relu_single_k=(3, 4),
+                 small_seeds=6, phase_k=(3, 4), phase_seeds=2, relu_single_k=(3, 4),
                  relu_single_seeds=1, relu_pair_seeds=2, group_m_max=12),
     "book": Preset(mc_samples=1_000_000, check_k_max=8, table_k=(3, 4, 5, 6, 7, 8), small_k=4,
-                   small_n=2, small_seeds=3, phase_k=(3, 4, 5, 6, 7, 8), phase_seeds=8,
+                   small_n=2, small_seeds=6, phase_k=(3, 4, 5, 6, 7, 8), phase_seeds=8,
                    relu_single_k=(3, 4, 5, 6, 7, 8), relu_single_seeds=2, relu_pair_seeds=4,
                    group_m_max=100),
     # The paper's solver settings (MLPGradientFlow.jl, scripts/phase_transition.jl): an implicit
@@ -108,6 +108,14 @@ def run_seed(seed: int, k: int, n: int, s: int, stream: int = STREAM_INIT) -> np
 # ----------------------------------------------------------------------------- checks of the closed forms
 
 
+#: The other activation: its closed form is the control of the closed-form checks.
+_OTHER = {"erf": "relu", "relu": "erf"}
+
+#: The control of the derivative checks: the analytic derivatives at a point moved by this
+#: much in every coordinate (right formulas, wrong place).
+DERIVATIVE_SHIFT = 1e-4
+
+
 def _random_problem(rng: np.random.Generator, activation: str, k: int = 3, n: int = 2, d: int = 4):
     teacher = ts.Teacher(rng.normal(size=k), rng.normal(size=(k, d)) / math.sqrt(d))
     problem = ts.Problem(teacher, n, activation)
@@ -122,26 +130,34 @@ def monte_carlo_checks(n_samples: int, rng: np.random.Generator) -> pd.DataFrame
         rng: the random generator.
 
     Returns:
-        One row per check: what, activation, closed form, Monte-Carlo mean, its standard error and
-        the z-score ``(closed - mc) / se``.
+        One row per check: what, activation, closed form, the control's closed form (that of
+        the other activation: a wrong kernel), Monte-Carlo mean, its standard error, the z-score
+        ``(closed - mc) / se`` and the control's z-score.
     """
     rows = []
     for act in ts.ACTIVATIONS:
+        other = _OTHER[act]
         for _ in range(3):
             w, z = rng.normal(size=(2, 5))
             closed = float(ts.kernel(w[None], z[None], act)[0, 0])
+            wrong = float(ts.kernel(w[None], z[None], other)[0, 0])
             mean, se = ts.monte_carlo_kernel(w, z, act, n_samples, rng)
-            rows.append(("kernel g(w, z), random pair", act, closed, mean, se))
+            rows.append(("kernel g(w, z), random pair", act, closed, wrong, mean, se))
         problem, theta = _random_problem(rng, act)
+        wrong = ts.Problem(problem.teacher, problem.n, other).loss(theta)
         mean, se = ts.monte_carlo_loss(problem, theta, n_samples, rng)
-        rows.append(("loss, random teacher and student", act, problem.loss(theta), mean, se))
+        rows.append(("loss, random teacher and student", act, problem.loss(theta), wrong, mean,
+                     se))
     teacher = ts.unit_orthonormal_teacher(4)
     problem = ts.Problem(teacher, 2, "erf")
     theta = ts.copy_average_point(teacher, (3, 1))
+    wrong = ts.Problem(teacher, 2, "relu").loss(theta)
     mean, se = ts.monte_carlo_loss(problem, theta, n_samples, rng)
-    rows.append(("loss at the CA point (3, 1)", "erf", problem.loss(theta), mean, se))
-    df = pd.DataFrame(rows, columns=["check", "activation", "closed form", "Monte Carlo", "SE"])
+    rows.append(("loss at the CA point (3, 1)", "erf", problem.loss(theta), wrong, mean, se))
+    df = pd.DataFrame(rows, columns=["check", "activation", "closed form", "control closed form",
+                                     "Monte Carlo", "SE"])
     df["z"] = (df["closed form"] - df["Monte Carlo"]) / df["SE"]
+    df["z control"] = (df["control closed form"] - df["Monte Carlo"]) / df["SE"]
     return df
 
 
@@ -152,17 +168,21 @@ def finite_difference_errors(rng: np.random.Generator, h: float = 1e-5) -> pd.Da
     ``eps |L| / h`` (rounding), both ``< 1e-9`` here for ``h = 1e-5``.
 
     Returns:
-        One row per activation: the largest absolute errors of the gradient and the Hessian.
+        One row per activation: the largest absolute errors of the gradient and the Hessian, and
+        the control's (both derivatives at the point moved by :data:`DERIVATIVE_SHIFT`).
     """
     rows = []
     for act in ts.ACTIVATIONS:
         problem, theta = _random_problem(rng, act, k=4, n=3, d=5)
         g, H = problem.gradient_and_hessian(theta)
+        g_c, H_c = problem.gradient_and_hessian(theta + DERIVATIVE_SHIFT)
         E = np.eye(theta.size) * h
         g_fd = np.array([(problem.loss(theta + e) - problem.loss(theta - e)) / (2 * h) for e in E])
         H_fd = np.array([(problem.gradient(theta + e) - problem.gradient(theta - e)) / (2 * h) for e in E])
-        rows.append((act, theta.size, np.abs(g - g_fd).max(), np.abs(H - H_fd).max()))
-    return pd.DataFrame(rows, columns=["activation", "parameters", "gradient error", "Hessian error"])
+        rows.append((act, theta.size, np.abs(g - g_fd).max(), np.abs(H - H_fd).max(),
+                     max(np.abs(g_c - g_fd).max(), np.abs(H_c - H_fd).max())))
+    return pd.DataFrame(rows, columns=["activation", "parameters", "gradient error", "Hessian error",
+                                       "control error"])
 
 
 def _torch_loss(problem: ts.Problem):
@@ -199,7 +219,8 @@ def autograd_errors(rng: np.random.Generator) -> pd.DataFrame:
     """Analytic gradient and Hessian against ``torch.func.grad`` / ``torch.func.hessian`` (float64, CPU).
 
     Returns:
-        One row per activation: the largest errors relative to the largest torch entry.
+        One row per activation: the largest errors relative to the largest torch entry, and the
+        control's (both derivatives at the point moved by :data:`DERIVATIVE_SHIFT`).
     """
     import torch
 
@@ -211,10 +232,13 @@ def autograd_errors(rng: np.random.Generator) -> pd.DataFrame:
         g_t = torch.func.grad(f)(t).numpy()
         H_t = torch.func.hessian(f)(t).numpy()
         g, H = problem.gradient_and_hessian(theta)
+        g_c, H_c = problem.gradient_and_hessian(theta + DERIVATIVE_SHIFT)
         rows.append((act, abs(float(f(t)) - problem.loss(theta)) / abs(problem.loss(theta)),
-                     np.abs(g - g_t).max() / np.abs(g_t).max(), np.abs(H - H_t).max() / np.abs(H_t).max()))
+                     np.abs(g - g_t).max() / np.abs(g_t).max(), np.abs(H - H_t).max() / np.abs(H_t).max(),
+                     max(np.abs(g_c - g_t).max() / np.abs(g_t).max(),
+                         np.abs(H_c - H_t).max() / np.abs(H_t).max())))
     return pd.DataFrame(rows, columns=["activation", "loss rel. error", "gradient rel. error",
-                                       "Hessian rel. error"])
+                                       "Hessian rel. error", "control rel. error"])
 
 
 # ----------------------------------------------------------------------------- the landscape
@@ -262,7 +286,9 @@ def copy_average_checks(k_max: int) -> dict:
     Returns:
         A dict with the table (``"table"``), the largest gradient norm, the largest loss
         deviation from ``sum L*(m_i)``, whether the arg-min is ``(k-n+1, 1, ..., 1)`` in every
-        cell and the smallest gap to the runner-up.
+        cell and the smallest gap to the runner-up; the control's largest gradient norm and loss
+        deviation (``control_max_grad``, ``control_max_dev``) at the points of
+        :func:`mean_point`.
     """
     tab = partition_table(range(2, k_max + 1), curvature=False)
     gaps = []
@@ -272,12 +298,42 @@ def copy_average_checks(k_max: int) -> dict:
         if len(cell) > 1:
             srt = np.sort(cell["loss"].to_numpy())
             gaps.append(srt[1] - srt[0])
+    ctl_grad = ctl_dev = 0.0
+    for r in tab.itertuples():
+        teacher = ts.unit_orthonormal_teacher(r.k)
+        problem = ts.Problem(teacher, r.n)
+        theta = mean_point(teacher, r.partition)
+        ctl_grad = max(ctl_grad, problem.grad_norm(theta))
+        ctl_dev = max(ctl_dev, abs(problem.loss(theta) - r.ca_loss))
     return {"table": tab, "max_grad": float(tab["grad_norm"].max()),
             "max_dev": float((tab["loss"] - tab["ca_loss"]).abs().max()), "best_ok": best_ok,
-            "min_gap": float(min(gaps)), "cells": int(tab.groupby(["k", "n"]).ngroups), "points": len(tab)}
+            "min_gap": float(min(gaps)), "cells": int(tab.groupby(["k", "n"]).ngroups), "points": len(tab),
+            "control_max_grad": float(ctl_grad), "control_max_dev": float(ctl_dev)}
+
+
+def mean_point(teacher: ts.Teacher, partition) -> np.ndarray:
+    """The control of the copy-average checks: like
+    :func:`lib.teacher_student.copy_average_point`, but each student's input weights are the
+    plain mean of its group's teachers, ``w_i = sum_{j in S_i} v_j / m_i``, without the
+    normalisation ``1 / sqrt(m_i (2 m_i - 1))`` (``a_i = m_i``). Copies (``m_i = 1``) are
+    unchanged; every partition with ``n < k`` has an average, so the point is wrong there."""
+    theta = ts.copy_average_point(teacher, partition)
+    sizes = np.asarray(partition, dtype=float)
+    n, d = len(sizes), teacher.d
+    W = theta[n:].reshape(n, d) * (np.sqrt(sizes * (2 * sizes - 1)) / sizes)[:, None]
+    return np.concatenate([theta[:n], W.ravel()])
 
 
 # ----------------------------------------------------------------------------- gradient flow
+
+
+def initial_point(k: int, n: int, s: int, seed: int,
+                  activation: str = "erf") -> tuple[ts.Problem, np.ndarray]:
+    """The problem (unit-orthonormal teacher, ``d = k + 1``) and the Glorot initialisation of
+    run ``(k, n, s)``: the start of :func:`flow`, and the "initialisation only" control of the
+    flow claims."""
+    problem = ts.Problem(ts.unit_orthonormal_teacher(k), n, activation)
+    return problem, ts.glorot_init(problem, run_seed(seed, k, n, s))
 
 
 def flow(P: Preset, k: int, n: int, s: int, seed: int, activation: str = "erf") -> tuple[ts.Problem, ts.FlowResult]:
@@ -286,8 +342,7 @@ def flow(P: Preset, k: int, n: int, s: int, seed: int, activation: str = "erf") 
     Returns:
         The problem (unit-orthonormal teacher, ``d = k + 1``) and the :class:`~lib.teacher_student.FlowResult`.
     """
-    problem = ts.Problem(ts.unit_orthonormal_teacher(k), n, activation)
-    theta0 = ts.glorot_init(problem, run_seed(seed, k, n, s))
+    problem, theta0 = initial_point(k, n, s, seed, activation)
     steps = P.max_steps if activation == "erf" else P.relu_max_steps
     res = ts.gradient_flow(problem, theta0, method=P.method, t_max=P.t_max, rtol=P.rtol, atol=P.atol,
                            grad_tol=P.grad_tol, polish_tol=P.polish_tol, max_steps=steps)
@@ -306,7 +361,9 @@ def phase_grid(P: Preset, seed: int, ks=None, show: bool = True) -> pd.DataFrame
     Returns:
         One row per run: k, n, s, kind of end point (:data:`lib.teacher_student.KINDS`), its loss,
         the optimal copy-average loss ``L*(k-n+1)``, gradient norm, smallest Hessian eigenvalue,
-        the flow's end time, gradient evaluations and whether the flow converged.
+        the flow's end time, gradient evaluations and whether the flow converged; and for the
+        "initialisation only" control, the kind, loss and ``|cos(w_1, sum_j v_j)|`` of the
+        initial point.
     """
     ks = P.phase_k if ks is None else ks
     cells = [(k, n, s) for k in ks for n in range(1, k) for s in range(P.phase_seeds)]
@@ -315,12 +372,48 @@ def phase_grid(P: Preset, seed: int, ks=None, show: bool = True) -> pd.DataFrame
     for k, n, s in progress.bar(cells, desc="phase grid", **kw):
         problem, res = flow(P, k, n, s, seed)
         e = ts.classify(problem, res.theta_end)
+        e0 = ts.classify(problem, res.theta[0])  # the control: the initialisation alone
         w = res.theta_end[n:].reshape(n, -1)
         cos_avg = float(np.abs(w[0] @ problem.teacher.V.sum(0)) / (np.linalg.norm(w[0]) * math.sqrt(k)))
         rows.append(dict(k=k, n=n, s=s, kind=e.kind, loss=res.loss_end, L_opt=ts.group_loss(k - n + 1),
                          grad_norm=res.grad_norm_end, lambda_min=e.lambda_min, t_end=res.t_end,
-                         n_grad=res.n_grad, converged=res.flow_converged, cos_avg=cos_avg))
+                         n_grad=res.n_grad, converged=res.flow_converged, cos_avg=cos_avg,
+                         kind_init=e0.kind, loss_init=e0.loss,
+                         cos_avg_init=_cos_avg(problem, res.theta[0])))
     return pd.DataFrame(rows)
+
+
+def _cos_avg(problem: ts.Problem, theta) -> float:
+    """``|cos(w_1, sum_j v_j)|`` of the first student."""
+    w = np.asarray(theta)[problem.n:].reshape(problem.n, -1)[0]
+    u = problem.teacher.V.sum(0)
+    return float(abs(w @ u) / (np.linalg.norm(w) * np.linalg.norm(u)))
+
+
+def phase_counts(grid: pd.DataFrame) -> dict[str, tuple[tuple[int, int], tuple[int, int]]]:
+    """The counts of the phase-grid claims, pooled over their cells, for the flow's end points
+    and for the control (the initial points, classified by the same rule).
+
+    Returns:
+        ``{claim id: ((k, n), (k_control, n_control))}`` for ``phase-ca-below-diagonal``
+        (cells ``n <= k - 2``, ending at the optimal CA point), ``phase-small-teachers-all-ca``
+        (cells ``k <= 4``) and ``phase-approx-copy-at-diagonal`` (``n = k - 1``, ``k >= 7``:
+        approximate copies below ``L*(2)``).
+    """
+    L2 = ts.group_loss(2)
+    sel = {"phase-ca-below-diagonal": (grid["n"] <= grid["k"] - 2, "optimal-ca"),
+           "phase-small-teachers-all-ca": (grid["k"] <= 4, "optimal-ca"),
+           "phase-approx-copy-at-diagonal": ((grid["n"] == grid["k"] - 1) & (grid["k"] >= 7),
+                                             "approx-copy")}
+    out = {}
+    for cid, (mask, kind) in sel.items():
+        g = grid[mask]
+        hit = g["kind"] == kind
+        hit0 = g["kind_init"] == kind
+        if kind == "approx-copy":
+            hit, hit0 = hit & (g["loss"] < L2), hit0 & (g["loss_init"] < L2)
+        out[cid] = ((int(hit.sum()), len(g)), (int(hit0.sum()), len(g)))
+    return out
 
 
 def phase_summary(grid: pd.DataFrame) -> pd.DataFrame:
@@ -345,7 +438,8 @@ def single_neuron_runs(P: Preset, seed: int, activation: str, ks, seeds: int) ->
     Returns:
         One row per run: k, s, end loss, closed-form loss (``L*(k)`` for erf,
         :func:`lib.teacher_student.relu_single_neuron_loss` for ReLU), ``|cos(w, sum_j v_j)|``,
-        the score ``max(|L - L_closed|, 1 - |cos|)``, gradient norm and the solver's message.
+        the score ``max(|L - L_closed|, 1 - |cos|)``, gradient norm, the solver's message, and
+        the control's score ``control_score`` (the same score at the initialisation).
     """
     rows = []
     for k in ks:
@@ -355,9 +449,11 @@ def single_neuron_runs(P: Preset, seed: int, activation: str, ks, seeds: int) ->
             u = problem.teacher.V.sum(0)
             cos = float(abs(w @ u) / (np.linalg.norm(w) * np.linalg.norm(u)))
             closed = ts.group_loss(k) if activation == "erf" else ts.relu_single_neuron_loss(k)
+            cos0 = _cos_avg(problem, res.theta[0])
             rows.append(dict(k=k, s=s, loss=res.loss_end, closed=closed, cos=cos,
                              score=max(abs(res.loss_end - closed), 1.0 - cos),
-                             grad_norm=res.grad_norm_end, message=res.message))
+                             grad_norm=res.grad_norm_end, message=res.message,
+                             control_score=max(abs(res.loss[0] - closed), 1.0 - cos0)))
     return pd.DataFrame(rows)
 
 
