@@ -469,7 +469,8 @@ def _p_spike(lam: np.ndarray, dt: float) -> np.ndarray:
 
 def simulate_meso(net: Network, duration_s: float, rng: np.random.Generator, *,
                   dt_s: float = 0.004, n_ages: int = 100, n_trials: int = 1,
-                  a0=(20.0, 5.0, 25.0), pulse: Pulse | None = None) -> MesoRun:
+                  a0=(20.0, 5.0, 25.0), pulse: Pulse | None = None,
+                  noise: bool = True) -> MesoRun:
     """Free runs of the mesoscopic model (vectorised over trials, a loop over time).
 
     The step is the one of the module docstring, with ``Z_t ~ Normal(Zbar_t, Zbar_t / N)``
@@ -484,6 +485,8 @@ def simulate_meso(net: Network, duration_s: float, rng: np.random.Generator, *,
         n_trials: independent trials.
         a0: initial rates (Hz), ``(M,)`` or ``(n_trials, M)``.
         pulse: an optional step input (:class:`Pulse`).
+        noise: ``False`` runs the deterministic mean-field model ``Z_t = Zbar_t`` (no
+            finite-size noise; a control of the chapter).
 
     Returns:
         A :class:`MesoRun`.
@@ -510,7 +513,7 @@ def simulate_meso(net: Network, duration_s: float, rng: np.random.Generator, *,
     J = net.J
     z_out = np.empty((n_trials, steps, m))
     zb_out = np.empty((n_trials, steps, m))
-    noise = rng.standard_normal((steps, n_trials, m))
+    xi = rng.standard_normal((steps, n_trials, m))
     for t in range(steps):
         isyn = r_s * isyn + (1 - r_s) * hist[:, :, 0] / dt
         h = isyn @ J
@@ -527,7 +530,7 @@ def simulate_meso(net: Network, duration_s: float, rng: np.random.Generator, *,
         sv = v.sum(-1)
         Lam = np.divide((P * v).sum(-1), sv, out=np.zeros_like(sv), where=sv > 0)
         zbar = np.clip((P * mm).sum(-1) + Lam * (1 - mm.sum(-1)), 0.0, 1.0)
-        z = np.clip(zbar + np.sqrt(zbar / N) * noise[t], 0.0, 1.0)
+        z = np.clip(zbar + np.sqrt(zbar / N) * xi[t], 0.0, 1.0) if noise else zbar
         z_out[:, t], zb_out[:, t] = z, zbar
         # shift the ages; the newest cohort enters at age 0
         logS[:, :, 1:] = logS[:, :, :-1] - lam[:, :, :-1] * dt
@@ -700,7 +703,8 @@ def _to_time(Xb: torch.Tensor) -> torch.Tensor:
     return torch.as_strided(Xp, (m, A, T), (A * tp, tp - 1, 1), A)
 
 
-def _terms(net: Network, trial: Trial, z, theta, n_ages: int, return_zbar: bool = False):
+def _terms(net: Network, trial: Trial, z, theta, n_ages: int, return_zbar: bool = False,
+           finite_size: bool = True):
     alpha, j, mu, ft = _params_torch(net, theta)
     dt = trial.dt
     zf = _z_full(trial, z)
@@ -731,6 +735,8 @@ def _terms(net: Network, trial: Trial, z, theta, n_ages: int, return_zbar: bool 
     spv = (P * v).sum(1)
     safe = sv > 0
     Lam = torch.where(safe, spv / torch.where(safe, sv, torch.ones_like(sv)), torch.zeros_like(sv))
+    if not finite_size:  # the control: the infinite-N expectation, without the correction
+        Lam = torch.zeros_like(Lam)
     zbar = torch.clamp((P * mm).sum(1) + Lam * (1 - mm.sum(1)), 0.0, 1.0).T  # (T, M)
     s0 = trial.start
     N = torch.as_tensor(np.asarray(net.n, float))
@@ -765,7 +771,7 @@ def _check_trial_net(net: Network, trial: Trial, n_ages) -> int:
 
 
 def neg_log_joint(net: Network, trial: Trial, z, n_ages: int = 100, theta=None,
-                  return_zbar: bool = False):
+                  return_zbar: bool = False, finite_size: bool = True):
     """The neuLVM negative log-likelihood of a trial, vectorised over time (torch, float64).
 
     ``-log p(y, Z | theta) = -sum_t log p(y_t | past) - sum_t log p(Z_t | past)`` over the
@@ -788,12 +794,14 @@ def neg_log_joint(net: Network, trial: Trial, z, n_ages: int = 100, theta=None,
         theta: optional torch tensor of the free parameters (see :attr:`Network.theta`), for
             gradients with respect to them.
         return_zbar: also return ``Zbar`` for every bin.
+        finite_size: ``False`` drops the finite-size correction ``Lambda (1 - sum_a m)`` of
+            ``Zbar`` (the expectation of an infinite population; a control of the chapter).
 
     Returns:
         ``(nll_y, nll_z)`` as 0-d tensors (and ``zbar`` ``(T, M)`` if asked).
     """
     n_ages = _check_trial_net(net, trial, n_ages)
-    return _terms(net, trial, z, theta, n_ages, return_zbar)
+    return _terms(net, trial, z, theta, n_ages, return_zbar, finite_size)
 
 
 def neg_log_joint_loop(net: Network, trial: Trial, z, n_ages: int = 100, theta=None):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from scipy.optimize import minimize_scalar
 from scipy.stats import pearsonr, spearmanr
 
 from lib import data as _data
@@ -97,21 +98,23 @@ class Preset:
         return self.gt_trials * self.gt_s
 
 
-_PROFILE = (0.6, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
+_PROFILE = (0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.3, 1.5)
 
 PRESETS = {
     "ci": Preset(dt_micro=5e-4, dt=0.004, dt_fine=0.001, n_ages=100, n_ages_fine=400,
-                 gt_trials=2, gt_s=12.0, history_s=1.0, estep_s=4.0, estep_iter=30,
+                 gt_trials=2, gt_s=12.0, history_s=1.0, estep_s=4.0, estep_iter=100,
                  train_s=4.0, em_rounds=1, m_iter=5, e_iter=5, restarts=1, profile=_PROFILE,
                  amplitudes=(0.0, 10.0), pert_trials=4,
-                 note="2 x 12 s of ground truth; E-step and one short EM round on a 4-s window; "
+                 note="2 x 12 s of ground truth; E-step (100 iterations) and one short EM round "
+                      "on a 4-s window; "
                       "a 2-amplitude perturbation without claims"),
     "book": Preset(dt_micro=5e-4, dt=0.004, dt_fine=0.001, n_ages=100, n_ages_fine=400,
-                   gt_trials=4, gt_s=50.0, history_s=1.0, estep_s=4.0, estep_iter=30,
+                   gt_trials=4, gt_s=50.0, history_s=1.0, estep_s=4.0, estep_iter=200,
                    train_s=10.0, em_rounds=4, m_iter=40, e_iter=40, restarts=1, profile=_PROFILE,
-                   amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=16,
-                   note="4 x 50 s of ground truth (dt 0.5 ms); EM on 10 s (1 restart, <= 4 rounds "
-                        "of 40 + 40 iterations, 0.4-s age table); 5 amplitudes x 16 trials"),
+                   amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=32,
+                   note="4 x 50 s of ground truth (dt 0.5 ms); E-step check of 200 iterations; EM "
+                        "on 10 s (1 restart, <= 4 rounds of 40 + 40 iterations, 0.4-s age table); "
+                        "5 amplitudes x 32 trials"),
     # The paper's settings: micro at 0.2 ms, 5 restarts, <= 20 EM rounds, M-step <= 200
     # iterations, 1-s age table (250 bins of 4 ms), 20 trials per amplitude. Documented, not run.
     "paper": Preset(dt_micro=2e-4, dt=0.004, dt_fine=0.001, n_ages=250, n_ages_fine=500,
@@ -299,50 +302,137 @@ def bias_table(gt: GroundTruth, runs: dict, P: Preset) -> pd.DataFrame:
                               "mean_dwell": "mean dwell (s)"})
 
 
-def coupling_profile(net: ms.Network, trial: ms.Trial, z_true, P: Preset) -> np.ndarray:
-    """The negative log joint with every coupling scaled by ``s`` (``P.profile``), others fixed."""
+def mean_field_run(P: Preset, seed: int, net: ms.Network | None = None) -> ms.MesoRun:
+    """The control of the model checks: the deterministic mean-field model at ``dt_fine``.
+
+    The mesoscopic step without its finite-size noise (``Z_t = Zbar_t``), one run of ``gt_s``
+    seconds from the same initial rates (a deterministic run needs no more).
+    """
+    net = ms.winner_take_all() if net is None else net
+    return ms.simulate_meso(net, P.gt_s, _rng(seed, STREAM_MESO, 9), dt_s=P.dt_fine,
+                            n_ages=P.n_ages_fine, n_trials=1, noise=False)
+
+
+def state_fluctuations(rates: np.ndarray, dt: float, bin_s: float) -> np.ndarray:
+    """Standard deviations (Hz) of the winning E, losing E and I rates in bins of ``bin_s``.
+
+    ``rates`` ``(trials, T, M)`` are averaged over bins of ``bin_s`` (a multiple of ``dt``); the
+    winner is that of :func:`lib.mesoscopic.winner_states` on the binned rates.
+    """
+    k = int(round(bin_s / dt))
+    r = np.asarray(rates, float)
+    r = r[:, :r.shape[1] // k * k].reshape(r.shape[0], -1, k, r.shape[2]).mean(2)
+    hi, lo, inh = [], [], []
+    for x in r:
+        st = ms.winner_states(x, bin_s)
+        hi.append(np.where(st == 0, x[:, 0], x[:, 1]))
+        lo.append(np.where(st == 0, x[:, 1], x[:, 0]))
+        inh.append(x[:, 2])
+    return np.array([np.concatenate(v).std() for v in (hi, lo, inh)])
+
+
+def meso_errors(gt: GroundTruth, rates: np.ndarray, dt: float, P: Preset) -> pd.Series:
+    """Relative errors of a mesoscopic run against the ground truth.
+
+    The mean state rates (``E high``, ``E low``, ``I``) and their fluctuations (``sd E high``,
+    ``sd E low``, ``sd I``: standard deviations of the rates in bins of ``P.dt``, within the
+    states; see :func:`state_fluctuations`).
+    """
+    keys = ("E_high", "E_low", "I")
+    a, b = ground_truth_stats(gt.rates, gt.dt), ground_truth_stats(rates, dt)
+    mean = np.array([b[k] / a[k] - 1 for k in keys])
+    sd = state_fluctuations(rates, dt, P.dt) / state_fluctuations(gt.rates, gt.dt, P.dt) - 1
+    names = ["E high", "E low", "I"] + [f"sd {n}" for n in ("E high", "E low", "I")]
+    return pd.Series(np.concatenate([mean, sd]), index=names)
+
+
+def scaled_couplings(net: ms.Network, s: float) -> np.ndarray:
+    """The parameters of ``net`` with every coupling scaled by ``s``."""
+    th = net.theta.copy()
+    th[net.m:2 * net.m] *= s
+    return th
+
+
+def coupling_profile(net: ms.Network, trial: ms.Trial, z_true, P: Preset,
+                     finite_size: bool = True) -> np.ndarray:
+    """The negative log joint with every coupling scaled by ``s`` (``P.profile``), others fixed.
+
+    ``finite_size=False``: the likelihood without the finite-size term (a control).
+    """
     out = []
     with torch.no_grad():
         for s in P.profile:
-            th = net.theta.copy()
-            th[net.m:2 * net.m] *= s
-            ny, nz = ms.neg_log_joint(net, trial, z_true, P.n_ages,
-                                      theta=torch.as_tensor(th))
+            th = torch.as_tensor(scaled_couplings(net, s))
+            ny, nz = ms.neg_log_joint(net, trial, z_true, P.n_ages, theta=th,
+                                      finite_size=finite_size)
             out.append(float(ny + nz))
     return np.asarray(out)
 
 
-def fit_couplings(net: ms.Network, trial: ms.Trial, z_true, P: Preset, seed: int):
-    """M-step over the three couplings only, given the true latent, from ``U[0.4, 2] x`` truth.
+def coupling_argmin(net: ms.Network, trial: ms.Trial, z, P: Preset,
+                    finite_size: bool = True) -> float:
+    """The coupling scale ``s`` in ``[0.4, 2]`` that minimises the negative log joint.
+
+    Bounded Brent search to ``1e-4`` (the continuum limit of the profile grid).
+    """
+    def f(s):
+        with torch.no_grad():
+            th = torch.as_tensor(scaled_couplings(net, s))
+            ny, nz = ms.neg_log_joint(net, trial, z, P.n_ages, theta=th, finite_size=finite_size)
+        return float(ny + nz)
+
+    res = minimize_scalar(f, bounds=(0.4, 2.0), method="bounded", options={"xatol": 1e-4})
+    return float(res.x)
+
+
+def fit_couplings(net: ms.Network, trial: ms.Trial, z, P: Preset, seed: int):
+    """M-step over the three couplings and the three ``alpha_m``, given a latent ``z``.
+
+    Both start from ``U[0.4, 2] x`` truth (the other parameters at the truth), 50 L-BFGS-B
+    iterations. ``J`` and ``alpha_m`` are only weakly identified separately; the effective
+    couplings ``J / alpha_m`` are.
 
     Returns:
-        ``(fitted_j / true_j, initial_j / true_j)``.
+        ``(fitted_j / true_j, fitted (J / alpha_m) / true (J / alpha_m), initial j / true j)``.
     """
     m = net.m
-    u0 = _rng(seed, STREAM_INIT, 99).uniform(0.4, 2.0, m)
+    u0 = _rng(seed, STREAM_INIT, 99).uniform(0.4, 2.0, 2 * m)
     th = net.theta.copy()
-    th[m:2 * m] *= u0
+    th[:2 * m] *= u0[np.r_[m:2 * m, 0:m]]  # couplings first draw, as before alpha_m was freed
     free = np.zeros(4 * m, bool)
-    free[m:2 * m] = True
-    fitted, _ = ms.m_step(net.with_theta(th), trial, z_true, reference=net, n_ages=P.n_ages,
+    free[:2 * m] = True
+    fitted, _ = ms.m_step(net.with_theta(th), trial, z, reference=net, n_ages=P.n_ages,
                           max_iter=50, free=free)
-    return fitted.j / net.j, u0
+    return fitted.j / net.j, fitted.drive() / net.drive(), u0[:m]
 
 
-def latent_scores(z, z_true, dt: float, sigma_s: float = 0.05) -> dict:
-    """Pearson r and RMSE (Hz) of inferred against true population rates (Gaussian smoothing
-    ``sigma_s`` of both), per population, and the time of the first switch of each."""
+def latent_scores(z, z_true, dt: float, sigma_s: float = 0.05, half_s: float = 0.5) -> dict:
+    """Inferred against true population rates (Gaussian smoothing ``sigma_s`` of both).
+
+    Returns:
+        ``r`` and ``rmse`` (Hz): Pearson correlation and RMSE per population; ``rmse_e``: the
+        RMSE of E1 and E2 together; ``rmse_switch``: the same within ``half_s`` of the first
+        switch of the truth (the whole trial if it has none); ``switch_inferred`` and
+        ``switch_true``: the time of the first switch of each (NaN if none).
+    """
     a = ms.smooth(np.asarray(z) / dt, sigma_s, dt, axis=0)
     b = ms.smooth(np.asarray(z_true) / dt, sigma_s, dt, axis=0)
     r = np.array([pearsonr(a[:, k], b[:, k])[0] for k in range(a.shape[1])])
-    rmse = np.sqrt(((a - b) ** 2).mean(0))
+    err2 = (a - b) ** 2
+    rmse = np.sqrt(err2.mean(0))
 
     def first_switch(x):
         sw = np.flatnonzero(np.diff(ms.winner_states(x / dt, dt)))
         return (sw[0] + 1) * dt if sw.size else float("nan")
 
-    return {"r": r, "rmse": rmse, "switch_inferred": first_switch(np.asarray(z)),
-            "switch_true": first_switch(np.asarray(z_true))}
+    t_true = first_switch(np.asarray(z_true))
+    near = slice(None)
+    if np.isfinite(t_true):
+        i, w = int(round(t_true / dt)), int(round(half_s / dt))
+        near = slice(max(i - w, 0), i + w)
+    return {"r": r, "rmse": rmse, "rmse_e": float(np.sqrt(err2[:, :2].mean())),
+            "rmse_switch": float(np.sqrt(err2[near, :2].mean())),
+            "switch_inferred": first_switch(np.asarray(z)), "switch_true": t_true}
 
 
 @dataclass(frozen=True)
