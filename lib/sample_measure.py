@@ -479,6 +479,10 @@ class LossWeights:
         nc: noise-covariance mean squared error (50 in the paper).
         rate: hidden-rate regulariser (0.001 in the paper; used only with hidden units).
         rate_target: target spike probability per bin of hidden units (0.17 in the paper).
+        flip: a negative control only: the PSTH and noise-covariance terms enter the total with
+            a minus sign (their gradient sign-flipped), so that they push the fit *away* from the
+            data's statistics. A claim that a term does not move (or improves) a fit must fail
+            with the flipped term, or the term is inert where the claim is measured.
     """
 
     mle: float = 1.0
@@ -486,12 +490,15 @@ class LossWeights:
     nc: float = 0.0
     rate: float = 0.0
     rate_target: float = 0.17
+    flip: bool = False
 
     def __post_init__(self):
         for name in ("mle", "psth", "nc", "rate"):
             _check_finite_nonneg(getattr(self, name), name)
         if not 0 < self.rate_target < 1:
             raise ValueError(f"rate_target must be a probability in (0, 1), got {self.rate_target!r}")
+        if not isinstance(self.flip, bool):
+            raise ValueError(f"flip must be True or False, got {self.flip!r}")
 
     @property
     def samples(self) -> bool:
@@ -614,13 +621,16 @@ def losses(net: RSNN, spikes, stim, weights: Sequence[LossWeights], generator: t
         n_samples: free-run trials (default B).
 
     Returns:
-        ``{"mle", "psth", "nc", "rate", "total"}``, each ``(M,)``; ``total`` is the weighted sum.
+        ``{"mle", "psth", "nc", "rate", "total"}``, each ``(M,)``; ``total`` is the weighted sum
+        (the PSTH and NC terms with a minus sign for weights with ``flip``).
     """
     if len(weights) != net.n_models:
         raise ValueError(f"give one LossWeights per network: {net.n_models} networks, {len(weights)} weights")
     s = spikes if _trusted else net._data(spikes)
     dev, dt = net.W.device, net.W.dtype
-    w = torch.tensor([[x.mle, x.psth, x.nc, x.rate] for x in weights], dtype=dt, device=dev)
+    sign = [-1.0 if x.flip else 1.0 for x in weights]
+    w = torch.tensor([[x.mle, s_ * x.psth, s_ * x.nc, x.rate] for x, s_ in zip(weights, sign, strict=True)],
+                     dtype=dt, device=dev)
     target = torch.tensor([x.rate_target for x in weights], dtype=dt, device=dev)
     nv = net.n_visible
     v_vis, p_hid = net.teacher_forced(s, stim, generator)

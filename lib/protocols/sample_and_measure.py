@@ -24,6 +24,7 @@ teacher network, and every data label says so.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +64,19 @@ VARIANTS: dict[str, Variant] = {
     "SM-h": Variant("SM-h", sm.PAPER_SM, True),
 }
 
+#: Negative controls fitted beside the variants (``Preset.controls`` says at which hidden
+#: strength): the sample-and-measure terms with their sign flipped (``LossWeights.flip``), which
+#: push the fit away from the data's PSTH and noise covariances. A claim that a term does not
+#: worsen (or does not move) a fit must fail for them, or the term is inert where it is measured.
+CONTROLS: dict[str, Variant] = {
+    "MLE-PSTH": Variant("MLE-PSTH", sm.LossWeights(mle=0.4, psth=0.1, flip=True), False),
+    "MLE-PSTH-NC": Variant("MLE-PSTH-NC", sm.LossWeights(mle=0.4, psth=0.1, nc=50.0, flip=True),
+                           False),
+}
+
+#: Prefix of the table rows of an untrained network (its initialisation, free-run evaluated).
+UNTRAINED = "untrained "
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -86,6 +100,8 @@ class Preset:
         clip: gradient-norm bound per network.
         n_eval: free-run trials per fitted network for the evaluation.
         theory_iterations: Adam steps of the small fits of the theory page.
+        controls: ``(name, hidden strength)`` pairs of :data:`CONTROLS` fitted beside the variants
+            (every seed index).
         dtype: ``"float32"`` or ``"float64"``.
         note: what the scale is.
     """
@@ -107,6 +123,7 @@ class Preset:
     clip: float
     n_eval: int
     theory_iterations: int = 300
+    controls: tuple[tuple[str, float], ...] = ()
     dtype: str = "float32"
     note: str = ""
 
@@ -127,6 +144,7 @@ PRESETS = {
     "book": Preset(n_visible=16, n_hidden=16, n_groups=2, n_delays=2, n_inputs=4, n_bins=60,
                    n_train=160, n_test=200, hidden_strengths=(0.0, 1.5, 3.0), n_seeds=3,
                    variants=_ALL, iterations=500, batch_size=40, lr=1e-2, clip=1.0, n_eval=400,
+                   controls=(("MLE-PSTH", 3.0), ("MLE-PSTH-NC", 0.0)),
                    note="16 + 16 units, 60 bins, 500 iterations, 3 seeds, 3 hidden strengths"),
     # The paper's V1 network sizes and training (74 units, 9 delays, 741 bins, batch 20, Adam 1e-3,
     # clip 1, 2000 iterations, 200 hidden units) on the synthetic teacher: the V1 recordings are not
@@ -230,7 +248,9 @@ class Experiment:
     Attributes:
         preset: the :class:`Preset`.
         table: one row per (variant, hidden strength, seed index): ``psth_r``, ``nc_r``,
-            ``nc_rmse``, ``w_r``, ``rate_model``, ``rate_data``, ``rate_hidden``.
+            ``nc_rmse``, ``w_r``, ``rate_model``, ``rate_data``, ``psth_rmse``,
+            ``rate_hidden``; also the controls of ``Preset.controls`` and, named
+            ``"untrained <variant>"``, every network at its initialisation.
         data: ``{(hidden_strength, k): ConditionData}``.
         nets: ``{group: RSNN}`` the networks trained together, and ``index``
             ``{(variant, hidden_strength, k): (group, m)}`` where each one is.
@@ -263,6 +283,27 @@ def _group(v: Variant) -> str:
     return "hidden" if v.hidden else ("samples" if v.weights.samples else "mle")
 
 
+def _variant(name: str) -> Variant:
+    return VARIANTS[name] if name in VARIANTS else CONTROLS[name]
+
+
+def _evaluate(name: str, hs: float, k: int, zv: np.ndarray, cd: ConditionData, W: torch.Tensor,
+              P: Preset, zh: np.ndarray | None) -> dict:
+    """One row of :attr:`Experiment.table`: free-run spikes ``zv`` against the held-out trials."""
+    nc_r, nc_rmse = sm.nc_agreement(zv, cd.test)
+    return {"variant": name, "hidden_strength": hs, "seed": k,
+            "psth_r": sm.psth_correlation(zv, cd.test), "nc_r": nc_r, "nc_rmse": nc_rmse,
+            "w_r": sm.weight_correlation(W, cd.teacher.W, P.n_visible),
+            "rate_model": float(zv.mean()), "rate_data": float(cd.test.mean()),
+            "psth_rmse": psth_rmse(zv, cd.test),
+            "rate_hidden": float(zh.mean()) if zh is not None else np.nan}
+
+
+def psth_rmse(model: np.ndarray, data: np.ndarray) -> float:
+    """Root mean square difference of the PSTHs (spikes per bin) over bins and recorded units."""
+    return float(np.sqrt(np.mean((model.mean(axis=0) - data.mean(axis=0)) ** 2)))
+
+
 def run_experiment(P: Preset, seed: int = 0, device=None) -> Experiment:
     """Fit every variant to every teacher of the preset, then evaluate on held-out trials.
 
@@ -285,11 +326,10 @@ def run_experiment(P: Preset, seed: int = 0, device=None) -> Experiment:
     data = {(hs, k): condition_data(P, hs, k, seed)
             for hs in P.hidden_strengths for k in range(P.n_seeds)}
     jobs: dict[str, list] = {}
-    for name in P.variants:
-        v = VARIANTS[name]
-        for hs in P.hidden_strengths:
-            for k in range(P.n_seeds):
-                jobs.setdefault(_group(v), []).append((name, hs, k))
+    todo = [(n, hs) for n in P.variants for hs in P.hidden_strengths] + list(P.controls)
+    for name, hs in todo:
+        for k in range(P.n_seeds):
+            jobs.setdefault(_group(_variant(name)), []).append((name, hs, k))
     nets, index, samples, hist, rows = {}, {}, {}, {}, []
     for g, (group, items) in enumerate(jobs.items()):
         hidden = group == "hidden"
@@ -298,29 +338,31 @@ def run_experiment(P: Preset, seed: int = 0, device=None) -> Experiment:
                       dtype=dtype).to(dev)
         spikes = torch.as_tensor(np.stack([data[(hs, k)].train for _, hs, k in items]), dtype=dtype, device=dev)
         stim = torch.as_tensor(np.stack([data[(hs, k)].stim for _, hs, k in items]), dtype=dtype, device=dev)
-        weights = [VARIANTS[n].weights for n, _, _ in items]
+        weights = [_variant(n).weights for n, _, _ in items]
+        init = copy.deepcopy(net)
         hist[group] = sm.fit(net, spikes, stim, weights, iterations=P.iterations, batch_size=P.batch_size,
                              seed=_int_seed(seed, g, STREAM_FIT), lr=P.lr, clip=P.clip,
                              progress=lambda it, d=group: progress.bar(it, desc=f"fit {d}"))
-        gen = torch.Generator(device=dev).manual_seed(_int_seed(seed, g, STREAM_EVAL))
-        with torch.no_grad():
-            sim = net.free_run(stim, P.n_eval, gen)
-        z = sim.z.cpu().numpy()
         nets[group] = net
-        for m, (name, hs, k) in enumerate(items):
-            index[(name, hs, k)] = (group, m)
-            zv = z[m, :, :, :P.n_visible]
-            samples[(name, hs, k)] = zv.astype(np.uint8)
-            cd = data[(hs, k)]
-            nc_r, nc_rmse = sm.nc_agreement(zv, cd.test)
-            rows.append({"variant": name, "hidden_strength": hs, "seed": k,
-                         "psth_r": sm.psth_correlation(zv, cd.test), "nc_r": nc_r, "nc_rmse": nc_rmse,
-                         "w_r": sm.weight_correlation(net.W[m], cd.teacher.W, P.n_visible),
-                         "rate_model": float(zv.mean()), "rate_data": float(cd.test.mean()),
-                         "rate_hidden": float(z[m, :, :, P.n_visible:].mean()) if hidden else np.nan})
+        # the trained networks and, as the untrained control, their initialisation, evaluated on
+        # the same spike noise
+        for prefix, model in (("", net), (UNTRAINED, init)):
+            gen = torch.Generator(device=dev).manual_seed(_int_seed(seed, g, STREAM_EVAL))
+            with torch.no_grad():
+                sim = model.free_run(stim, P.n_eval, gen)
+            z = sim.z.cpu().numpy()
+            for m, (name, hs, k) in enumerate(items):
+                if not prefix:
+                    index[(name, hs, k)] = (group, m)
+                zv = z[m, :, :, :P.n_visible]
+                if not prefix:
+                    samples[(name, hs, k)] = zv.astype(np.uint8)
+                rows.append(_evaluate(prefix + name, hs, k, zv, data[(hs, k)], model.W[m], P,
+                                      z[m, :, :, P.n_visible:] if hidden else None))
     order = {n: i for i, n in enumerate(P.variants)}
     table = pd.DataFrame(rows).sort_values(["variant", "hidden_strength", "seed"],
-                                           key=lambda c: c.map(order) if c.name == "variant" else c)
+                                           key=lambda c: c.map(lambda n: order.get(n, len(order)))
+                                           if c.name == "variant" else c, kind="stable")
     return Experiment(P, table.reset_index(drop=True), data, nets, index, samples, hist)
 
 
@@ -328,7 +370,8 @@ def summary(exp: Experiment) -> pd.DataFrame:
     """Mean over seeds of every measure, per variant and hidden strength."""
     cols = ["psth_r", "nc_r", "nc_rmse", "w_r", "rate_model", "rate_data"]
     order = {n: i for i, n in enumerate(exp.preset.variants)}
-    out = exp.table.groupby(["variant", "hidden_strength"])[cols].mean().reset_index()
+    t = exp.table
+    out = t[t.variant.isin(exp.preset.variants)].groupby(["variant", "hidden_strength"])[cols].mean().reset_index()
     out = out.sort_values(["variant", "hidden_strength"],
                           key=lambda c: c.map(order) if c.name == "variant" else c)
     return out.set_index(["variant", "hidden_strength"]).round(3)
@@ -337,7 +380,8 @@ def summary(exp: Experiment) -> pd.DataFrame:
 def _vals(exp: Experiment, variant: str, column: str, hs: float | None = None) -> np.ndarray:
     """Per-seed values, or NaNs where the preset did not fit the variant (or hidden strength)."""
     hs = exp.preset.strongest if hs is None else hs
-    if variant not in exp.preset.variants or hs not in exp.preset.hidden_strengths:
+    t = exp.table
+    if not ((t.variant == variant) & (t.hidden_strength == hs)).any():
         return np.full(exp.preset.n_seeds, np.nan)
     return exp.value(variant, column, hs)
 
@@ -346,42 +390,70 @@ def _fmt(a: np.ndarray) -> str:
     return ", ".join(f"{x:.3f}" for x in a)
 
 
-def claim_values(exp: Experiment) -> dict[str, tuple[float, str]]:
-    """The measured value and a detail of every fit-based claim of ``claims.yml``.
+def claim_values(exp: Experiment) -> dict[str, dict]:
+    """The measured value of every fit-based claim of ``claims.yml`` and of its control.
 
-    Claims on variants or hidden strengths that the preset does not fit get NaN (they are not
-    checked at that scale).
+    Each claim's control is the same metric with the method replaced by a broken one: the
+    untrained networks (their initialisation, free-run evaluated on the same noise) or the
+    sample-and-measure terms with their sign flipped (:data:`CONTROLS`). Claims on variants or
+    hidden strengths that the preset does not fit get NaN (they are not checked at that scale).
+
+    Returns:
+        ``{claim id: {"value", "detail", "control", "control_detail"}}``, the keyword arguments
+        of :meth:`lib.claims.Scorecard.record`.
     """
     P, hs = exp.preset, exp.preset.strongest
+    h0 = min(P.hidden_strengths)
+    U = UNTRAINED
     out = {}
-    mle_rmse, smh_rmse = _vals(exp, "MLE", "nc_rmse"), _vals(exp, "SM-h", "nc_rmse")
-    out["sm-lower-nc-error"] = (float(np.max(smh_rmse / mle_rmse)),
-                                f"NC RMSE per seed: SM-h {_fmt(smh_rmse)}; MLE {_fmt(mle_rmse)}")
-    errs = {n: _vals(exp, n, "rate_model") / _vals(exp, n, "rate_data") - 1 for n in ("MLE", "SM-h")}
-    out["rates-within-30pct"] = (float(max(np.max(np.abs(e)) for e in errs.values())),
-                                 "; ".join(f"{n} rate / data - 1: {_fmt(e)}" for n, e in errs.items()))
-    d = _vals(exp, "SM-h", "psth_r") - _vals(exp, "MLE", "psth_r")
-    out["psth-sm-h-close-to-mle"] = (float(np.min(d)), f"PSTH r(SM-h) - PSTH r(MLE) per seed: {_fmt(d)}")
-    nc_mle = _vals(exp, "MLE", "nc_r")
-    diffs = {n: _vals(exp, n, "nc_r") - nc_mle for n in ("MLE+PSTH+NC", "SM-h")}
-    out["nc-sm-beats-mle"] = (float(min(np.min(x) for x in diffs.values())),
-                              f"NC r(MLE) {_fmt(nc_mle)}; " + "; ".join(
-                                  f"{n} - MLE: {_fmt(x)}" for n, x in diffs.items()))
-    d = _vals(exp, "MLE+PSTH", "psth_r") - _vals(exp, "MLE", "psth_r")
-    out["psth-term-not-worse"] = (float(np.min(d)), f"PSTH r(MLE+PSTH) - PSTH r(MLE) per seed: {_fmt(d)}")
-    w_mle, w_smh = _vals(exp, "MLE", "w_r"), _vals(exp, "SM-h", "w_r")
-    out["connectivity-hidden-beats-mle"] = (
-        float(np.sum(w_smh > w_mle)) if np.all(np.isfinite(w_smh)) else float("nan"),
-        f"W r per seed: SM-h {_fmt(w_smh)}; MLE {_fmt(w_mle)}")
-    w0 = _vals(exp, "MLE", "w_r", min(P.hidden_strengths))
-    out["mle-connectivity-degrades"] = (
-        float(np.mean(w0) - np.mean(w_mle)) if len(P.hidden_strengths) > 1 else float("nan"),
-        f"W r(MLE) at hidden strength {min(P.hidden_strengths):g}: {_fmt(w0)}; at {hs:g}: {_fmt(w_mle)}")
-    w0_nc = _vals(exp, "MLE+PSTH+NC", "w_r", 0.0)
-    w0_mle = _vals(exp, "MLE", "w_r", 0.0)
-    out["same-optimum-well-specified"] = (
-        float(np.mean(w0_nc) - np.mean(w0_mle)),
-        f"hidden strength 0, W r per seed: MLE+PSTH+NC {_fmt(w0_nc)}; MLE {_fmt(w0_mle)}")
+
+    def put(cid, value, detail, control, control_detail):
+        out[cid] = {"value": float(value), "detail": detail, "control": float(control),
+                    "control_detail": control_detail}
+
+    def rmse_ratio(name):
+        r = _vals(exp, name, "nc_rmse") / _vals(exp, "MLE", "nc_rmse")
+        return r, f"NC RMSE of {name} / MLE's per seed: {_fmt(r)}"
+
+    r, d = rmse_ratio("SM-h")
+    rc, dc = rmse_ratio(U + "SM-h")
+    put("sm-lower-nc-error", np.max(r), d, np.max(rc), dc)
+
+    def psth_err(names):
+        e = {n: _vals(exp, n, "psth_rmse") / _vals(exp, n, "rate_data") for n in names}
+        return (max(np.max(x) for x in e.values()),
+                "; ".join(f"{n} PSTH RMSE / data rate: {_fmt(x)}" for n, x in e.items()))
+
+    put("rates-within-30pct", *psth_err(("MLE", "SM-h")), *psth_err((U + "MLE", U + "SM-h")))
+
+    def psth_gain(name, ref="MLE"):
+        d = _vals(exp, name, "psth_r") - _vals(exp, ref, "psth_r")
+        return np.min(d), f"PSTH r({name}) - PSTH r({ref}) per seed: {_fmt(d)}"
+
+    put("psth-sm-h-close-to-mle", *psth_gain("SM-h"), *psth_gain(U + "SM-h"))
+
+    def nc_ratios(names):
+        rs = {n: rmse_ratio(n)[0] for n in names}
+        return (max(np.max(x) for x in rs.values()),
+                "; ".join(f"NC RMSE {n} / MLE: {_fmt(x)}" for n, x in rs.items()))
+
+    put("nc-sm-beats-mle", *nc_ratios(("MLE+PSTH+NC", "SM-h")),
+        *nc_ratios((U + "MLE+PSTH+NC", U + "SM-h")))
+    put("psth-term-not-worse", *psth_gain("MLE+PSTH"), *psth_gain("MLE-PSTH"))
+
+    def w_gain(name, ref="MLE", h=hs, h_ref=hs, agg=np.min):
+        a, b = _vals(exp, name, "w_r", h), _vals(exp, ref, "w_r", h_ref)
+        return (agg(a - b), f"W r per seed: {name} (h = {h:g}) {_fmt(a)}; "
+                f"{ref} (h = {h_ref:g}) {_fmt(b)}")
+
+    put("connectivity-hidden-beats-mle", *w_gain("SM-h"), *w_gain(U + "SM-h"))
+    if len(P.hidden_strengths) > 1:
+        put("mle-connectivity-degrades", *w_gain("MLE", "MLE", h0, hs, np.mean),
+            *w_gain(U + "MLE", U + "MLE", h0, hs, np.mean))
+    else:
+        put("mle-connectivity-degrades", np.nan, "one hidden strength only", np.nan, "")
+    put("same-optimum-well-specified", *w_gain("MLE+PSTH+NC", "MLE", h0, h0, np.mean),
+        *w_gain("MLE-PSTH-NC", "MLE", h0, h0, np.mean))
     return out
 
 
@@ -426,26 +498,34 @@ def reference_statistics(x: np.ndarray, y: np.ndarray, n_lags: int) -> dict[str,
     return {"psth": ps, "cov": cov, "rho": rho}
 
 
-def statistics_error(rng: np.random.Generator, B: int = 7, T: int = 11, n: int = 4, n_lags: int = 3) -> float:
+def statistics_error(rng: np.random.Generator, B: int = 7, T: int = 11, n: int = 4, n_lags: int = 3,
+                     perturb: bool = False) -> float:
     """Largest absolute difference between :mod:`lib.sample_measure`'s statistics and the loops.
 
     Random spikes ``x`` and probabilities ``y`` of the given sizes; compares
     :func:`lib.sample_measure.psth`, :func:`lib.sample_measure.noise_covariance` (``x`` with
     ``y``, lags ``0..n_lags-1``) and :func:`lib.sample_measure.noise_correlation` in float64.
+    With ``perturb`` (the negative control) the loops see ``x`` with one spike flipped (the
+    middle trial, bin and neuron), the library the original: one bin's difference must show.
     """
     x = (rng.random((B, T, n)) < 0.3).astype(float)
     y = rng.random((B, T, n))
-    ref = reference_statistics(x, y, n_lags)
+    xr = x.copy()
+    if perturb:
+        xr[B // 2, T // 2, n // 2] = 1 - xr[B // 2, T // 2, n // 2]
+    ref = reference_statistics(xr, y, n_lags)
     got = {"psth": sm.psth(x), "cov": sm.noise_covariance(x, y, n_lags), "rho": sm.noise_correlation(x)}
     return float(max(np.abs(got[k] - ref[k]).max() for k in ref))
 
 
-def closed_form_cross_entropy() -> tuple[float, float]:
+def closed_form_cross_entropy(perturb: bool = False) -> tuple[float, float]:
     """The teacher-forced loss of a tiny network against its cross-entropy written out by hand.
 
     Two units, one delay, one stimulus channel, three bins, one trial:
     ``v_j(t) = b_j + w_in_j c(t) + sum_i W_ji s_i(t - 1)``, loss
-    ``-(1/6) sum_{t, j} [s log sigmoid(v) + (1 - s) log(1 - sigmoid(v))]``.
+    ``-(1/6) sum_{t, j} [s log sigmoid(v) + (1 - s) log(1 - sigmoid(v))]``. With ``perturb``
+    (the negative control) the closed form sees one spike flipped (unit 0, bin 1), the library
+    the original.
 
     Returns:
         ``(library value, closed form)`` in float64.
@@ -453,12 +533,15 @@ def closed_form_cross_entropy() -> tuple[float, float]:
     W = np.array([[-0.5, 1.2], [0.7, -2.0]])
     w_in, b, c = np.array([0.3, -0.8]), np.array([-1.0, 0.4]), np.array([1.0, -0.5, 2.0])
     s = np.array([[1, 0], [0, 1], [1, 1]], dtype=float)
+    sc = s.copy()
+    if perturb:
+        sc[1, 0] = 1 - sc[1, 0]
     total = 0.0
     for t in range(3):
         for j in range(2):
-            v = b[j] + w_in[j] * c[t] + (W[j] @ s[t - 1] if t > 0 else 0.0)
+            v = b[j] + w_in[j] * c[t] + (W[j] @ sc[t - 1] if t > 0 else 0.0)
             p = 1 / (1 + np.exp(-v))
-            total -= s[t, j] * np.log(p) + (1 - s[t, j]) * np.log(1 - p)
+            total -= sc[t, j] * np.log(p) + (1 - sc[t, j]) * np.log(1 - p)
     closed = total / 6
     net = sm.RSNN.from_weights(torch.tensor(W[None, :, :, None]), torch.tensor(w_in[None, :, None]),
                                torch.tensor(b[None]), n_visible=2)

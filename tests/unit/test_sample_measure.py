@@ -238,6 +238,36 @@ def test_closed_form_cross_entropy_check_agrees():
     assert 0 < closed < math.log(2) * 2
 
 
+def test_exact_checks_fail_on_their_controls():
+    """The controls of the two exact claims (one spike flipped in the reference's input) show."""
+    lib_ce, closed = proto.closed_form_cross_entropy(perturb=True)
+    assert abs(lib_ce - closed) > 1e-3
+    assert proto.statistics_error(np.random.default_rng(SEED), perturb=True) > 1e-3
+    assert proto.statistics_error(np.random.default_rng(SEED), B=5, T=9, n=3, n_lags=2) < 1e-10
+
+
+def test_flipped_terms_enter_the_total_with_a_minus_sign():
+    net = small_net(seeds=(5, 5), hidden=(2, 2))
+    s = (torch.rand(2, 6, 7, 3, generator=torch.Generator().manual_seed(3)) < 0.3).double()
+    stim = torch.zeros(7, 2, dtype=torch.float64)
+    w = sm.LossWeights(mle=0.4, psth=0.1, nc=50.0, rate=0.001)
+    flipped = sm.LossWeights(mle=0.4, psth=0.1, nc=50.0, rate=0.001, flip=True)
+    out = sm.losses(net, s, stim, [w, flipped], torch.Generator().manual_seed(1), 2)
+    for m, sign in ((0, 1.0), (1, -1.0)):
+        expect = (0.4 * out["mle"][m] + sign * (0.1 * out["psth"][m] + 50 * out["nc"][m])
+                  + 0.001 * out["rate"][m])
+        assert float(out["total"][m]) == pytest.approx(float(expect), rel=1e-12)
+    with pytest.raises(ValueError, match="flip must be True or False"):
+        sm.LossWeights(flip=1)
+
+
+def test_psth_rmse():
+    rng = np.random.default_rng(SEED + 14)
+    x = (rng.random((40, 10, 3)) < 0.3).astype(float)
+    assert proto.psth_rmse(x, x) == 0.0
+    assert proto.psth_rmse(np.zeros_like(x), np.ones_like(x)) == pytest.approx(1.0)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
