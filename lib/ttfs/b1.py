@@ -244,6 +244,8 @@ def closed_form(snn: B1SNN, x: np.ndarray, batch: int = 2048, strict: bool = Fal
     if not isinstance(snn, B1SNN):
         raise TypeError(f"closed_form expects a B1SNN, got {type(snn).__name__}")
     x = _check_inputs(x, snn.input_shape)
+    if len(x) == 0:
+        raise ValueError("closed_form needs at least one image, got an empty array")
     t_in, spikes, fired, v_out, early = [], [[] for _ in snn.net.hidden], [[] for _ in snn.net.hidden], [], []
     for s in range(0, max(len(x), 1), batch):
         t = torch.from_numpy(encode(x[s: s + batch])).reshape(-1, *snn.input_shape)
@@ -301,6 +303,8 @@ def simulate(snn: B1SNN, x: np.ndarray, dt: float = 1e-2, progress: Progress | N
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a positive finite number, got {dt!r}")
     x = _check_inputs(x, snn.input_shape)
+    if len(x) == 0:
+        raise ValueError("simulate needs at least one image, got an empty array")
     steps = max((snn.windows[i + 1][1] - snn.windows[i][0]) / dt for i in range(len(snn.net.hidden)))
     if steps > 5e6:
         raise ValueError(f"dt = {dt:g} needs {steps:.3g} steps for the widest layer; use a larger dt")
@@ -347,7 +351,16 @@ def simulate(snn: B1SNN, x: np.ndarray, dt: float = 1e-2, progress: Progress | N
 
 
 def fake_quantise(v: torch.Tensor, low: float, high: float, bits: int) -> torch.Tensor:
-    """Round ``v`` to ``2**bits`` levels evenly spaced on ``[low, high]`` (clipped to it).
+    """Round ``v`` to ``2**bits`` levels a step ``(high - low) / (2**bits - 1)`` apart (clipped).
+
+    As the authors quantise (their ``tf.quantization.fake_quant_with_min_max_args``): where the
+    range contains 0, it is shifted by less than a step so that 0 is a level (TensorFlow's
+    "nudging"; for ``[-1, 1]`` and 3 bits the levels are ``k * 2/7`` for ``k = -4, ..., 3``, from
+    -8/7 to 6/7), and a value halfway between two levels goes up. A range without 0 is used as
+    given, levels from ``low`` to ``high``: the authors shift spike times by ``t_min_prev`` before
+    quantising them on ``[t_min_prev, t_min]``, which TensorFlow nudges to ``[0, t_min -
+    t_min_prev]``, the same levels. Differences that remain: the authors round in float32, this
+    in the dtype of ``v``.
 
     The gradient is passed straight through (``d out / d v = 1``), as in quantisation-aware
     training.
@@ -356,8 +369,15 @@ def fake_quantise(v: torch.Tensor, low: float, high: float, bits: int) -> torch.
         raise ValueError(f"bits must be an int >= 1, got {bits!r}")
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"need finite low < high, got [{low}, {high}]")
-    step = (high - low) / (2 ** int(bits) - 1)
-    q = low + torch.round((torch.clamp(v, low, high) - low) / step) * step
+    n = 2 ** int(bits) - 1
+    step = (high - low) / n
+    if low <= 0.0 <= high:  # 0 a level: the zero point is a whole number of steps above the bottom
+        zero = math.floor(-low / step + 0.5)
+        lo, hi = -zero * step, (n - zero) * step
+    else:
+        zero, lo, hi = None, low, high
+    k = torch.floor((torch.clamp(v, lo, hi) - lo) / step + 0.5)
+    q = (k - zero) * step if zero is not None else lo + k * step
     return v + (q - v).detach()
 
 
@@ -399,6 +419,21 @@ class Activity:
         """Fraction of hidden neurons that spiked, over layers and images."""
         total = sum(f.numel() for f in self.fired)
         return float(sum(int(f.sum()) for f in self.fired) / total) if total else 0.0
+
+
+def _check_batch(x: torch.Tensor, d: int, who: str) -> None:
+    """A batch of images for a torch network of this module: float64 ``(n, d)``, ``n >= 1``,
+    pixels in [0, 1] (the TTFS code; NaN is not a pixel)."""
+    if not torch.is_tensor(x):
+        raise TypeError(f"{who} expects a torch tensor, got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[1] != d:
+        raise ValueError(f"{who} expects images (n, {d}), got {tuple(x.shape)}")
+    if x.dtype != torch.float64:
+        raise TypeError(f"{who} computes in float64; got {x.dtype} images (convert them with x.double())")
+    if len(x) == 0:
+        raise ValueError(f"{who} needs at least one image, got an empty batch")
+    if not bool(torch.all((x >= 0) & (x <= 1))):
+        raise ValueError(f"{who}: pixels must lie in [0, 1] (spike at 1 - x); got values outside or NaN")
 
 
 class _CopyWithoutActivity:
@@ -450,7 +485,13 @@ class B1Net(_CopyWithoutActivity, nn.Module):
         self.arch = arch
         self.blocks, self.out = ann.blocks, ann.out
         n_hidden = sum(1 for b in self.blocks if isinstance(b, nn.Sequential))
+        if np.ndim(x_max) > 1:
+            raise ValueError(f"x_max must be one number or one per hidden layer, got shape {np.shape(x_max)}")
         xs = [float(x_max)] * n_hidden if np.ndim(x_max) == 0 else [float(v) for v in x_max]
+        if len(xs) != n_hidden:
+            raise ValueError(f"x_max needs one value per hidden layer ({n_hidden}), got {len(xs)}")
+        if not all(math.isfinite(v) and v > 0 for v in xs):
+            raise ValueError(f"x_max must be positive and finite, got {xs}")
         widths = [t1 - t0 for t0, t1 in windows(xs, zeta)[1:]]
         self.zeta = float(zeta)
         self.register_buffer("widths", torch.tensor(widths, dtype=torch.float64))
@@ -520,8 +561,7 @@ class B1Net(_CopyWithoutActivity, nn.Module):
         return w if self.weight_bits is None else fake_quantise(w, -1.0, 1.0, self.weight_bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 2 or x.shape[1] != int(np.prod(self.arch.input_shape)):
-            raise ValueError(f"B1Net expects images (n, {int(np.prod(self.arch.input_shape))}), got {tuple(x.shape)}")
+        _check_batch(x, int(np.prod(self.arch.input_shape)), "B1Net")
         t = INPUT_T_MAX - x
         if self.sigma > 0:
             t = torch.clamp(self._jitter(t), min=0.0)
@@ -590,6 +630,12 @@ class Alpha1Net(_CopyWithoutActivity, nn.Module):
                              f"{len(J)} J, {len(theta)} theta, {len(wins)} windows")
         if not alpha > 0:
             raise ValueError(f"alpha must be positive, got {alpha}")
+        for n, w in enumerate(wins):
+            if len(w) != 2 or not all(math.isfinite(float(v)) for v in w) or not float(w[0]) < float(w[1]):
+                raise ValueError(f"window {n} must be (t_min, t_max), finite with t_min < t_max; got {tuple(w)}")
+            if n and float(w[0]) < float(wins[n - 1][1]):
+                raise ValueError(f"window {n} opens at {float(w[0]):g}, before window {n - 1} closes at "
+                                 f"{float(wins[n - 1][1]):g}: a layer's inputs must all arrive before its window")
         n_in = None
         for i, (j, th) in enumerate(zip(J, theta, strict=True)):
             j, th = np.asarray(j, dtype=np.float64), np.asarray(th, dtype=np.float64)
@@ -627,8 +673,7 @@ class Alpha1Net(_CopyWithoutActivity, nn.Module):
                    alphas.pop())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 2 or x.shape[1] != self.J[0].shape[1]:
-            raise ValueError(f"Alpha1Net expects inputs (n, {self.J[0].shape[1]}), got {tuple(x.shape)}")
+        _check_batch(x, self.J[0].shape[1], "Alpha1Net")
         t = INPUT_T_MAX - x
         act = Activity()
         for n, (j, th) in enumerate(zip(self.J, self.theta, strict=True)):

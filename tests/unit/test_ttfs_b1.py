@@ -276,8 +276,10 @@ def test_noise_and_quantisation():
     snn.set_quantisation(time_bits=2)
     with torch.no_grad():
         snn(x)
-    snn.set_quantisation(weight_bits=1)
-    assert set(np.unique(snn._weight(snn.blocks[0][0].weight).detach().numpy())) <= {-1.0, 1.0}
+    snn.set_quantisation(weight_bits=2)  # [-1, 1] nudged to [-4/3, 2/3] so that 0 is a level
+    levels = {-4 / 3, -2 / 3, 0.0, 2 / 3}
+    got = np.unique(snn._weight(snn.blocks[0][0].weight).detach().numpy())
+    assert all(min(abs(g - lv) for lv in levels) < 1e-15 for g in got)
 
 
 def test_fake_quantise_levels_and_straight_through_gradient():
@@ -287,6 +289,21 @@ def test_fake_quantise_levels_and_straight_through_gradient():
     assert float(q.min()) == 0.0 and float(q.max()) == 2.0
     q.sum().backward()
     assert torch.equal(v.grad, torch.ones_like(v))
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_fake_quantise_keeps_zero_a_level_as_the_authors_tensorflow_quantiser(bits):
+    # tf.quantization.fake_quant_with_min_max_args(x, -1, 1, bits): scale 2 / (2^b - 1), zero
+    # point round(-min / scale) = 2^(b-1), levels (k - 2^(b-1)) * scale for k = 0 .. 2^b - 1
+    assert float(b1.fake_quantise(torch.zeros(1), -1.0, 1.0, bits)) == 0.0
+    n, z = 2 ** bits - 1, 2 ** (bits - 1)
+    scale = 2.0 / n
+    levels = (torch.arange(n + 1, dtype=torch.float64) - z) * scale
+    v = torch.linspace(-1.5, 1.5, 1001, dtype=torch.float64)
+    expected = levels[torch.clamp(torch.floor((v - levels[0]) / scale + 0.5), 0, n).long()]
+    torch.testing.assert_close(b1.fake_quantise(v, -1.0, 1.0, bits), expected, rtol=0, atol=1e-15)
+    # a small weight rounds to 0, not to +-scale/2
+    assert float(b1.fake_quantise(torch.tensor([0.3 * scale]), -1.0, 1.0, bits)) == 0.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -470,6 +487,41 @@ def test_bad_input_raises_clear_errors():
         proto.fit_windows(m, np.zeros((2, 4)), quantile=0.0)
     with pytest.raises(ValueError, match="scale"):
         proto.preset("huge")
+
+
+def test_malformed_inputs_of_issue_23_raise_clear_errors():
+    arch = ttfs.Architecture((1, 2, 2), dense=(5, 5), n_classes=3)
+    with pytest.raises(ValueError, match="one value per hidden layer"):
+        ttfs.B1Net(arch, x_max=[1.0, 2.0, 3.0])  # was accepted: latency 1 + 3 windows
+    with pytest.raises(ValueError, match="one value per hidden layer"):
+        ttfs.B1Net(arch, x_max=[1.0])
+    with pytest.raises(ValueError, match="positive and finite"):
+        ttfs.B1Net(arch, x_max=[1.0, float("nan")])
+    net = ttfs.B1Net(arch, x_max=2.0).eval()
+    for bad in (float("nan"), 2.0, -0.1):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            net(torch.full((2, 4), bad, dtype=torch.float64))
+    with pytest.raises(TypeError, match="float64"):
+        net(torch.full((2, 4), 0.5, dtype=torch.float32))
+    with pytest.raises(ValueError, match="at least one image"):
+        net(torch.zeros((0, 4), dtype=torch.float64))
+    snn = net.to_snn()
+    with pytest.raises(ValueError, match="at least one image"):
+        b1.closed_form(snn, np.zeros((0, 4)))
+    with pytest.raises(ValueError, match="at least one image"):
+        b1.simulate(snn, np.zeros((0, 4)))
+    J, th, w, a = [np.full((5, 4), 0.1), np.full((5, 5), 0.1)], [np.ones(5)] * 2, np.ones((3, 5)), np.zeros(3)
+    ok = ((0.0, 1.0), (1.0, 2.0), (2.0, 3.0))
+    a1 = b1.Alpha1Net(J, th, w, a, ok)
+    for wins in (((0.0, 1.0), (2.0, 1.0), (2.0, 3.0)), ((0.0, 1.0), (1.0, float("nan")), (2.0, 3.0))):
+        with pytest.raises(ValueError, match="t_min < t_max"):
+            b1.Alpha1Net(J, th, w, a, wins)
+    with pytest.raises(ValueError, match="before window"):
+        b1.Alpha1Net(J, th, w, a, ((0.0, 1.0), (0.5, 2.0), (2.0, 3.0)))
+    with pytest.raises(TypeError, match="float64"):
+        a1(torch.full((2, 4), 0.5, dtype=torch.float32))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        a1(torch.full((2, 4), float("nan"), dtype=torch.float64))
 
 
 @pytest.mark.parametrize("scale", ["ci", "book", "paper"])
