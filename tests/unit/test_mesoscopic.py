@@ -289,3 +289,56 @@ def test_pick_window_finds_a_switch_away_from_the_edges():
     b, i0 = proto.pick_window(z, dt, history_s=1.0, trial_s=3.0)
     assert b == 0 and i0 * dt + 1.0 + 1.0 <= 6.0 < i0 * dt + 4.0 - 1.0
     assert proto.pick_window(z[:, :500], dt, 1.0, 3.0) is None
+
+
+# ------------------------------------------------------------------ the controls of the chapter
+
+
+def test_mean_field_run_is_deterministic_and_follows_its_own_expectation():
+    net = two_pops()
+    runs = [ms.simulate_meso(net, 0.3, np.random.default_rng(s), dt_s=0.002, n_ages=60,
+                             a0=(12.0, 20.0), noise=False) for s in (SEED, SEED + 1)]
+    np.testing.assert_array_equal(runs[0].z, runs[1].z)  # no noise: the seed does not matter
+    np.testing.assert_array_equal(runs[0].z, runs[0].zbar)
+    noisy = ms.simulate_meso(net, 0.3, np.random.default_rng(SEED), dt_s=0.002, n_ages=60,
+                             a0=(12.0, 20.0))
+    assert np.abs(noisy.z - noisy.zbar).max() > 0
+
+
+def test_likelihood_without_the_finite_size_term_drops_only_that_term():
+    rng = np.random.default_rng(SEED + 7)
+    net = two_pops()
+    trial, z = random_trial(rng, net, dt=0.002)
+    ny, nz, zb = ms.neg_log_joint(net, trial, z, 40, return_zbar=True)
+    ny0, nz0, zb0 = ms.neg_log_joint(net, trial, z, 40, return_zbar=True, finite_size=False)
+    assert float(ny0) == float(ny)  # the recorded neurons do not see the term
+    d = (zb - zb0).numpy()[trial.start:]
+    assert np.all(d >= -1e-15) and d.max() > 0  # Lambda (1 - sum m) >= 0 is removed
+    assert float(nz0) != pytest.approx(float(nz), rel=1e-6)
+
+
+def test_state_fluctuations_and_latent_scores_on_constructed_rates():
+    dt = 0.001
+    t = np.arange(4000)
+    r = np.zeros((1, 4000, 3))
+    r[0, :, 0] = np.where(t < 2000, 20.0, 5.0)
+    r[0, :, 1] = np.where(t < 2000, 5.0, 20.0)
+    r[0, :, 2] = 25.0 + np.where(t % 8 < 4, 3.0, -3.0)
+    # 4-ms bins see the 8-ms square wave of I (sd 3 Hz); 8-ms bins average it out
+    assert proto.state_fluctuations(r, dt, 0.004)[2] == pytest.approx(3.0)
+    assert proto.state_fluctuations(r, dt, 0.008)[2] == pytest.approx(0.0, abs=1e-9)
+    steady = r[:, :1904].copy()
+    steady[0, :, 0] += np.where(t[:1904] % 8 < 4, 2.0, -2.0)  # the winner fluctuates, not the loser
+    np.testing.assert_allclose(proto.state_fluctuations(steady, dt, 0.004), [2.0, 0.0, 3.0],
+                               atol=1e-9)
+    z_true = r[0] * dt
+    sc = proto.latent_scores(z_true, z_true, dt)
+    assert sc["rmse_e"] == 0 and sc["rmse_switch"] == 0
+    assert sc["switch_true"] == pytest.approx(sc["switch_inferred"])
+    z = z_true.copy()
+    z[:, :2] += 3.0 * dt  # 3 Hz everywhere
+    sc = proto.latent_scores(z, z_true, dt)
+    assert sc["rmse_e"] == pytest.approx(3.0) and sc["rmse_switch"] == pytest.approx(3.0)
+    z[:1000, :2] += 10.0 * dt  # far from the switch at 2 s: only the whole-trial RMSE moves
+    sc2 = proto.latent_scores(z, z_true, dt)
+    assert sc2["rmse_switch"] == pytest.approx(3.0) and sc2["rmse_e"] > 3.5
