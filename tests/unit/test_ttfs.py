@@ -794,3 +794,21 @@ def test_negative_bn_scales_at_initialisation_give_min_pools():
 def test_bad_architectures_are_refused(kw):
     with pytest.raises(ValueError):
         ttfs.Architecture((1, 8, 8), conv=(3, "P", 4), **kw)
+
+
+def test_broken_mapping_control_drops_the_input_term_and_fails_exactness():
+    from lib.protocols import ttfs_exact_mapping as proto
+
+    rng = np.random.default_rng(23)
+    net = ttfs.scale_weights(random_dense_net(rng, [12, 16, 16, 4]))
+    x = random_images(rng, 40, 12)
+    net, snn = mapped(net, x)
+    broken = proto.broken_mapping(snn)
+    for L, B in zip(snn.layers, broken.layers, strict=True):
+        np.testing.assert_allclose(L.theta - B.theta, (L.t_max - L.t_min) * L.J.sum(1), rtol=1e-12)
+        assert np.array_equal(L.J, B.J) and (L.t_min, L.t_max) == (B.t_min, B.t_max)
+    ann = net.logits(x)
+    good = ttfs.exactness(snn, net, x, np.zeros(len(x), dtype=int), ann)
+    bad = ttfs.exactness(broken, net, x, np.zeros(len(x), dtype=int), ann)
+    assert good.error_ratio <= 1.0 < bad.error_ratio
+    assert good.in_window == 1.0 and bad.max_time_error > 1e-3
