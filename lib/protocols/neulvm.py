@@ -11,8 +11,12 @@ chapter only:
   neurons), registered as the spike data set ``"neulvm-winner-take-all"`` with :mod:`lib.data`,
   and :func:`pick_window` (a training window that contains a switch);
 - the experiments: :func:`bias_runs` (the mesoscopic model with ground-truth parameters at two
-  time steps), :func:`coupling_profile`, :func:`fit_couplings`, :func:`latent_scores`,
-  :func:`fit`, :func:`free_runs`, :func:`perturbation`;
+  time steps), :func:`meso_errors` (rates and fluctuations against the ground truth),
+  :func:`coupling_profile`, :func:`coupling_argmin`, :func:`fit_couplings`,
+  :func:`latent_scores`, :func:`fit`, :func:`free_runs`, :func:`perturbation`;
+- the controls of the claims: :func:`mean_field_run` (the model without finite-size noise),
+  :func:`scaled_couplings` (a wrong model for the E-step), and the likelihood without its
+  finite-size term (``finite_size=False``);
 - figures: :func:`plot_rates`, :func:`plot_latent`, :func:`plot_histograms`,
   :func:`plot_switch_probability`, and :func:`explore_meso`, the explorer of the theory page.
 
