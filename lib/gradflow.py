@@ -464,6 +464,11 @@ def trajectory_distance(path, reference: Trajectory, n_samples: int = 200) -> tu
     if pts.shape[1] != reference.theta.shape[1]:
         raise ValueError(f"path has {pts.shape[1]} parameters, reference {reference.theta.shape[1]}")
     n_samples = _positive_int(n_samples, "n_samples")
+    if len(reference.t) < 2:
+        raise ValueError(f"the reference must have at least 2 points (a path to project on), "
+                         f"got {len(reference.t)}")
+    if len(pts) < 1:
+        raise ValueError("the path has no points")
     q = pts[np.unique(np.linspace(0, len(pts) - 1, n_samples).round().astype(int))]
     p0, p1 = reference.theta[:-1], reference.theta[1:]
     seg = p1 - p0
@@ -481,6 +486,108 @@ def trajectory_distance(path, reference: Trajectory, n_samples: int = 200) -> tu
         best[lo:lo + 32] = dist[np.arange(len(qq)), j]
         when[lo:lo + 32] = t0[j] + u[np.arange(len(qq)), j] * (t1[j] - t0[j])
     return float(best.mean()), float(when.max())
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """An objective whose loss (and so gradient and Hessian) is multiplied by ``factor``.
+
+    Its gradient flow follows the same path as the original's but ``factor`` times as fast:
+    the control of the solver comparison (a gradient that is wrong by a constant factor). A
+    metric that ignores time, such as :func:`trajectory_distance`, cannot tell the two apart;
+    :func:`flow_error` can.
+    """
+
+    obj: object
+    factor: float
+
+    def __post_init__(self):
+        _check_objective(self.obj)
+        _positive(self.factor, "factor")
+
+    def loss(self, theta) -> float:
+        return self.factor * self.obj.loss(theta)
+
+    def gradient(self, theta) -> np.ndarray:
+        return self.factor * self.obj.gradient(theta)
+
+    def hessian(self, theta) -> np.ndarray:
+        return self.factor * self.obj.hessian(theta)
+
+
+def torch_flow(net: MLP, theta0, x, y, *, t_max: float, rtol: float = 1e-10,
+               atol: float = 1e-12, method: str = "Radau"):
+    """The gradient flow of the MSE computed without this module's derivatives: an
+    independent reference.
+
+    The right-hand side is the torch autograd gradient (``.backward()``) of :func:`torch_mse` (an
+    independent torch implementation of the same network), the Jacobian of the implicit solvers
+    ``torch.func.hessian``; the integration is ``scipy.integrate.solve_ivp`` with dense output.
+
+    Args:
+        net, theta0, x, y: the network, the initial point and the data.
+        t_max: the end time (flow units).
+        rtol, atol: the solver's tolerances.
+        method: a ``solve_ivp`` method (:data:`METHODS`).
+
+    Returns:
+        ``(trajectory, dense)``: a :class:`Trajectory` of the accepted steps and the dense
+        solution, a callable ``t -> theta(t)`` (``(P,)`` for a scalar, ``(P, T)`` for an array).
+    """
+    import torch
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    t_max = _positive(t_max, "t_max")
+    rtol, atol = _positive(rtol, "rtol"), _positive(atol, "atol")
+    theta0 = _array(theta0, "theta0", 1)
+    net.unpack(theta0)
+    mse = torch_mse(net)
+    xt = torch.as_tensor(net._check_x(x), dtype=torch.float64)
+    yt = torch.as_tensor(_array(y, "targets y", 1), dtype=torch.float64)
+    f_hess = torch.func.hessian(mse)
+    count = {"g": 0, "h": 0}
+
+    def rhs(t, th):
+        count["g"] += 1
+        v = torch.tensor(th, dtype=torch.float64, requires_grad=True)
+        mse(v, xt, yt).backward()
+        return -v.grad.numpy()
+
+    def jac(t, th):
+        count["h"] += 1
+        return -f_hess(torch.as_tensor(th), xt, yt).numpy()
+
+    kw = {"jac": jac} if method in IMPLICIT_METHODS else {}
+    sol = integrate.solve_ivp(rhs, (0.0, t_max), theta0, method=method, rtol=rtol, atol=atol,
+                              dense_output=True, **kw)
+    if not sol.success:
+        raise RuntimeError(f"the reference flow failed: {sol.message}")
+    tr = Trajectory(sol.t, sol.y.T.copy(), count["g"], count["h"], f"torch {method}",
+                    f"rtol = {rtol:g}, atol = {atol:g}")
+    return tr, sol.sol
+
+
+def flow_error(path: Trajectory, dense) -> float:
+    """How far ``path`` is from the flow at the same times: the largest Euclidean distance
+    ``|theta_path(t_i) - theta_ref(t_i)|`` over the points of ``path``.
+
+    Unlike :func:`trajectory_distance`, this is a distance at matched times, so a method that
+    runs along the right path at the wrong speed (a scaled gradient) is far from the flow.
+
+    Args:
+        path: a :class:`Trajectory` (its ``t`` must lie in the reference's time span).
+        dense: the reference's dense solution (the second value of :func:`torch_flow`).
+
+    Returns:
+        The largest distance.
+    """
+    if not isinstance(path, Trajectory):
+        raise ValueError("path must be a Trajectory")
+    ref = np.asarray(dense(path.t), float)
+    if ref.ndim != 2 or ref.shape != path.theta.T.shape:
+        raise ValueError(f"the reference gives shape {ref.shape}, expected {path.theta.T.shape}")
+    return float(np.sqrt(np.sum((path.theta.T - ref) ** 2, axis=0)).max())
 
 
 # ----------------------------------------------------------------------------- minima

@@ -82,7 +82,7 @@ class Preset:
 
 
 PRESETS = {
-    "ci": Preset(mc_samples=200_000, check_n=300, flow_n=1000, flow_seeds=1, flow_t_max=100.0,
+    "ci": Preset(mc_samples=200_000, check_n=300, flow_n=1000, flow_seeds=1, flow_t_max=1e3,
                  flow_methods=("Radau", "BDF"), rk_max_steps=300,
                  descent=(("GD", 1e-2, 2000), ("Adam", 1e-3, 2000)),
                  minima_seeds=1, minima_n=500, minima_adam_steps=2000, minima_max_iter=200,
@@ -141,7 +141,8 @@ def derivative_checks(rng: np.random.Generator, n: int = 1000, k: int = 10) -> p
     """Analytic gradient and Hessian against central differences and torch (float64).
 
     One row per activation (softplus with biases, ``P = 4 k + 1``; erf without). Errors are
-    relative to the largest entry of the reference.
+    relative to the largest entry of the reference. The columns ``Gauss-Newton ...`` are the
+    control: the Hessian without its second-order term ``(2/N) sum_n e_n hess f_n``.
     """
     rows = []
     for act, bias in (("softplus", True), ("erf", False)):
@@ -155,9 +156,13 @@ def derivative_checks(rng: np.random.Generator, n: int = 1000, k: int = 10) -> p
         g_fd = np.array([(obj.loss(th + e) - obj.loss(th - e)) / (2 * h) for e in eye])
         H_fd = np.array([(obj.gradient(th + e) - obj.gradient(th - e)) / (2 * h) for e in eye])
         g_t, H_t = gf.torch_derivatives(net, th, x, y, "func")
+        J = net.jacobian(th, x)
+        H_gn = (2.0 / n) * J.T @ J  # the control: the term sum_n e_n hess f_n removed
         rows.append({"activation": act, "P": net.n_params, "N": n,
                      "grad vs FD": _rel(g, g_fd), "Hessian vs FD": _rel(H, H_fd),
-                     "grad vs torch": _rel(g, g_t), "Hessian vs torch": _rel(H, H_t)})
+                     "grad vs torch": _rel(g, g_t), "Hessian vs torch": _rel(H, H_t),
+                     "Gauss-Newton vs FD": _rel(H_gn, H_fd),
+                     "Gauss-Newton vs torch": _rel(H_gn, H_t)})
     return pd.DataFrame(rows)
 
 
@@ -171,7 +176,9 @@ def monte_carlo_check(n_samples: int, rng: np.random.Generator) -> pd.DataFrame:
     MSE and gradient (:mod:`lib.gradflow`) on ``n_samples`` Gaussian inputs.
 
     A 4-neuron erf teacher in ``d = 3``, a 2-neuron student at a random point. Returns one row per
-    quantity (loss, then each gradient component) with the z-score ``(MC - exact) / SE``.
+    quantity (loss, then each gradient component) with the z-score ``(MC - exact) / SE``, and
+    the control's z-score ``z control``: the same Monte-Carlo means against the closed form of
+    a ReLU network at the same point (a wrong kernel).
     """
     teacher = erf_teacher(3, 4, rng)
     problem = ts.Problem(teacher, 2, "erf")
@@ -181,28 +188,49 @@ def monte_carlo_check(n_samples: int, rng: np.random.Generator) -> pd.DataFrame:
     e = net.predict(theta, x) - y
     per = np.concatenate([(e * e)[:, None], 2 * e[:, None] * net.jacobian(theta, x)], axis=1)
     exact = np.concatenate([[problem.loss(theta)], problem.gradient(theta)])
+    wrong = ts.Problem(teacher, 2, "relu")  # the control: the ReLU closed form, a wrong kernel
+    control = np.concatenate([[wrong.loss(theta)], wrong.gradient(theta)])
     mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / np.sqrt(n_samples)
     names = ["loss"] + [f"grad[{i}]" for i in range(problem.n_params)]
     return pd.DataFrame({"quantity": names, "exact": exact, "Monte Carlo": mean,
-                         "SE": se, "z": (mean - exact) / se})
+                         "SE": se, "z": (mean - exact) / se,
+                         "z control": (mean - control) / se})
 
 
 # ----------------------------------------------------------------------------- integrators
+
+
+#: Tolerances of the independent reference flow (:func:`lib.gradflow.torch_flow`).
+REF_RTOL, REF_ATOL = 1e-8, 1e-10
+
+#: The largest distance at matched times that counts as following the flow
+#: (``implicit-solver-follows-flow``); the solvers run at rtol = atol = 1e-6.
+FLOW_ERROR_TOL = 1e-5
+
+#: The control of the solver comparison: Radau on the loss scaled by this factor.
+CONTROL_FACTOR = 2.0
+CONTROL_NAME = f"Radau, gradient x{CONTROL_FACTOR:g} (control)"
 
 
 def integrators(P: Preset, seed: int) -> pd.DataFrame:
     """The integrator comparison: solvers, gradient descent and Adam against the exact flow.
 
     For each seed: a 4-neuron softplus teacher in ``d = 2``, an 8-neuron student (33
-    parameters), ``P.flow_n`` samples. The reference is Radau at rtol = atol = 1e-9 to
-    ``P.flow_t_max``; every other method starts at the same point. Columns: ``d_m`` (mean
-    squared distance to the reference), ``t_m`` (progress along it), the final MSE, gradient
-    and Hessian evaluations, and the wall time (s).
+    parameters), ``P.flow_n`` samples. The reference is independent of
+    :class:`lib.gradflow.Objective`: the torch autograd gradient of the same loss integrated
+    by Radau at rtol = 1e-8, atol = 1e-10 (:func:`lib.gradflow.torch_flow`) to
+    ``P.flow_t_max``. Every other method starts at the same point; the control is Radau on the
+    loss scaled by :data:`CONTROL_FACTOR` (same path, wrong speed). Columns: ``d_m`` (mean
+    squared distance to the reference path, time ignored), ``t_m`` (progress along it),
+    ``flow error`` (largest distance to the reference at the same times,
+    :func:`lib.gradflow.flow_error`), the final MSE, gradient and Hessian evaluations, and the
+    wall time (s).
     """
     rows = []
     for s in progress.bar(range(P.flow_seeds), desc="integrators"):
         obj, th0 = softplus_problem(2, 4, 8, P.flow_n, rng_for(seed, EXP_FLOW, s))
-        ref = gf.integrate_flow(obj, th0, method="Radau", t_max=P.flow_t_max, rtol=1e-9, atol=1e-9)
+        ref, dense = gf.torch_flow(obj.net, th0, obj.x, obj.y, t_max=P.flow_t_max,
+                                   rtol=REF_RTOL, atol=REF_ATOL)
         runs = []
         for m in P.flow_methods:
             steps = P.rk_max_steps if m not in gf.IMPLICIT_METHODS else 100_000
@@ -211,15 +239,48 @@ def integrators(P: Preset, seed: int) -> pd.DataFrame:
         for name, lr, n in P.descent:
             runs.append(lambda lr=lr, n=n, name=name, obj=obj, th0=th0: gf.descent(
                 obj, th0, lr=lr, n_steps=n, adam=name == "Adam", record_every=max(1, n // 500)))
-        for run in runs:
+        runs.append(lambda obj=obj, th0=th0: gf.integrate_flow(
+            gf.Scaled(obj, CONTROL_FACTOR), th0, method="Radau", t_max=P.flow_t_max))
+        for i, run in enumerate(runs):
             t0 = time.perf_counter()
             tr = run()
             wall = time.perf_counter() - t0
             d_m, t_m = gf.trajectory_distance(tr, ref)
-            rows.append({"seed": s, "method": tr.method, "d_m": d_m, "t_m": t_m,
+            name = CONTROL_NAME if i == len(runs) - 1 else tr.method
+            rows.append({"seed": s, "method": name, "d_m": d_m, "t_m": t_m,
+                         "flow error": gf.flow_error(tr, dense),
                          "final MSE": obj.loss(tr.end), "gradients": tr.n_grad,
                          "Hessians": tr.n_hess, "wall (s)": wall})
     return pd.DataFrame(rows)
+
+
+def follows_flow(flows: pd.DataFrame, adam: str = "Adam(0.001)") -> tuple[bool, bool, str]:
+    """The verdict of ``implicit-solver-follows-flow`` for the method and for its control.
+
+    On every seed the better of Radau and BDF (by flow error) must be within
+    :data:`FLOW_ERROR_TOL` of the reference at matched times, closer than ``adam``, and end at
+    a lower MSE than ``adam``; the control (:data:`CONTROL_NAME`) is judged by the same rule.
+
+    Returns:
+        ``(ours, control, notes)``.
+    """
+    ours = control = True
+    notes = []
+    for s, g in flows.groupby("seed"):
+        g = g.set_index("method")
+        imp = g.loc[["Radau", "BDF"]].sort_values("flow error").iloc[0]
+        ctl, ad = g.loc[CONTROL_NAME], g.loc[adam]
+
+        def ok(r):
+            return bool(r["flow error"] < FLOW_ERROR_TOL and r["flow error"] < ad["flow error"]
+                        and r["final MSE"] < ad["final MSE"])
+
+        ours &= ok(imp)
+        control &= ok(ctl)
+        notes.append(f"seed {s}: flow error {imp['flow error']:.1e} (control "
+                     f"{ctl['flow error']:.1e}, Adam {ad['flow error']:.1e}), MSE "
+                     f"{imp['final MSE']:.1e} (Adam {ad['final MSE']:.1e})")
+    return ours, control, "; ".join(notes)
 
 
 def plot_integrators(df: pd.DataFrame) -> None:
@@ -251,12 +312,18 @@ def lambda_class(lam: float) -> int:
     return int(np.searchsorted([-1e-8, 0.0, 1e-8], lam, side="right"))
 
 
+#: The control of ``adam-stays-orders-above``: Adam(1e-3) from the warm start, in place of the
+#: second-order optimisers.
+ADAM_WARM = "Adam(0.001) from warm start (control)"
+
+
 def minima(P: Preset, seed: int) -> pd.DataFrame:
     """Finding minima: a 2-neuron softplus teacher, an 8-neuron student (33 parameters).
 
     Per seed: gradient flow (Radau, to t = 1e3) from a Glorot start, then Newton trust region
     (``trust-exact``) and BFGS from its end; Adam(1e-3) from the same start for
-    ``P.minima_adam_steps`` steps. Columns: method, MSE, ``max |grad|``, ``lambda_min``.
+    ``P.minima_adam_steps`` steps, and the control :data:`ADAM_WARM`, Adam(1e-3) from the
+    flow's end for as many steps. Columns: method, MSE, ``max |grad|``, ``lambda_min``.
     """
     rows = []
     for s in progress.bar(range(P.minima_seeds), desc="minima"):
@@ -268,6 +335,9 @@ def minima(P: Preset, seed: int) -> pd.DataFrame:
         adam = gf.descent(obj, th0, lr=1e-3, n_steps=P.minima_adam_steps, adam=True,
                           record_every=P.minima_adam_steps)
         found.append(gf.describe(obj, adam.end, P.minima_adam_steps, "Adam(0.001)"))
+        warm = gf.descent(obj, ode.end, lr=1e-3, n_steps=P.minima_adam_steps, adam=True,
+                          record_every=P.minima_adam_steps)
+        found.append(gf.describe(obj, warm.end, P.minima_adam_steps, ADAM_WARM))
         for r in found:
             rows.append({"seed": s, "method": r.method, "MSE": r.loss, "max |grad|": r.grad_norm,
                          "lambda_min": r.lambda_min, "class": lambda_class(r.lambda_min),
@@ -330,6 +400,12 @@ def slope(df: pd.DataFrame) -> float:
     """Least-squares slope of ``log10`` mean squared distance against ``log10 N``."""
     m = df.groupby("N")["distance^2"].mean()
     return float(np.polyfit(np.log10(m.index.to_numpy(float)), np.log10(m.to_numpy()), 1)[0])
+
+
+def shuffled_slope(df: pd.DataFrame, rng: np.random.Generator) -> float:
+    """The control of ``finite-data-distance-slope``: :func:`slope` after the sample sizes
+    ``N`` are shuffled across the data sets (so a distance no longer belongs to its ``N``)."""
+    return slope(df.assign(N=rng.permutation(df["N"].to_numpy())))
 
 
 def plot_infinite(df: pd.DataFrame) -> None:

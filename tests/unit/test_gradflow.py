@@ -139,3 +139,58 @@ def test_protocol_presets():
     with pytest.raises(ValueError, match="log10_lr"):
         proto.draw_descent(log10_lr=5.0)
     assert [proto.lambda_class(v) for v in (-1, -1e-9, 0.0, 1e-9, 1)] == [0, 1, 2, 2, 3]
+
+
+# ----------------------------------------------------------------------------- the independent reference
+
+
+def _flow_problem(seed=23):
+    rng = np.random.default_rng(seed)
+    teacher = gf.MLP(2, 2, "softplus", True)
+    x, y = gf.teacher_data(teacher, teacher.random(rng), 60, rng)
+    net = gf.MLP(2, 2, "softplus", True)
+    return gf.Objective(net, x, y), net.init(rng)
+
+
+def test_flow_error_tells_a_scaled_gradient_that_trajectory_distance_cannot():
+    obj, th0 = _flow_problem()
+    ref, dense = gf.torch_flow(obj.net, th0, obj.x, obj.y, t_max=5.0, rtol=1e-10, atol=1e-12)
+    assert np.allclose(dense(0.0), th0) and ref.t[-1] == pytest.approx(5.0)
+    good = gf.integrate_flow(obj, th0, method="Radau", t_max=5.0, rtol=1e-8, atol=1e-10)
+    assert gf.flow_error(good, dense) < 1e-6
+    fast = gf.integrate_flow(gf.Scaled(obj, 2.0), th0, method="Radau", t_max=2.5, rtol=1e-8,
+                             atol=1e-10)
+    # the doubled gradient runs along the same path (tiny d_m) but at the wrong time
+    assert gf.trajectory_distance(fast, ref)[0] < 1e-10
+    assert gf.flow_error(fast, dense) > 1e-3
+
+
+def test_scaled_objective_scales_every_derivative():
+    obj, th0 = _flow_problem()
+    sc = gf.Scaled(obj, 3.0)
+    assert sc.loss(th0) == pytest.approx(3 * obj.loss(th0))
+    assert np.allclose(sc.gradient(th0), 3 * obj.gradient(th0))
+    assert np.allclose(sc.hessian(th0), 3 * obj.hessian(th0))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="factor"):
+            gf.Scaled(obj, bad)
+    with pytest.raises(ValueError, match="objective"):
+        gf.Scaled(object(), 2.0)
+
+
+def test_flow_error_and_torch_flow_reject_bad_input():
+    obj, th0 = _flow_problem()
+    _, dense = gf.torch_flow(obj.net, th0, obj.x, obj.y, t_max=1.0, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="Trajectory"):
+        gf.flow_error(np.zeros((3, th0.size)), dense)
+    with pytest.raises(ValueError, match="t_max"):
+        gf.torch_flow(obj.net, th0, obj.x, obj.y, t_max=-1.0)
+    with pytest.raises(ValueError, match="method"):
+        gf.torch_flow(obj.net, th0, obj.x, obj.y, t_max=1.0, method="Euler")
+
+
+def test_trajectory_distance_needs_a_reference_with_two_points():
+    obj, th0 = _flow_problem()
+    one = gf.Trajectory(np.zeros(1), th0[None], 0, 0, "start", "")
+    with pytest.raises(ValueError, match="at least 2 points"):
+        gf.trajectory_distance(one, one)
