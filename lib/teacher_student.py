@@ -422,7 +422,10 @@ class Problem:
         return float(val) if np.ndim(val) == 0 else val
 
     def gradient(self, theta) -> np.ndarray:
-        """Gradient of :meth:`loss` with respect to ``theta`` (shape ``(n (d + 1),)``)."""
+        """Gradient of :meth:`loss` with respect to ``theta`` (shape ``(n (d + 1),)``).
+
+        A ReLU student with zero input weights raises ``ValueError``: the loss is not
+        differentiable there (the same holds for :meth:`hessian`)."""
         return self._grad_hess(theta, hessian=False)[0]
 
     def hessian(self, theta) -> np.ndarray:
@@ -436,6 +439,13 @@ class Problem:
     def _grad_hess(self, theta, hessian: bool):
         theta = _as_float(theta, "theta", ndim=1)
         a, W = self.unpack(theta)
+        if self.activation == "relu":
+            zero = np.flatnonzero(np.sum(W * W, axis=1) == 0.0)
+            if zero.size:
+                raise ValueError(
+                    f"student(s) {zero.tolist()} have zero input weights: the ReLU loss is not "
+                    "differentiable at w_i = 0 (its kernel is |w_i| times a function of the "
+                    "direction of w_i), so the gradient and Hessian are undefined there")
         V, b = self.teacher.V, self.teacher.a
         n, d = self.n, self.d
         order = 2 if hessian else 1
@@ -804,12 +814,21 @@ def gradient_flow(problem: Problem, theta0, *, method: str = "BDF", t_max: float
 
     Returns:
         A :class:`FlowResult`.
+
+    Raises:
+        ValueError: for a tolerance or ``t_max`` that is not a positive finite number, a
+            ``polish_tol`` that is neither that nor None, or a ``max_steps`` that is not a
+            positive integer.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    for name, val in (("t_max", t_max), ("rtol", rtol), ("atol", atol), ("grad_tol", grad_tol)):
+    tols = [("t_max", t_max), ("rtol", rtol), ("atol", atol), ("grad_tol", grad_tol)]
+    if polish_tol is not None:
+        tols.append(("polish_tol (or None: no polish)", polish_tol))
+    for name, val in tols:
         if isinstance(val, bool) or not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
             raise ValueError(f"{name} must be a positive finite number, got {val!r}")
+    max_steps = _positive_int(max_steps, "max_steps")
     theta0 = _as_float(theta0, "theta0", ndim=1)
     problem.unpack(theta0)
     count = {"grad": 0, "hess": 0}

@@ -341,3 +341,27 @@ def test_bad_inputs_raise_clear_errors():
         ts.classify(ts.Problem(teacher, 2, "relu"), np.ones(12))
     with pytest.raises(ValueError, match="Generator"):
         ts.monte_carlo_loss(problem, np.ones(12), 100, rng=0)
+
+
+# ----------------------------------------------------------------------------- bad input (issue 25)
+
+
+def test_relu_derivatives_at_a_zero_weight_vector_raise():
+    problem, theta = general_problem("relu", k=4, n=2, d=5, seed=SEED + 3)
+    theta = theta.copy()
+    theta[problem.n + problem.d:] = 0.0  # the second student's input weights
+    assert np.isfinite(problem.loss(theta))
+    for f in (problem.gradient, problem.hessian):
+        with pytest.raises(ValueError, match=r"student\(s\) \[1\] have zero input weights"):
+            f(theta)
+
+
+@pytest.mark.parametrize("kw, match", [({"max_steps": -1}, "max_steps"),
+                                       ({"max_steps": 0}, "max_steps"),
+                                       ({"max_steps": 2.5}, "max_steps"),
+                                       ({"polish_tol": -1e-13}, "polish_tol"),
+                                       ({"polish_tol": float("nan")}, "polish_tol")])
+def test_gradient_flow_rejects_bad_budgets(kw, match):
+    problem, theta = general_problem("erf", k=3, n=2, d=4, seed=SEED + 4)
+    with pytest.raises(ValueError, match=match):
+        ts.gradient_flow(problem, theta, **kw)
