@@ -233,6 +233,10 @@ class RSNN(torch.nn.Module):
         """
         W, W_in, b = (torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a)
                       for a in (W, W_in, b))
+        if not W.is_floating_point():  # integer or boolean weights: float64
+            W = W.to(torch.float64)
+        if not all(bool(torch.isfinite(a.to(W.dtype)).all()) for a in (W, W_in, b)):
+            raise ValueError("W, W_in and b must be finite (no NaN or inf)")
         if W.ndim != 4 or W.shape[1] != W.shape[2]:
             raise ValueError(f"W must be (M, N, N, D), got shape {tuple(W.shape)}")
         M, N, _, D = W.shape
@@ -266,13 +270,22 @@ class RSNN(torch.nn.Module):
         if stim.ndim != 3 or stim.shape[0] != self.n_models or stim.shape[2] != self.n_inputs:
             raise ValueError(f"stim must be (T, {self.n_inputs}) or ({self.n_models}, T, "
                              f"{self.n_inputs}), got shape {tuple(stim.shape)}")
+        if stim.shape[1] == 0:
+            raise ValueError("stim must have at least one bin, got 0")
         if not torch.isfinite(stim).all():
             raise ValueError("stim must be finite (no NaN or inf)")
         return stim
 
     def drive(self, stim) -> torch.Tensor:
-        """Stimulus drive plus bias, ``(M, T, N)``: ``c(t) @ W_in.T + b``."""
+        """Stimulus drive plus bias, ``(M, T, N)``: ``c(t) @ W_in.T + b``.
+
+        Raises:
+            ValueError: if a weight is NaN or infinite (the spikes would all be 0 silently).
+        """
         stim = self._stim(stim)
+        if not all(bool(torch.isfinite(p).all()) for p in (self.W, self.W_in, self.b)):
+            raise ValueError("the network's weights must be finite (a NaN or inf weight would "
+                             "give all-zero spike trains); was the training unstable?")
         return stim @ self.W_in.transpose(1, 2) + self.b[:, None, :]
 
     def _uniforms(self, shape, generator, uniforms) -> torch.Tensor:
@@ -280,6 +293,8 @@ class RSNN(torch.nn.Module):
             u = torch.as_tensor(uniforms, dtype=self.W.dtype, device=self.W.device)
             if tuple(u.shape) != tuple(shape):
                 raise ValueError(f"uniforms must have shape {tuple(shape)}, got {tuple(u.shape)}")
+            if not bool(((u >= 0) & (u <= 1)).all()):  # also False for NaN
+                raise ValueError("uniforms must be numbers in [0, 1] (no NaN)")
             return u
         if generator is None:
             raise ValueError("give a torch.Generator (or the uniforms) for the spike noise")
@@ -327,6 +342,9 @@ class RSNN(torch.nn.Module):
         if s.ndim != 4 or s.shape[0] != self.n_models or s.shape[3] != self.n_visible:
             raise ValueError(f"recorded spikes must be (B, T, {self.n_visible}) or "
                              f"({self.n_models}, B, T, {self.n_visible}), got {tuple(s.shape)}")
+        if s.shape[1] == 0 or s.shape[2] == 0:
+            raise ValueError(f"recorded spikes must have at least one trial and one bin, got "
+                             f"shape {tuple(s.shape)}")
         if not torch.all((s == 0) | (s == 1)):
             raise ValueError("recorded spikes must be binary (0 or 1 per bin)")
         return s
@@ -389,6 +407,8 @@ def _as_torch(x, name: str) -> tuple[torch.Tensor, bool]:
     t = torch.as_tensor(np.asarray(x, dtype=np.float64)) if was_np else x
     if t.ndim < 3:
         raise ValueError(f"{name} must be (..., trials, T, neurons), got shape {tuple(t.shape)}")
+    if 0 in t.shape[-3:]:
+        raise ValueError(f"{name} must have at least one trial, bin and neuron, got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return t, was_np
@@ -724,6 +744,8 @@ def fit(net: RSNN, spikes, stim, weights: Sequence[LossWeights], *, iterations: 
     if batch_size > K:
         raise ValueError(f"batch_size must be at most the {K} training trials, got {batch_size}")
     n_lags = net.n_delays if n_lags is None else _check_int(n_lags, "n_lags")
+    if n_lags >= data.shape[2]:
+        raise ValueError(f"n_lags must be below the number of bins T = {data.shape[2]}, got {n_lags}")
     if len(weights) != M:
         raise ValueError(f"give one LossWeights per network: {M} networks, {len(weights)} weights")
     dev = net.W.device
@@ -884,6 +906,8 @@ def _spikes_np(x, name: str) -> np.ndarray:
     x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=float)
     if x.ndim != 3:
         raise ValueError(f"{name} must be (trials, T, neurons), got shape {x.shape}")
+    if 0 in x.shape:
+        raise ValueError(f"{name} must have at least one trial, bin and neuron, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} must be finite (no NaN)")
     return x

@@ -319,6 +319,48 @@ def test_bad_inputs_raise_value_errors():
         sm.RSNN(3, seeds=(-1,))
 
 
+def test_malformed_inputs_raise_clear_errors_not_silent_zeros():
+    """Issue 22: NaN or out-of-range uniforms and NaN weights gave all-zero spike trains, n_lags
+    beyond the trial NaN losses, empty inputs a torch stack error, integer weights
+    NotImplementedError."""
+    net = small_net()
+    stim = torch.zeros(5, 2, dtype=torch.float64)
+    for bad in (float("nan"), 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"uniforms must be numbers in \[0, 1\]"):
+            net.free_run(stim, 2, uniforms=torch.full((1, 2, 5, 5), bad, dtype=torch.float64))
+    W, W_in, b = np.zeros((1, 3, 3, 2)), np.zeros((1, 3, 2)), np.zeros((1, 3))
+    W[0, 1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="W, W_in and b must be finite"):
+        sm.RSNN.from_weights(W, W_in, b, 3)
+    with torch.no_grad():
+        net.W[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="weights must be finite"):
+        net.free_run(stim, 2, torch.Generator())
+    with pytest.raises(ValueError, match="weights must be finite"):
+        net.teacher_forced(torch.zeros(2, 5, 3), stim, torch.Generator())
+    spikes = (np.random.default_rng(SEED).random((6, 5, 3)) < 0.3).astype(float)
+    with pytest.raises(ValueError, match="n_lags must be below the number of bins"):
+        sm.fit(small_net(n_hidden=0), spikes, stim, [sm.PAPER_SM], iterations=1, batch_size=2,
+               seed=0, n_lags=6)
+    with pytest.raises(ValueError, match="stim must have at least one bin"):
+        small_net().free_run(torch.zeros(0, 2), 2, torch.Generator())
+    with pytest.raises(ValueError, match="at least one trial and one bin"):
+        small_net().teacher_forced(torch.zeros(2, 0, 3), torch.zeros(0, 2), torch.Generator())
+    with pytest.raises(ValueError, match="at least one trial and one bin"):
+        small_net().teacher_forced(torch.zeros(0, 5, 3), stim, torch.Generator())
+    for f in (sm.psth, sm.noise_correlation):
+        with pytest.raises(ValueError, match="at least one trial, bin and neuron"):
+            f(np.zeros((0, 5, 3)))
+    with pytest.raises(ValueError, match="at least one trial, bin and neuron"):
+        sm.psth_correlation(np.zeros((0, 5, 3)), np.zeros((4, 5, 3)))
+    with pytest.raises(ValueError, match="at least one trial, bin and neuron"):
+        sm.nc_agreement(np.zeros((4, 5, 3)), np.zeros((0, 5, 3)))
+    ints = sm.RSNN.from_weights(np.ones((1, 3, 3, 2), dtype=np.int64), np.ones((1, 3, 2), dtype=int),
+                                -np.ones((1, 3), dtype=int), 3)
+    assert ints.W.dtype == torch.float64 and float(ints.W.detach().sum()) == 18.0
+    assert ints.free_run(stim, 2, torch.Generator().manual_seed(0)).z.shape == (1, 2, 5, 3)
+
+
 # ----------------------------------------------------------------------------- presets
 
 
