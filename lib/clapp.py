@@ -464,7 +464,8 @@ def _third_factor(c, z, W, draw):
 
 
 def local_gradients(block: Block, x: torch.Tensor, W_pred: torch.Tensor, W_retro: torch.Tensor,
-                    draws: tuple[ClappDraw, ClappDraw], grid: int) -> dict[str, torch.Tensor]:
+                    draws: tuple[ClappDraw, ClappDraw], grid: int,
+                    omit: str | None = None) -> dict[str, torch.Tensor]:
     """The gradient of the CLAPP loss of one module by the explicit local rule, without autograd.
 
     For the prediction term of step ``k`` and each sample (image ``b``, cell), the third factor
@@ -483,6 +484,10 @@ def local_gradients(block: Block, x: torch.Tensor, W_pred: torch.Tensor, W_retro
         W_pred, W_retro: ``(K, C, C)``.
         draws: the (prediction, retrodiction) :class:`ClappDraw` pair of :func:`clapp_loss`.
         grid: the grid side ``G``.
+        omit: ``None`` (the rule), or a deliberately broken rule for the chapter's control:
+            ``"partner"`` drops the feedback to a negative sample's partner image (the shown
+            future of another image), ``"pool"`` ignores the max-pool's routing (every
+            position gets its ``rho'``).
 
     Returns:
         ``{"W_pred", "W_retro", "weight", "bias"}``: the gradients of :func:`clapp_loss` with
@@ -495,6 +500,8 @@ def local_gradients(block: Block, x: torch.Tensor, W_pred: torch.Tensor, W_retro
                          f"and at most one max-pool, (C,) or (C, 'M'), got {block.spec!r}")
     conv = convs[0]
     grid = _check_int(grid, "grid", 3)
+    if omit not in (None, "partner", "pool"):
+        raise ValueError(f"omit must be None, 'partner' or 'pool', got {omit!r}")
     if x.ndim != 4 or x.shape[0] % (grid * grid):
         raise ValueError(f"x must be (B * {grid}^2, channels, h, w), got {tuple(x.shape)}")
     with torch.no_grad():
@@ -506,7 +513,8 @@ def local_gradients(block: Block, x: torch.Tensor, W_pred: torch.Tensor, W_retro
             y, ind = F.max_pool2d(y, 2, return_indices=True)
             mask = torch.zeros(y.shape[0], y.shape[1], P * P, dtype=a.dtype, device=a.device)
             mask.scatter_(2, ind.flatten(2), 1.0)
-            post = post * mask.reshape(post.shape)
+            if omit != "pool":
+                post = post * mask.reshape(post.shape)
         n_pos = y.shape[2] * y.shape[3]
         B, C = x.shape[0] // grid ** 2, conv.out_channels
         h = y.mean((2, 3)).reshape(B, grid, grid, C).permute(0, 3, 1, 2)
@@ -522,7 +530,8 @@ def local_gradients(block: Block, x: torch.Tensor, W_pred: torch.Tensor, W_retro
             gW_pred[k] = torch.einsum("brg,bcrg,bdrg->cd", g, c, shown) / K
             fb = torch.einsum("brg,cd,bcrg->bdrg", g, W_pred[k], c) / K
             G[:, :, d:] += fb * pos[:, None, None, None]
-            G[:, :, d:].index_add_(0, partner[~pos], fb[~pos])
+            if omit != "partner":
+                G[:, :, d:].index_add_(0, partner[~pos], fb[~pos])
             # retrodiction: feedback W'_k z to the context
             g, shown, _, _ = _third_factor(c, z, W_retro[k], d_retro)
             gW_retro[k] = torch.einsum("brg,bcrg,bdrg->cd", g, c, shown) / K

@@ -26,6 +26,7 @@ initial encoder.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
@@ -53,9 +54,11 @@ class Preset:
         n_probe_train, n_probe_test: labelled images of the probe's training split (from the
             training set) and of its test split (from the test set).
         probe_C: inverse L2 strength of the logistic regression.
-        smoke_layers, smoke_steps, smoke_batch, smoke_images, smoke_window: the short CLAPP-s
-            run of the ci claims (layers, steps, images per step, unlabeled images, steps
-            averaged at the start and at the end).
+        smoke_layers, smoke_steps, smoke_batch, smoke_images, smoke_window, smoke_lr: the
+            short CLAPP-s run of the ci claims (layers, steps, images per step, unlabeled
+            images, steps averaged at the start and at the end of the training-loss curve,
+            Adam's learning rate: three times ``lr``, so that 150 steps lower the held-out
+            loss by more than 10 % at every seed).
         theory_layers, theory_steps: the small CLAPP run of the theory page.
         device: ``"auto"`` (a GPU only with ``BOOK_DEVICE=cuda``) or ``"cpu"``.
     """
@@ -78,6 +81,7 @@ class Preset:
     smoke_batch: int = 32
     smoke_images: int = 2000
     smoke_window: int = 30
+    smoke_lr: float = 3e-3
     theory_layers: tuple = ((8,), (16, "M"))
     theory_steps: int = 100
     device: str = "auto"
@@ -206,13 +210,14 @@ def load_split(P: Preset, seed: int) -> Split:
 
 
 def gradient_check(seed: int, batch: int = 5, grid: int = 5, channels: int = 6, size: int = 6,
-                   K: int = 2, pool: bool = True) -> dict[str, float]:
+                   K: int = 2, pool: bool = True, omit: str | None = None) -> dict[str, float]:
     """The explicit three-factor rule against autograd on a small random module (float64).
 
     A random single-convolution module (``channels`` out, 3 in, with a max-pool if ``pool``),
     random input patches for a ``grid x grid`` grid of ``batch`` images, random asymmetric
     matrices, and one fixed positive/negative draw; the CLAPP loss is differentiated by autograd
-    and by :func:`lib.clapp.local_gradients`.
+    and by :func:`lib.clapp.local_gradients` (with ``omit``, a deliberately broken rule: the
+    claim's control).
 
     Returns:
         The relative error ``||g_auto - g_rule|| / ||g_auto||`` of each parameter
@@ -230,41 +235,74 @@ def gradient_check(seed: int, batch: int = 5, grid: int = 5, channels: int = 6, 
         loss, _ = clapp.clapp_loss(h, W_pred, W_retro, draws)
         conv = block.convs[0]
         auto = torch.autograd.grad(loss, [W_pred, W_retro, conv.weight, conv.bias])
-        rule = clapp.local_gradients(block, x, W_pred, W_retro, draws, grid)
+        rule = clapp.local_gradients(block, x, W_pred, W_retro, draws, grid, omit=omit)
     names = ("W_pred", "W_retro", "weight", "bias")
     return {n: float((a - rule[n]).norm() / a.norm()) for n, a in zip(names, auto, strict=True)}
 
 
 @dataclass
 class Smoke:
-    """The short CLAPP-s run of the ci claims.
+    """The short CLAPP-s run of the ci claims, beside its initial (untrained) network.
 
     Attributes:
         log: its :class:`lib.clapp.TrainLog`.
-        first, last: the mean loss (over heads) of the first and of the last ``window`` steps.
-        gap: held-out mean ``u+`` minus mean ``u-`` of each head.
+        first, last: the mean training loss (over heads) of the first and of the last
+            ``window`` steps.
+        held_out, held_out_init: ``(heads,)`` the loss of the trained and of the initial
+            network on the held-out images, with the same negative draws.
+        gap, gap_init: ``(heads,)`` held-out mean ``u+`` minus mean ``u-`` of the trained and
+            of the initial network (same images, same partners).
         net: the trained network.
     """
 
     log: clapp.TrainLog
     first: float
     last: float
+    held_out: np.ndarray
+    held_out_init: np.ndarray
     gap: np.ndarray
+    gap_init: np.ndarray
     net: clapp.CLAPPNet = field(repr=False)
+
+    @property
+    def ratio(self) -> float:
+        """Held-out loss of the top head, trained over initial (the loss claim's metric)."""
+        return float(self.held_out[-1] / self.held_out_init[-1])
+
+
+def held_out_loss(net: clapp.CLAPPNet, images: torch.Tensor, seed: int,
+                  batch_size: int = 64) -> np.ndarray:
+    """The loss of every head of ``net`` on ``images`` (no flips; negatives drawn from ``seed``,
+    so that two networks of the same architecture see the same draws), mean over batches."""
+    gen = torch.Generator().manual_seed(seed)
+    dev = next(net.parameters()).device
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(images) - 1, batch_size):
+            xb = images[s: s + batch_size].to(dev, torch.get_default_dtype())
+            if len(xb) >= 2:
+                out.append([float(v) for v in net.losses(xb, gen)[0]])
+    return np.mean(out, axis=0)
 
 
 def smoke_run(P: Preset, split: Split, seed: int, method: str = "clapp-s") -> Smoke:
     """``P.smoke_steps`` steps of ``method`` on ``P.smoke_images`` unlabeled images, then the
-    held-out score separation on the probe's test images."""
+    held-out loss and score separation on the probe's test images, of the trained network and
+    of its initial one (the claims' control: the same network untrained)."""
     torchkit.seed_all(seed)
     net = clapp.CLAPPNet(method, P.smoke_layers, P.K, patch=P.patch, stride=P.stride)
+    init = copy.deepcopy(net)
     log = clapp.train(net, split.unlabeled[:P.smoke_images], steps=P.smoke_steps,
-                      batch_size=P.smoke_batch, lr=P.lr, seed=seed,
+                      batch_size=P.smoke_batch, lr=P.smoke_lr, seed=seed,
                       device=torchkit.device(P.device), desc=f"smoke {method}")
+    init.to(next(net.parameters()).device)
     w = P.smoke_window
     per_step = log.loss.mean(1)
-    gap = clapp.score_gap(net, split.test_x, seed)
-    return Smoke(log, float(per_step[:w].mean()), float(per_step[-w:].mean()), gap, net)
+    held = [held_out_loss(m, split.test_x, seed) for m in (net, init)]
+    gaps = [clapp.score_gap(m, split.test_x, seed) for m in (net, init)]
+    return Smoke(log, float(per_step[:w].mean()), float(per_step[-w:].mean()), held[0], held[1],
+                 gaps[0], gaps[1], net)
 
 
 @dataclass
@@ -346,6 +384,68 @@ def paired(runs: list[Run], method: str, other: str, fn) -> np.ndarray:
     if not common:
         raise ValueError(f"no seed has both {method!r} and {other!r}")
     return np.array([fn(a[s]) - fn(b[s]) for s in common])
+
+
+#: Seed offset of the book claims' control encoders: run ``i`` of the controls is the untrained
+#: encoder of seed ``seed + CONTROL_SEED_OFFSET + i``, drawn independently of every method's run.
+CONTROL_SEED_OFFSET = 100
+
+
+def control_runs(P: Preset, split: Split, seed: int) -> list[Run]:
+    """The book claims' control: ``P.n_seeds["clapp"]`` untrained encoders of other seeds
+    (:data:`CONTROL_SEED_OFFSET`), probed like every run; control ``i`` stands in for the trained
+    encoder of run ``i`` (seed ``seed + i``)."""
+    seeds = [seed + CONTROL_SEED_OFFSET + i for i in range(P.n_seeds.get("clapp", 0))]
+    return [run_encoder(P, split, "random", s) for s in progress.bar(seeds, desc="controls")]
+
+
+def _by_seed(runs: list[Run], method: str) -> list[np.ndarray]:
+    return [r.accuracy for r in sorted(runs, key=lambda r: r.seed) if r.method == method]
+
+
+def book_claims(runs: list[Run], controls: list[Run]) -> dict[str, tuple]:
+    """The three book claims and their controls, paired by seed (run ``i`` of every method,
+    and control ``i`` in place of the trained encoder).
+
+    - ``clapp-beats-random-top``: CLAPP's top-layer accuracy minus its own initial encoder's;
+      control: an independent untrained encoder in place of CLAPP;
+    - ``clapp-hierarchy``: (CLAPP L3 - L1) minus (random L3 - L1); the same control;
+    - ``end-to-end-ahead-of-clapp``: the smaller of hinge CPC minus CLAPP and hinge CPC minus
+      the random encoder (end-to-end training must beat both, so that a CLAPP below its random
+      encoder does not make any encoder "ahead"); control: an untrained encoder in place of
+      hinge CPC.
+
+    Returns:
+        ``{claim id: (value, detail, control, control detail)}`` (means over seeds).
+    """
+    clp, rnd = _by_seed(runs, "clapp"), _by_seed(runs, "random")
+    e2e, ctl = _by_seed(runs, "hinge-cpc"), [r.accuracy for r in controls]
+    n = min(len(clp), len(rnd), len(e2e), len(ctl))
+    if n == 0:
+        raise ValueError("book_claims needs CLAPP, hinge CPC, random and control runs")
+
+    def diff(a, b, fn):
+        return np.array([fn(x) - fn(y) for x, y in zip(a[:n], b[:n], strict=True)])
+
+    def top(a):
+        return a[-1]
+
+    def gain(a):
+        return a[-1] - a[0]
+
+    out = {}
+    for cid, fn in (("clapp-beats-random-top", top), ("clapp-hierarchy", gain)):
+        x, c = diff(clp, rnd, fn), diff(ctl, rnd, fn)
+        out[cid] = (float(x.mean()), mean_sd(x), float(c.mean()),
+                    "untrained encoder of another seed in place of CLAPP: " + mean_sd(c))
+    a, b = diff(e2e, clp, top), diff(e2e, rnd, top)
+    ca, cb = diff(ctl, clp, top), diff(ctl, rnd, top)
+    out["end-to-end-ahead-of-clapp"] = (
+        float(min(a.mean(), b.mean())),
+        f"hinge CPC - CLAPP {mean_sd(a)}; hinge CPC - random {mean_sd(b)}",
+        float(min(ca.mean(), cb.mean())),
+        f"untrained encoder in place of hinge CPC: - CLAPP {mean_sd(ca)}; - random {mean_sd(cb)}")
+    return out
 
 
 def mean_sd(x: np.ndarray) -> str:
@@ -472,6 +572,7 @@ def draw_scores(net: clapp.CLAPPNet, images: torch.Tensor, image: int = 0, row: 
 
 
 __all__ = ["LABELS", "PAPER_TABLE1", "PRESETS", "Preset", "Run", "Smoke", "Split", "accuracy_table",
-           "color_of", "draw_scores", "gradient_check", "load_split", "mean_sd", "paired",
+           "book_claims", "color_of", "control_runs", "draw_scores", "gradient_check",
+           "held_out_loss", "load_split", "mean_sd", "paired",
            "plot_filters", "plot_hierarchy", "plot_losses", "plot_patch_grid", "plot_top_layer",
            "preset", "probe", "run_all", "run_encoder", "smoke_run"]

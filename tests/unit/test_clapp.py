@@ -116,6 +116,23 @@ def test_protocol_gradient_check_is_exact():
     assert max(err.values()) < 1e-12
 
 
+@pytest.mark.parametrize("omit", ["partner", "pool"])
+def test_a_rule_with_a_term_dropped_fails_the_gradient_check(omit):
+    # the control of local-rule-equals-autograd: each dropped term is far above 1e-10
+    err = proto.gradient_check(seed=78, batch=4, grid=4, channels=3, size=4, K=1, omit=omit)
+    assert err["weight"] > 1e-3
+    with pytest.raises(ValueError, match="omit must be"):
+        proto.gradient_check(seed=78, batch=4, grid=4, channels=3, size=4, K=1, omit="retro")
+
+
+def test_held_out_loss_uses_the_same_draws_for_two_networks():
+    torchkit.seed_all(5)
+    net = clapp.CLAPPNet("clapp-s", ((2,), (3, "M")), K=1, patch=6, stride=3)
+    x = torch.rand(10, 1, 12, 12)
+    a, b = proto.held_out_loss(net, x, seed=3), proto.held_out_loss(net, x, seed=3)
+    assert a.shape == (2,) and np.array_equal(a, b)
+
+
 # ---------------------------------------------------------------------------- training, probe
 
 
