@@ -49,7 +49,8 @@ class Preset:
         ewc_lambda: EWC's strength; si_c: SI's strength (chosen on validation data, see the
             chapter).
         methods: the methods of :func:`run_methods` (names of :func:`lib.gateon.method`, plus
-            ``gateon-eps0``).
+            ``gateon-eps0``); the claims need ``finetune``, ``gating`` (the control of the
+            protection claims) and ``gateon``, and at 10 tasks or more all seven.
         theory_tasks, theory_steps, theory_hidden, theory_n_train: sizes of the small runs of
             the theory page; theory_epochs: epochs per task of its plain two-task run.
         device: ``"auto"`` (a GPU only with ``BOOK_DEVICE=cuda``) or ``"cpu"``.
@@ -85,7 +86,7 @@ PRESETS: dict[str, Preset] = {
     "ci": Preset(dataset="fashion-mnist", n_tasks=5, hidden=(128, 128), steps=150,
                  batch_size=256, lr=1e-3, n_train=10_000, n_val=1_000, n_test=1_000,
                  eval_every=25, eval_batch=500,
-                 methods=("finetune", "availability", "gateon", "gateon-eps0"),
+                 methods=("finetune", "gating", "gateon", "gateon-eps0"),
                  theory_tasks=3, theory_steps=60, theory_n_train=5_000, theory_epochs=1),
     # 10 tasks, 7 runs on 2 CPU cores in about 4 minutes
     "book": Preset(dataset="fashion-mnist", n_tasks=10, hidden=(256, 256), steps=150,
@@ -112,6 +113,7 @@ LABELS: dict[str, str] = {
     "availability": "availability only",
     "gateon": "GateON",
     "gateon-eps0": "GateON, epsilon = 0",
+    "gateon-gradmask": "GateON, gradient masked (control)",
     "ewc": "EWC",
     "si": "SI",
 }
@@ -128,6 +130,9 @@ def method_of(name: str, P: Preset, mask: str = "update") -> gateon.Method:
     if name == "gateon-eps0":
         m = gateon.method("gateon", epsilon=0.0, mask=mask)
         return gateon.Method(**{**m.__dict__, "name": "gateon-eps0"})
+    if name == "gateon-gradmask":
+        m = gateon.method("gateon", epsilon=P.epsilon, mask="gradient")
+        return gateon.Method(**{**m.__dict__, "name": "gateon-gradmask"})
     return gateon.method(name, epsilon=P.epsilon, mask=mask, ewc_lambda=P.ewc_lambda,
                          si_c=P.si_c)
 
@@ -190,6 +195,136 @@ def run_methods(P: Preset, stream, seed: int, methods=None) -> dict[str, gateon.
     """Every method of ``P.methods`` (or ``methods``) on the same tasks, from the same seed."""
     names = tuple(methods or P.methods)
     return {name: run(P, stream, name, seed) for name in progress.bar(names, desc="methods")}
+
+
+@dataclass
+class Controls:
+    """The runs behind the claims' controls (see ``claims.yml``).
+
+    Attributes:
+        gradmask: GateON with the gradient masked instead of the update (the original's
+            obstruction, nearly inert under Adam): the control of ``unavailable-units-frozen``.
+        eps0_other: GateON with epsilon = 0 from seed ``seed + 1`` (initialisation and
+            minibatches; the same tasks): the control of ``reactivation-against-saturation``
+            (None below 10 tasks).
+        frozen: test accuracy on every task of fine-tuning's network after task 1, which then
+            stops learning: the control of ``plasticity-kept`` (None below 10 tasks).
+    """
+
+    gradmask: gateon.SequenceResult
+    eps0_other: gateon.SequenceResult | None = None
+    frozen: np.ndarray | None = None
+
+
+def frozen_after_first(P: Preset, stream, seed: int) -> np.ndarray:
+    """Fine-tuning's network trained on task 1 only (``P.steps`` steps, no model selection),
+    then frozen: its test accuracy on every task, under each task's permutation."""
+    dev = torchkit.device(P.device)
+    gen = torchkit.seed_all(seed)
+    s = stream.to(dev)
+    lrn = gateon.Learner(s.dim, int(s.y_train.max()) + 1, P.hidden, gateon.method("finetune"),
+                         P.lr, device=dev, watch=False)
+    n, perm = len(s.x_train), s.perms[0]
+    for _ in range(P.steps):
+        idx = torch.randint(n, (P.batch_size,), generator=gen).to(dev)
+        lrn.step(s.x_train[idx][:, perm], s.y_train[idx])
+    return np.array([gateon.accuracy(lrn.model, s.x_test, s.y_test, s.perms[j], j,
+                                     P.eval_batch) for j in range(s.n_tasks)])
+
+
+def run_controls(P: Preset, stream, seed: int) -> Controls:
+    """The control runs of the claims measured on ``stream`` (:class:`Controls`)."""
+    grad = run(P, stream, "gateon-gradmask", seed)
+    if stream.n_tasks < 10:
+        return Controls(grad)
+    return Controls(grad, run(P, stream, "gateon-eps0", seed + 1),
+                    frozen_after_first(P, stream, seed))
+
+
+#: Margin of GateON over fine-tuning in the retention claims (task 1, and the mean at 10 tasks).
+MARGIN_FT = 0.10
+#: GateON's accuracy on task 1 after 10 tasks in ``first-task-accuracy``.
+FIRST_TASK_FLOOR = 0.6
+
+
+def _both(go: float, ft: float, gt: float, margin: float) -> float:
+    """The smaller of ``go - ft - margin`` and ``go - gt``: GateON ahead of fine-tuning by the
+    margin *and* ahead of gating only."""
+    return float(min(go - ft - margin, go - gt))
+
+
+def claim_values(P: Preset, stream, results: dict[str, gateon.SequenceResult],
+                 controls: Controls) -> list[tuple]:
+    """Every claim measured on ``stream``, with its control.
+
+    The retention claims compare GateON with fine-tuning *and* with gating only (gating alone,
+    with the task id and no protection, already keeps old tasks far better than fine-tuning):
+    the value is the smaller of the two margins, and the control puts gating only in place of
+    GateON (its margin over itself is 0, so the control fails ``> 0`` unless the criterion is
+    met by gating's margin over fine-tuning alone, which it no longer can be).
+
+    Returns:
+        ``[(claim id, value, detail, control, control detail)]``; the claims of 10 tasks or more
+        only where the stream has them.
+    """
+    R, C = results, controls
+    ft, gt, go = R["finetune"], R["gating"], R["gateon"]
+    n = stream.n_tasks
+    out = []
+
+    def fmt(name, a, b):
+        return f"GateON {a:.3f}, {name} {b:.3f}"
+
+    def retention(cid, a_go, a_ft, a_gt, margin, what):
+        out.append((cid, _both(a_go, a_ft, a_gt, margin),
+                    f"{what}: GateON {a_go:.3f}, fine-tuning {a_ft:.3f}, gating only {a_gt:.3f}",
+                    _both(a_gt, a_ft, a_gt, margin), "gating only in place of GateON: "
+                    f"{a_gt:.3f} - fine-tuning - {margin:g} = {a_gt - a_ft - margin:+.3f}"))
+
+    retention("first-task-kept", go.final[0], ft.final[0], gt.final[0], MARGIN_FT,
+              f"task 1 after task {n}")
+    if n < 10:
+        retention("mean-above-finetune", go.final_mean, ft.final_mean, gt.final_mean, 0.0,
+                  f"mean over {n} tasks")
+    if n >= 10:
+        retention("mean-ten-tasks", go.final_mean, ft.final_mean, gt.final_mean, MARGIN_FT,
+                  f"mean over {n} tasks")
+        a, b = go.final[0], gt.final[0]
+        out.append(("first-task-accuracy", float(min(a - FIRST_TASK_FLOOR, a - b)),
+                    f"task 1 after task {n}: GateON {a:.3f}, gating only {b:.3f}",
+                    float(min(b - FIRST_TASK_FLOOR, 0.0)),
+                    f"gating only in place of GateON: {b:.3f}"))
+        jl_go, jl_ft = go.just_learned.mean(), ft.just_learned.mean()
+        jl_fr = float(C.frozen.mean())
+        out.append(("plasticity-kept", float(jl_go - jl_ft), fmt("fine-tuning", jl_go, jl_ft),
+                    jl_fr - jl_ft, f"network frozen after task 1: {jl_fr:.3f} "
+                    f"(task 1 {C.frozen[0]:.3f})"))
+        half = n // 2
+        go0 = R["gateon-eps0"]
+        late, late0 = go.just_learned[half:].mean(), go0.just_learned[half:].mean()
+        late_o = C.eps0_other.just_learned[half:].mean()
+        out.append(("reactivation-against-saturation", float(late - late0),
+                    f"tasks {half + 1}-{n}: epsilon = 1 {late:.3f}, epsilon = 0 {late0:.3f}",
+                    float(late_o - late0), f"epsilon = 0 of seed + 1 in place of epsilon = 1: "
+                    f"{late_o:.3f}"))
+        for cid, base in (("matches-ewc", "ewc"), ("matches-si", "si")):
+            b, g = R[base].final_mean, gt.final_mean
+            out.append((cid, float(go.final_mean - max(b, g)),
+                        f"{fmt(LABELS[base], go.final_mean, b)}, gating only {g:.3f}",
+                        float(g - max(b, g)), f"gating only in place of GateON: {g:.3f}"))
+    lo, hi = go.availability_range
+    out.append(("availability-in-unit-interval", bool(0.0 <= lo <= hi <= 1.0),
+                f"range [{lo:.3g}, {hi:.3g}] over every step", None, ""))
+    g = C.gradmask
+    out.append(("unavailable-units-frozen", go.max_obstructed_update / P.lr,
+                f"largest change {go.max_obstructed_update:.3g} over {go.n_obstructed} (unit, "
+                f"task) pairs with A < {go.frozen_below:g}", g.max_obstructed_update / P.lr,
+                f"gradient masked: largest change {g.max_obstructed_update:.3g} over "
+                f"{g.n_obstructed} pairs"))
+    if n >= 100:
+        retention("hundred-tasks", go.final_mean, ft.final_mean, gt.final_mean, MARGIN_FT,
+                  f"mean over {n} tasks")
+    return out
 
 
 def summary(results: dict[str, gateon.SequenceResult]) -> pd.DataFrame:

@@ -110,6 +110,24 @@ def test_availability_stays_in_the_unit_interval(a, rel, eps, eta):
     assert torch.all((new >= 0) & (new <= 1))
 
 
+def test_the_unclipped_availability_rule_leaves_the_unit_interval():
+    # the control of availability-in-unit-interval: the relevances of a real step, the rule
+    # without its clip, leave [0, 1] (re-activation above 1, a large relevance below 0)
+    lrn = tiny_learner(g.method("gateon", epsilon=1.0))
+    out = lrn.model(*tiny_batch()[:1], 0, keep=True)
+    g.loss_fn(out, tiny_batch()[1]).backward()
+    h = lrn.model.hidden_out[0]
+    rel = g.relevance(h, h.grad)
+    assert rel.min() < 1 < rel.max()
+    a = torch.ones_like(rel)
+    unclipped = a - 0.01 * a * (rel - 1.0)
+    assert unclipped.max() > 1
+    big = torch.full_like(rel, 0.5) - 1.0 * 0.5 * (rel * 200 - 1.0)
+    assert big.min() < 0
+    clipped = g.update_availability(a, rel, 0.01, 1.0)
+    assert torch.all((clipped >= 0) & (clipped <= 1))
+
+
 def test_availability_follows_its_closed_form_under_constant_relevance():
     for rel, eps in [(1.0, 0.0), (2.5, 0.5), (0.3, 1.0)]:
         a = torch.tensor([0.7], dtype=torch.float64)
@@ -303,6 +321,40 @@ def test_presets_differ_by_scale_and_refuse_unknown_scales():
     assert paper.hidden == (5000,) * 4 and paper.dataset == "mnist"
     with pytest.raises(ValueError, match="expected one of ci, book, paper"):
         proto.preset("huge")
+
+
+def test_the_gradient_masked_control_differs_only_in_its_mask():
+    P = proto.preset("ci")
+    a, b = proto.method_of("gateon", P), proto.method_of("gateon-gradmask", P)
+    assert (a.mask, b.mask) == ("update", "gradient") and b.name == "gateon-gradmask"
+    assert (a.gating, a.obstruct, a.epsilon) == (b.gating, b.obstruct, b.epsilon)
+
+
+def test_claims_and_their_controls_on_digits(digits_stream):
+    # the chapter's claim values on a tiny stream: the gating-only control of a retention
+    # claim is never above 0, the gradient-masked control moves frozen units by ~ a step
+    P = proto.Preset(dataset="digits", n_tasks=3, hidden=(32, 32), steps=120, batch_size=64,
+                     lr=3e-3, n_train=1000, n_val=200, n_test=300, eval_every=30,
+                     eval_batch=150)
+    R = {m: proto.run(P, digits_stream, m, 3) for m in ("finetune", "gating", "gateon")}
+    C = proto.run_controls(P, digits_stream, 3)
+    assert C.eps0_other is None and C.frozen is None
+    vals = {cid: (x, c) for cid, x, _, c, _ in proto.claim_values(P, digits_stream, R, C)}
+    assert set(vals) == {"first-task-kept", "mean-above-finetune",
+                         "availability-in-unit-interval", "unavailable-units-frozen"}
+    for cid in ("first-task-kept", "mean-above-finetune"):
+        assert vals[cid][1] <= 0
+    x, c = vals["unavailable-units-frozen"]
+    if not math.isnan(c):
+        assert c > 0.1
+
+
+def test_a_network_frozen_after_task_one_learns_only_task_one(digits_stream):
+    P = proto.Preset(dataset="digits", n_tasks=3, hidden=(32,), steps=100, batch_size=64,
+                     lr=3e-3, n_train=1000, n_val=200, n_test=300, eval_every=50,
+                     eval_batch=150)
+    acc = proto.frozen_after_first(P, digits_stream, 5)
+    assert acc.shape == (3,) and acc[0] > 0.6 and acc[1:].max() < acc[0] - 0.2
 
 
 def test_the_epsilon_zero_variant_differs_only_in_epsilon():
