@@ -220,7 +220,8 @@ def integrators(P: Preset, seed: int) -> pd.DataFrame:
     :class:`lib.gradflow.Objective`: the torch autograd gradient of the same loss integrated
     by Radau at rtol = 1e-8, atol = 1e-10 (:func:`lib.gradflow.torch_flow`) to
     ``P.flow_t_max``. Every other method starts at the same point; the control is Radau on the
-    loss scaled by :data:`CONTROL_FACTOR` (same path, wrong speed). Columns: ``d_m`` (mean
+    loss scaled by :data:`CONTROL_FACTOR` to ``P.flow_t_max / CONTROL_FACTOR`` (the same path
+    as the reference, at the wrong speed). Columns: ``d_m`` (mean
     squared distance to the reference path, time ignored), ``t_m`` (progress along it),
     ``flow error`` (largest distance to the reference at the same times,
     :func:`lib.gradflow.flow_error`), the final MSE, gradient and Hessian evaluations, and the
@@ -239,8 +240,9 @@ def integrators(P: Preset, seed: int) -> pd.DataFrame:
         for name, lr, n in P.descent:
             runs.append(lambda lr=lr, n=n, name=name, obj=obj, th0=th0: gf.descent(
                 obj, th0, lr=lr, n_steps=n, adam=name == "Adam", record_every=max(1, n // 500)))
-        runs.append(lambda obj=obj, th0=th0: gf.integrate_flow(
-            gf.Scaled(obj, CONTROL_FACTOR), th0, method="Radau", t_max=P.flow_t_max))
+        runs.append(lambda obj=obj, th0=th0: gf.integrate_flow(  # the same path as the flow
+            gf.Scaled(obj, CONTROL_FACTOR), th0, method="Radau",
+            t_max=P.flow_t_max / CONTROL_FACTOR))
         for i, run in enumerate(runs):
             t0 = time.perf_counter()
             tr = run()
