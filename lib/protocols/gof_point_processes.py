@@ -171,6 +171,33 @@ def size_cell(bias_1ms: float, dt: float, duration_s: float, n_reps: int, rng: n
                     {t: c.rejections for t, c in checks.items()}, checks)
 
 
+def rise_pvalues(cells: Sequence[SizeCell], test: str) -> list[float]:
+    """One-sided p-values that the false-positive rate of ``test`` rises from each cell to the next.
+
+    The cells hold independent runs, so each step is a one-sided Fisher exact test of the two
+    rejection counts (``scipy.stats.fisher_exact``, ``alternative="greater"``: the later cell
+    rejects more often). A rise over the whole sequence is established at level ``alpha`` when
+    every p-value is below ``alpha`` (an intersection-union test: no correction needed).
+
+    Args:
+        cells: the cells in order (e.g. of rising firing rate).
+        test: a name from :data:`TESTS`.
+
+    Returns:
+        ``len(cells) - 1`` p-values.
+    """
+    from scipy.stats import fisher_exact
+
+    if len(cells) < 2:
+        raise ValueError(f"a rise needs at least two cells, got {len(cells)}")
+    out = []
+    for a, b in zip(cells[:-1], cells[1:]):
+        ka, kb = a.rejections[test], b.rejections[test]
+        table = [[kb, b.n_reps - kb], [ka, a.n_reps - ka]]
+        out.append(float(fisher_exact(table, alternative="greater").pvalue))
+    return out
+
+
 def grid_cells(P: "Preset") -> list[tuple[float, float]]:
     """The ``(bias_1ms, dt)`` cells of the size grid: all rates at 1 ms, then the other bin widths."""
     cells = [(b, DT_S) for b in P.grid_biases]
@@ -475,7 +502,7 @@ def power_experiment(P: Preset, model: GLM, rng: np.random.Generator,
 __all__ = [
     "explore_rescaling",
     "ALTERNATIVES", "BLOCK_REPS", "GainSmoke", "PRESETS", "PowerResult", "Preset", "SizeCell", "gain_smoke",
-    "grid_cells", "plot_ks",
+    "grid_cells", "plot_ks", "rise_pvalues",
     "power_experiment", "power_vs_length", "preset", "size_cell", "size_grid",
 ]
 
