@@ -209,3 +209,37 @@ def test_a_dataset_that_appears_reexecutes_only_the_notebooks_that_loaded_it(tmp
     shutil.rmtree(store / "fashion-mnist")  # and gone again: back to the stand-in
     third = build(book, env_extra=env)
     assert statuses(third)[f"{A}/reproduce"] == "executed" and statuses(third)[f"{B}/reproduce"] == "cached"
+
+
+@pytest.mark.slow
+def test_a_new_chapter_needs_only_its_folder_its_protocol_and_a_toc_entry(tmp_path):
+    """No registry to edit: the pipeline reads the new chapter's part, paper and title from its files."""
+    make_book(tmp_path)
+    shutil.copy(ROOT / "references.bib", tmp_path / "references.bib")
+    slug = "a-new-chapter"
+    ch = tmp_path / "chapters" / slug
+    shutil.copytree(tmp_path / "chapters" / B, ch)
+    (ch / "claims.yml").write_text(CLAIMS.format(slug=slug))
+    (ch / "index.md").write_text("# A chapter nobody planned\n\nIt reuses a paper of the book.\n")
+    for s in (A, B, slug):  # the scorecard cites each chapter's paper from references.bib
+        yml = tmp_path / "chapters" / s / "claims.yml"
+        yml.write_text(yml.read_text().replace("demo2020", "gerhard2010rescaling"))
+        if s != slug:
+            (tmp_path / "chapters" / s / "index.md").write_text(f"# Demo {s}\n")
+    for name in ("theory.md", "reproduce.md"):
+        (ch / name).write_text((ch / name).read_text().replace(repr(B), repr(slug)))
+    (tmp_path / "lib" / "protocols" / "a_new_chapter.py").write_text(
+        '"""The new chapter\'s presets."""\n\n\ndef preset(scale):\n    return {"scale": scale}\n')
+    toc = tmp_path / "_toc.yml"
+    toc.write_text(toc.read_text() + f"  - caption: A new part\n    chapters:\n      - file: chapters/{slug}/index\n"
+                   f"        sections:\n          - file: chapters/{slug}/theory\n"
+                   f"          - file: chapters/{slug}/reproduce\n")
+    res = build(tmp_path, "--slug", slug)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert statuses(res) == {f"{slug}/theory": "executed", f"{slug}/reproduce": "executed"}
+    code = ("from lib import build; i = build.chapter_info('a-new-chapter'); print(i.part, '|', i.label); "
+            "print('## ' + i.label in build.scorecard_markdown('ci'))")
+    env = {**{k: v for k, v in os.environ.items() if k != "BOOK_ROOT"}, "PYTHONPATH": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["A new part | Gerhard & Gerstner 2010: A chapter nobody planned", "True"]

@@ -40,7 +40,7 @@ MODULES = {module_name(p): p for p in sorted(LIB.rglob("*.py"))}
 
 
 def is_kit(name: str) -> bool:
-    return name in KIT
+    return name in KIT or name.startswith("lib.build.")
 
 
 def is_protocol(name: str) -> bool:
