@@ -260,9 +260,10 @@ def claim_values(P: Preset, stream, results: dict[str, gateon.SequenceResult],
     The retention claims compare GateON with fine-tuning *and* with gating only (gating alone,
     with the task id and no protection, already keeps old tasks far better than fine-tuning):
     the value is the smaller of the two margins, and the control puts gating only in place of
-    GateON (its margin over itself is 0, so it fails ``> 0``). ``mean-above-finetune``, the
-    weaker ci check of the mean (GateON and gating only are within +-0.015 there), compares with
-    fine-tuning alone and has a network frozen after task 1 as its control.
+    GateON (its margin over itself is 0, so it fails ``> 0``); they are measured at 10 tasks or
+    more. At ci (5 tasks) GateON is not reliably ahead of gating only (task 1: -0.009 to +0.053
+    over seeds 0, 4, 6 and 7919), so ci keeps a weaker check, ``mean-above-finetune``, against
+    fine-tuning alone, with a network frozen after task 1 as its control.
 
     Returns:
         ``[(claim id, value, detail, control, control detail)]``; the claims of 10 tasks or more
@@ -282,8 +283,6 @@ def claim_values(P: Preset, stream, results: dict[str, gateon.SequenceResult],
                     _both(a_gt, a_ft, a_gt, margin), "gating only in place of GateON: "
                     f"{a_gt:.3f} - fine-tuning - {margin:g} = {a_gt - a_ft - margin:+.3f}"))
 
-    retention("first-task-kept", go.final[0], ft.final[0], gt.final[0], MARGIN_FT,
-              f"task 1 after task {n}")
     fr = C.frozen
     if n < 10:
         out.append(("mean-above-finetune", float(go.final_mean - ft.final_mean),
@@ -292,6 +291,8 @@ def claim_values(P: Preset, stream, results: dict[str, gateon.SequenceResult],
                     float(fr.mean() - ft.final_mean), f"network frozen after task 1: mean "
                     f"{fr.mean():.3f} (task 1 {fr[0]:.3f})"))
     if n >= 10:
+        retention("first-task-kept", go.final[0], ft.final[0], gt.final[0], MARGIN_FT,
+                  f"task 1 after task {n}")
         retention("mean-ten-tasks", go.final_mean, ft.final_mean, gt.final_mean, MARGIN_FT,
                   f"mean over {n} tasks")
         a, b = go.final[0], gt.final[0]
