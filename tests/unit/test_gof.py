@@ -495,3 +495,18 @@ def test_gain_smoke_control_is_the_true_model_on_the_same_runs():
     assert np.array_equal(again.wrong, gs.wrong) and np.array_equal(again.right, gs.right)
     with pytest.raises(ValueError, match="unknown alternative"):
         proto.gain_smoke(true, 5.0, 2, np.random.default_rng(0), alternative="nonsense")
+
+
+def test_rise_pvalues_are_one_sided_fisher_tests_between_successive_cells():
+    from lib.protocols import gof_point_processes as proto
+
+    def cell(k):
+        return proto.SizeCell(-3.0, gof.DT_S, 39.0, 200, 20.0, {"R0": k})
+
+    p = proto.rise_pvalues([cell(14), cell(30), cell(137)], "R0")
+    assert len(p) == 2 and max(p) < 0.01          # a clear rise at every step
+    assert proto.rise_pvalues([cell(14), cell(10)], "R0")[0] > 0.5   # a fall is no rise
+    flat = proto.rise_pvalues([cell(8), cell(13), cell(15)], "R0")   # 0.040, 0.065, 0.075
+    assert max(flat) > 0.05 and min(flat) > 0.05
+    with pytest.raises(ValueError, match="at least two cells"):
+        proto.rise_pvalues([cell(1)], "R0")
