@@ -261,6 +261,14 @@ def test_flipped_terms_enter_the_total_with_a_minus_sign():
         sm.LossWeights(flip=1)
 
 
+def test_a_new_draw_has_new_trials_of_the_same_teacher():
+    P = proto.preset("ci")
+    a, b = proto.condition_data(P, 0.0, 1, 11), proto.condition_data(P, 0.0, 1, 11, draw=1)
+    assert np.array_equal(a.teacher.W, b.teacher.W) and np.array_equal(a.stim, b.stim)
+    assert not np.array_equal(a.train, b.train)
+    assert np.array_equal(a.train, proto.condition_data(P, 0.0, 1, 11, draw=0).train)
+
+
 def test_psth_rmse():
     rng = np.random.default_rng(SEED + 14)
     x = (rng.random((40, 10, 3)) < 0.3).astype(float)
