@@ -789,6 +789,7 @@ class HardwareResult:
     base_accuracy: float
     mean_window: float
     rows: list[dict] = field(default_factory=list)  # effect, level, before, after, control, latency
+    n_eval: int = 0  # test images actually evaluated (fewer than the preset's on a small stand-in)
 
     def effect(self, name: str) -> list[dict]:
         return [r for r in self.rows if r["effect"] == name]
@@ -846,7 +847,7 @@ def hardware(P: Preset, base: B1Net, ds: data.Dataset, seed: int, cost: float = 
     ref.adapt = False
     fit_windows(ref, ds.x_train[: max(P.hw_n_finetune, 10_000)])
     mean_window = float(ref.widths.mean())
-    res = HardwareResult(_accuracy(ref, x_ev, y_ev), mean_window)
+    res = HardwareResult(_accuracy(ref, x_ev, y_ev), mean_window, n_eval=len(x_ev))
     tune = Pair("fine-tune", ref.arch, "adam", P.hw_finetune_lr, P.hw_finetune_epochs, 128)
     clean = copy.deepcopy(ref)
     _fit(clean, tune, x_ft, y_ft, None, seed, "cpu", "fine-tune without effects")
@@ -988,8 +989,9 @@ def explore_neuron(w1: float = 1.0, w2: float = -0.5, w3: float = 0.8, bias: flo
 
 __all__ = [
     "GAIN_MODELS", "PAPER_ACCURACIES_UNVERIFIED", "PRESETS", "Alpha1Result", "HardwareResult", "MappingCheck",
+    "alpha1_explosions",
     "Pair", "PairResult", "Preset", "SparsityPoint", "alpha1_foil", "b1_potential", "evaluate", "explore_neuron",
-    "extra_pairs", "fit_windows", "gains", "hardware", "he_init", "mapping_check", "max_param_diff",
+    "extra_pairs", "fit_windows", "gains", "hardware", "signed_gain", "he_init", "mapping_check", "max_param_diff",
     "naive_alpha1", "plot_gains", "plot_hardware", "plot_layer_spikes", "plot_sparsity", "plot_training",
     "preset", "relu_from_network", "sparsest_within", "sparsity_sweep", "train_pair", "with_shape",
 ]
