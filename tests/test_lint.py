@@ -72,3 +72,17 @@ def test_every_third_party_import_is_a_declared_dependency():
     undeclared = {m: dists[m] for m in modules if m in dists and m != "lib"
                   and not any(_norm(d) in declared for d in dists[m])}
     assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
+def test_ruff_is_clean_on_the_notebooks_code(tmp_path):
+    """The notebooks' code cells pass ruff's pyflakes rules (unused imports, undefined names)."""
+    import jupytext
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    for md in sorted(ROOT.glob("chapters/*/*.md")):
+        if md.name in ("theory.md", "reproduce.md"):
+            out = tmp_path / f"{md.parent.name}__{md.stem}.py"
+            jupytext.write(jupytext.read(md), out, fmt="py:percent")
+    res = subprocess.run([ruff, "check", "--no-cache", "--isolated", "--select", "F,E9", "--output-format", "concise",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert res.returncode == 0, "ruff on the notebooks (chapter__notebook.py):\n" + res.stdout + res.stderr

@@ -191,7 +191,7 @@ def rise_pvalues(cells: Sequence[SizeCell], test: str) -> list[float]:
     if len(cells) < 2:
         raise ValueError(f"a rise needs at least two cells, got {len(cells)}")
     out = []
-    for a, b in zip(cells[:-1], cells[1:]):
+    for a, b in zip(cells[:-1], cells[1:], strict=True):
         ka, kb = a.rejections[test], b.rejections[test]
         table = [[kb, b.n_reps - kb], [ka, a.n_reps - ka]]
         out.append(float(fisher_exact(table, alternative="greater").pvalue))

@@ -273,7 +273,7 @@ def follows_flow(flows: pd.DataFrame, adam: str = "Adam(0.001)") -> tuple[bool, 
         imp = g.loc[["Radau", "BDF"]].sort_values("flow error").iloc[0]
         ctl, ad = g.loc[CONTROL_NAME], g.loc[adam]
 
-        def ok(r):
+        def ok(r, ad=ad):
             return bool(r["flow error"] < FLOW_ERROR_TOL and r["flow error"] < ad["flow error"]
                         and r["final MSE"] < ad["final MSE"])
 

@@ -488,7 +488,8 @@ def plot_potentials(ax, snn: SNN, result: SNNResult, layer: int, image: int, neu
 __all__ = [
     "explore_neuron",
     "PAPER_ALPHA_NOISES", "PAPER_SIGMAS", "PAPER_ZETAS", "PRESETS", "Net", "Pipeline", "Preset", "Robustness",
-    "broken_mapping", "control_exactness", "degrades_monotonically", "pick_neurons", "pipeline", "plot_potentials", "plot_spike_wave", "pool_ablation",
+    "broken_mapping", "control_exactness", "degrades_monotonically", "pick_neurons", "pipeline", "plot_potentials",
+    "plot_spike_wave", "pool_ablation",
     "preset", "robustness",
 ]
 

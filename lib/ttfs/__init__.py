@@ -80,7 +80,8 @@ from .relu import (
 )
 
 __all__ = [
-    "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "b1", "backward_error", "backward_gain",
+    "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "b1", "backward_error",
+    "backward_gain",
     "fake_quantise", "map_identity",
     "ALPHA", "INPUT_T_MAX", "INPUT_T_MIN", "PADDINGS", "SNN", "SUM_W_MAX", "SUM_W_MIN", "TAU_C", "VGG", "ZETA",
     "Architecture", "EarlySpikeError", "EarlySpikeWarning", "Exactness", "Layer", "Network", "ReLUNet",

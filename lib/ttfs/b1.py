@@ -819,6 +819,7 @@ def backward_error(model: nn.Module, x: np.ndarray | torch.Tensor, seed: int,
 
 
 __all__ = [
-    "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "backward_error", "backward_gain",
+    "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "backward_error",
+    "backward_gain",
     "closed_form", "fake_quantise", "input_times", "layer_closed_form", "map_identity", "simulate",
 ]
