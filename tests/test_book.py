@@ -23,7 +23,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 PAGES = ["intro.html", "scorecard.html", "sweeps.html", "teaching.html", "references.html", "api/index.html"] + [
     f"chapters/{slug}/{page}.html" for slug in build.chapters() for page in ("index", "theory", "reproduce")
 ]
-API_PAGES = [f"api/{m}.html" for m in build.lib_modules() if m not in ("lib", "lib.protocols")]
+API_PAGES = [page[:-3] + ".html" for page in build.api_pages() if not page.endswith("/index.md")]
 
 
 def test_ci_book_was_rendered():
@@ -106,6 +106,25 @@ def test_page_loads_figures_decode_and_math_renders(browser, server, path):
                                 ".filter(e => !e.querySelector('mjx-container')).length")
             assert raw == 0, f"{path}: {raw} math elements were not typeset"
         assert not outside, f"{path}: requests left the machine: {outside[:5]}"
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path", [p for p in PAGES if p.endswith(("theory.html", "reproduce.html"))])
+def test_no_code_cell_or_output_scrolls_sideways_at_1280_px(browser, server, path):
+    """Code lines of up to 88 characters fit the content column of a 1280-px window, and printed
+    outputs wrap rather than hide their right edge."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(f"{server}/{path}", wait_until="load")
+        wide = page.evaluate(
+            "() => Array.from(document.querySelectorAll('article div.cell pre, article div.output pre'))"
+            ".filter(e => e.scrollWidth > e.clientWidth + 1)"
+            ".map(e => [e.closest('div.cell_output, div.output') ? 'output' : 'code',"
+            " e.scrollWidth - e.clientWidth, e.textContent.split('\\n').reduce("
+            "(a, l) => l.length > a.length ? l : a, '').slice(0, 60)])")
+        assert not wide, f"{path}: {len(wide)} blocks scroll sideways (kind, overflow px, longest line): {wide[:4]}"
     finally:
         page.close()
 
