@@ -1,4 +1,11 @@
-"""The command line: ``python -m lib.build``."""
+"""The command line of the pipeline: ``python -m lib.build`` (``make book``, ``make test``, ...).
+
+``python -m lib.build --scale ci`` executes every chapter notebook at ``ci`` scale (cached where its
+inputs did not change), judges the claims, and renders the book; ``--seeds 0-9`` sweeps seeds,
+``--slug`` and ``--notebook`` restrict what runs, ``--executor dask`` hands the notebooks to a Dask
+cluster. The exit status is 0 when every notebook ran and no claim fails the build, 1 otherwise,
+2 for bad arguments or a build already running on the same tree.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +46,12 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the pipeline with the command-line arguments ``argv`` (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 (all well), 1 (a notebook failed, a claim fails the build, or Jupyter
+        Book failed), 2 (bad arguments, an unreadable ``claims.yml``, or the tree is locked).
+    """
     ap = argparse.ArgumentParser(prog="python -m lib.build", description="Execute the chapters and render the book.")
     ap.add_argument("--scale", default=scales.DEFAULT_SCALE, help=f"one of {', '.join(scales.SCALES)} (default book)")
     ap.add_argument("--seed", type=int, default=0, help="seed injected into every notebook (default 0)")
