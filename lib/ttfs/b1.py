@@ -730,6 +730,27 @@ def _hidden(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     raise TypeError(f"backward_gain expects a ReLUNet, B1Net or Alpha1Net, got {type(model).__name__}")
 
 
+def _top_error(model: nn.Module, x, seed: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The hidden layers' outputs on ``x`` (with their graph; call under ``torch.enable_grad``)
+    and a random unit error per input at the top hidden layer, drawn from ``seed``."""
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float64) if not torch.is_tensor(x) else x, dtype=torch.float64)
+    if xt.ndim != 2 or len(xt) == 0:
+        raise ValueError(f"x must be a non-empty array (n, d), got shape {tuple(xt.shape)}")
+    if not bool(torch.all((xt >= 0) & (xt <= 1))):
+        raise ValueError("inputs must lie in [0, 1] (TTFS coding); got values outside or NaN")
+    was = model.training
+    model.eval()
+    try:
+        hidden = _hidden(model, xt)
+    finally:
+        model.train(was)
+    if not hidden:
+        raise ValueError("the model has no hidden layer")
+    gen = torch.Generator().manual_seed(int(seed))
+    e = torch.randn(hidden[-1].shape, generator=gen, dtype=torch.float64)
+    return hidden, e / e.reshape(len(e), -1).norm(dim=1).reshape((-1,) + (1,) * (e.ndim - 1))
+
+
 def backward_gain(model: nn.Module, x: np.ndarray | torch.Tensor, seed: int) -> float:
     """How much a random error at the top hidden layer grows on its way back to the first.
 
@@ -746,24 +767,9 @@ def backward_gain(model: nn.Module, x: np.ndarray | torch.Tensor, seed: int) -> 
         x: inputs ``(n, d)`` in [0, 1].
         seed: seeds the error vectors.
     """
-    xt = torch.as_tensor(np.asarray(x, dtype=np.float64) if not torch.is_tensor(x) else x, dtype=torch.float64)
-    if xt.ndim != 2 or len(xt) == 0:
-        raise ValueError(f"x must be a non-empty array (n, d), got shape {tuple(xt.shape)}")
-    if not bool(torch.all((xt >= 0) & (xt <= 1))):
-        raise ValueError("inputs must lie in [0, 1] (TTFS coding); got values outside or NaN")
     with torch.enable_grad():
-        was = model.training
-        model.eval()
-        try:
-            hidden = _hidden(model, xt)
-        finally:
-            model.train(was)
-        if not hidden:
-            raise ValueError("the model has no hidden layer")
+        hidden, e = _top_error(model, x, seed)
         top, first = hidden[-1], hidden[0]
-        gen = torch.Generator().manual_seed(int(seed))
-        e = torch.randn(top.shape, generator=gen, dtype=torch.float64)
-        e = e / e.reshape(len(e), -1).norm(dim=1).reshape((-1,) + (1,) * (e.ndim - 1))
         if first is top:
             return 1.0
         (g,) = torch.autograd.grad(top, first, grad_outputs=e, allow_unused=True)
@@ -793,23 +799,8 @@ def backward_error(model: nn.Module, x: np.ndarray | torch.Tensor, seed: int,
     """
     if not (isinstance(layer_sign, (int, float)) and math.isfinite(layer_sign)):
         raise ValueError(f"layer_sign must be a finite number, got {layer_sign!r}")
-    xt = torch.as_tensor(np.asarray(x, dtype=np.float64) if not torch.is_tensor(x) else x, dtype=torch.float64)
-    if xt.ndim != 2 or len(xt) == 0:
-        raise ValueError(f"x must be a non-empty array (n, d), got shape {tuple(xt.shape)}")
-    if not bool(torch.all((xt >= 0) & (xt <= 1))):
-        raise ValueError("inputs must lie in [0, 1] (TTFS coding); got values outside or NaN")
     with torch.enable_grad():
-        was = model.training
-        model.eval()
-        try:
-            hidden = _hidden(model, xt)
-        finally:
-            model.train(was)
-        if not hidden:
-            raise ValueError("the model has no hidden layer")
-        gen = torch.Generator().manual_seed(int(seed))
-        e = torch.randn(hidden[-1].shape, generator=gen, dtype=torch.float64)
-        e = e / e.reshape(len(e), -1).norm(dim=1).reshape((-1,) + (1,) * (e.ndim - 1))
+        hidden, e = _top_error(model, x, seed)
         g = e
         for k in range(len(hidden) - 1, 0, -1):
             (gk,) = torch.autograd.grad(hidden[k], hidden[k - 1], grad_outputs=g, retain_graph=True,
