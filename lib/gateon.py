@@ -66,7 +66,8 @@ MASKS: tuple[str, ...] = ("update", "gradient")
 #: Losses: cross-entropy on the logits, or the original's cross-entropy on the softmax outputs.
 LOSSES: tuple[str, ...] = ("ce", "softmax-ce")
 #: The methods of :func:`method`, by name.
-METHOD_NAMES: tuple[str, ...] = ("finetune", "gating", "availability", "gateon", "ewc", "si")
+METHOD_NAMES: tuple[str, ...] = ("finetune", "gating", "availability", "gateon", "ewc", "si",
+                                  "ewc-gated", "si-gated")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -93,6 +94,32 @@ def _finite(value, name: str, low: float | None = None, high: float | None = Non
     return v
 
 
+def _tensor(t, name: str, ndim: int | None = None, finite: bool = True) -> torch.Tensor:
+    """``t`` if it is a floating-point tensor (of ``ndim`` dimensions), finite where asked."""
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+        kind = f"a {t.dtype} tensor" if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"{name} must be a floating-point torch tensor, got {kind}")
+    if ndim is not None and t.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
+    if finite and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return t
+
+
+def _labels(y, n: int, n_classes: int, name: str = "labels") -> torch.Tensor:
+    """``y`` if it is a 1-d integer tensor of ``n`` class indices in ``[0, n_classes)``."""
+    if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32,
+                                                          torch.int16, torch.uint8):
+        kind = f"a {y.dtype} tensor" if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"{name} must be an integer torch tensor of class indices, got {kind}")
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"{name} must have shape ({n},) (one per sample), got {tuple(y.shape)}")
+    if n and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"{name} must lie in [0, {n_classes}), got [{int(y.min())}, "
+                         f"{int(y.max())}]")
+    return y.long()
+
+
 # ----------------------------------------------------------------------------------------------
 # The network
 # ----------------------------------------------------------------------------------------------
@@ -100,6 +127,7 @@ def _finite(value, name: str, low: float | None = None, high: float | None = Non
 
 def retanh(x: torch.Tensor) -> torch.Tensor:
     """The gate nonlinearity of GateON, ``tanh(max(x, 0))**2``: exactly 0 for ``x <= 0``."""
+    _tensor(x, "x", finite=False)
     return torch.tanh(torch.clamp(x, min=0.0)) ** 2
 
 
@@ -180,8 +208,8 @@ class GateMLP(torch.nn.Module):
         """Logits for a batch ``x`` of shape ``(batch, n_in)`` seen in ``context``.
 
         Args:
-            x: inputs; a batch of at least 2 samples (batch normalisation uses the batch's
-                statistics, also at test time).
+            x: finite floating-point inputs; a batch of at least 2 samples (batch
+                normalisation uses the batch's statistics, also at test time).
             context: the task's context id.
             keep: keep the hidden outputs (with ``retain_grad``) in :attr:`hidden_out`.
         """
@@ -190,6 +218,7 @@ class GateMLP(torch.nn.Module):
             raise ValueError(f"x must be a tensor of shape (batch, {self.sizes[0]}), got {shape}")
         if x.shape[0] < 2:
             raise ValueError("a batch needs at least 2 samples (batch statistics)")
+        _tensor(x, "x")  # floating point and finite: a NaN would spread through the batch norm
         gates = self.gates(context) if self.gating else None
         self.hidden_out = []
         h = x
@@ -210,7 +239,14 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, loss: str = "ce") -> tor
 
     The original code applies ``torch.nn.CrossEntropyLoss`` to the *softmax outputs*, i.e. a
     second softmax; its gradient is bounded and much smaller near a confident output.
+
+    ``logits`` must be a finite ``(batch, classes)`` tensor and ``labels`` integer class indices
+    in ``[0, classes)``, one per row (else ``ValueError``).
     """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+    _tensor(logits, "logits", 2)
+    labels = _labels(labels, logits.shape[0], logits.shape[1])
     if loss == "ce":
         return F.cross_entropy(logits, labels)
     if loss == "softmax-ce":
@@ -242,6 +278,8 @@ def relevance(h: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     if not isinstance(h, torch.Tensor) or not isinstance(grad, torch.Tensor) \
             or h.ndim != 2 or h.shape != grad.shape:
         raise ValueError("h and grad must be tensors of the same shape (batch, units)")
+    _tensor(h, "h")
+    _tensor(grad, "grad")
     r = ((grad * h) ** 2).mean(dim=0)
     return r / (r.mean() + RELEVANCE_EPS)
 
@@ -251,8 +289,8 @@ def update_availability(a: torch.Tensor, rel: torch.Tensor, eta: float = ETA_A,
     """One step of the availability rule, ``clip(a - eta a (rel - epsilon), 0, 1)``.
 
     Args:
-        a: availabilities in [0, 1].
-        rel: normalised relevances (same shape).
+        a: availabilities in [0, 1] (a tensor).
+        rel: normalised relevances, finite and >= 0 (a tensor of the same shape).
         eta: learning rate of the availabilities, in (0, 1].
         epsilon: re-activation threshold (>= 0): units with ``rel < epsilon`` regain
             availability at the relative rate ``eta (epsilon - rel)``.
@@ -262,9 +300,15 @@ def update_availability(a: torch.Tensor, rel: torch.Tensor, eta: float = ETA_A,
     """
     eta = _finite(eta, "eta", 0.0, 1.0, low_open=True)
     epsilon = _finite(epsilon, "epsilon", 0.0)
+    _tensor(a, "a")
+    _tensor(rel, "rel")
     if a.shape != rel.shape:
         raise ValueError(f"a and rel must have the same shape, got {tuple(a.shape)} and "
                          f"{tuple(rel.shape)}")
+    if a.numel() and (float(a.min()) < 0.0 or float(a.max()) > 1.0):
+        raise ValueError("availabilities a must lie in [0, 1]")
+    if rel.numel() and float(rel.min()) < 0.0:
+        raise ValueError("relevances rel must be >= 0 (squares over their layer mean)")
     return torch.clamp(a - eta * a * (rel - epsilon), 0.0, 1.0)
 
 
@@ -339,8 +383,11 @@ def method(name: str, epsilon: float = 1.0, mask: str = "update", ewc_lambda: fl
     """One of the chapter's methods by name (:data:`METHOD_NAMES`).
 
     ``finetune`` (plain training), ``gating`` (gates only), ``availability`` (obstruction only),
-    ``gateon`` (both), ``ewc`` and ``si`` (penalties on the ungated network). ``epsilon`` and
-    ``mask`` apply to the availability methods, ``ewc_lambda`` and ``si_c`` to the baselines.
+    ``gateon`` (both), ``ewc`` and ``si`` (penalties on the ungated network), ``ewc-gated`` and
+    ``si-gated`` (the same penalties on the gated network: the baselines given the task id
+    through the same gates as GateON, so that they compare on equal information). ``epsilon``
+    and ``mask`` apply to the availability methods, ``ewc_lambda`` and ``si_c`` to the
+    baselines.
     """
     table = {
         "finetune": Method("finetune"),
@@ -349,6 +396,8 @@ def method(name: str, epsilon: float = 1.0, mask: str = "update", ewc_lambda: fl
         "gateon": Method("gateon", gating=True, obstruct=True, mask=mask, epsilon=epsilon),
         "ewc": Method("ewc", ewc_lambda=ewc_lambda),
         "si": Method("si", si_c=si_c),
+        "ewc-gated": Method("ewc-gated", gating=True, ewc_lambda=ewc_lambda),
+        "si-gated": Method("si-gated", gating=True, si_c=si_c),
     }
     if name not in table:
         raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHOD_NAMES)}")
@@ -427,8 +476,17 @@ def task_stream(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     if x_train.ndim != 2 or x_test.ndim != 2 or x_train.shape[1] != x_test.shape[1]:
         raise ValueError("x_train and x_test must be 2-d arrays (n, d) with the same d")
+    for name, x in (("x_train", x_train), ("x_test", x_test)):
+        if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+            raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    if y_train.ndim != 1 or y_test.ndim != 1:
+        raise ValueError("labels must be 1-d arrays (one class index per image)")
     if len(y_train) != len(x_train) or len(y_test) != len(x_test):
         raise ValueError("labels and images must have the same length")
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) \
+                or np.any(y < 0) or np.any(y != np.round(y)):
+            raise ValueError(f"{name} must hold class indices (integers >= 0)")
     if not (np.all(np.isfinite(x_train)) and np.all(np.isfinite(x_test))):
         raise ValueError("images must be finite (no NaN or inf)")
     n_train, n_val, n_test = (_int(n_train, "n_train", 2), _int(n_val, "n_val", 2),
@@ -464,6 +522,8 @@ def accuracy(model: GateMLP, x: torch.Tensor, y: torch.Tensor, perm: torch.Tenso
     n = len(x)
     if n < 2:
         raise ValueError("accuracy needs at least 2 samples")
+    if not isinstance(y, torch.Tensor) or y.shape != (n,):
+        raise ValueError(f"y must be a tensor of {n} labels, one per image of x")
     starts = list(range(0, n, batch))
     if n - starts[-1] < 2 and len(starts) > 1:
         starts.pop()
@@ -704,7 +764,8 @@ def train_sequence(stream: TaskStream, meth: Method, hidden: Sequence[int], step
                    batch_size: int, lr: float, seed: int, eval_every: int = 25,
                    eval_batch: int = 500, loss: str = "ce", n_contexts: int = N_CONTEXTS,
                    frozen_below: float = 1e-3, device: str | torch.device = "cpu",
-                   progress: bool = False, desc: str | None = None) -> SequenceResult:
+                   progress: bool = False, desc: str | None = None,
+                   restore_availability: bool = False) -> SequenceResult:
     """Learn the tasks of ``stream`` one after the other with ``meth``; test after each task.
 
     Per task ``t`` (context id ``t``, given): a fresh Adam; ``steps`` minibatches of
@@ -712,7 +773,8 @@ def train_sequence(stream: TaskStream, meth: Method, hidden: Sequence[int], step
     method the running availabilities ``A~`` are updated from the relevances; every
     ``eval_every`` steps the validation accuracy of the task is measured and the best parameters
     are kept. At the end of the task the best parameters are restored (the availabilities are
-    not: they keep their last value), the frozen availability becomes ``A <- A~`` (obstruction
+    not: they keep their last value, so every step the task trained counts, unless
+    ``restore_availability``, the original's choice), the frozen availability becomes ``A <- A~`` (obstruction
     of task ``t``'s units starts at task ``t+1``), EWC adds the task's Fisher and SI its
     path-integral importance (:meth:`Learner.end_task`), and every task seen so far is tested.
 
@@ -732,6 +794,9 @@ def train_sequence(stream: TaskStream, meth: Method, hidden: Sequence[int], step
         device: where to compute (:func:`lib.torchkit.device`).
         progress: show a progress bar over tasks.
         desc: the bar's label.
+        restore_availability: restore the running availabilities with the best parameters, as
+            the original does (it deep-copies the model, availabilities included, at its best
+            test error); by default they keep the value of the task's last step.
 
     Returns:
         A :class:`SequenceResult`.
@@ -769,7 +834,10 @@ def train_sequence(stream: TaskStream, meth: Method, hidden: Sequence[int], step
                 if v > best:
                     best = v
                     best_state = {k: t.detach().clone() for k, t in lrn.model.state_dict().items()}
+                    best_a = [a.clone() for a in lrn.a_run] if restore_availability else None
         lrn.model.load_state_dict(best_state)
+        if restore_availability:
+            lrn.a_run = best_a
         val_best[task] = best
         fisher = [batch(perm) for _ in range(meth.ewc_batches)] if meth.ewc_lambda > 0 else ()
         lrn.end_task(fisher)

@@ -75,6 +75,37 @@ def test_hidden_outputs_have_unit_norm_and_keep_their_gradient():
         assert h.grad is not None and h.grad.shape == h.shape
 
 
+def test_hidden_biases_are_dead_parameters_under_batch_norm():
+    # issue 24: batch normalisation (no affine, batch statistics) subtracts each unit's batch
+    # mean, which removes b * g: the output ignores the hidden biases and their gradient
+    # vanishes up to rounding (kept as in the original; the chapter's theory page says so)
+    torch.manual_seed(11)
+    net = g.GateMLP(8, (9, 7), 3)
+    x, y = tiny_batch(n=32)
+    out = net(x, 1)
+    g.loss_fn(out, y).backward()
+    for layer in net.layers:
+        assert float(layer.bias.grad.abs().max()) < 1e-6 * float(layer.weight.grad.abs().max())
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.bias.add_(torch.randn(layer.bias.shape))
+    assert torch.allclose(net(x, 1), out, atol=1e-5)
+
+
+def test_restoring_the_availabilities_with_the_checkpoint_changes_only_them(digits_stream):
+    # the original restores the availabilities with the best checkpoint; the book keeps the
+    # value of the last step; both runs select the same parameters on task 1
+    # (task 3's best checkpoint here is not its last step)
+    kw = dict(hidden=(16,), steps=60, batch_size=32, lr=3e-3, seed=2, eval_every=10,
+              eval_batch=100)
+    a = g.train_sequence(digits_stream, g.method("gateon"), **kw)
+    b = g.train_sequence(digits_stream, g.method("gateon"), restore_availability=True, **kw)
+    assert a.acc[0, 0] == b.acc[0, 0]
+    assert all(np.all((0 <= x) & (x <= 1)) for t in b.availability for x in t)
+    assert any(not np.array_equal(x, y) for t in range(3)
+               for x, y in zip(a.availability[t], b.availability[t], strict=True))
+
+
 def test_softmax_ce_has_smaller_gradients_than_ce():
     torch.manual_seed(5)
     logits = (5 * torch.randn(32, 10)).requires_grad_()
@@ -295,6 +326,42 @@ def test_ewc_and_si_run_and_record_no_availability(digits_stream):
     (lambda: g.task_stream(np.full((10, 4), np.nan), np.zeros(10), np.zeros((5, 4)),
                            np.zeros(5), 2, 0, 4, 4, 3), "finite"),
     (lambda: g.train_sequence(None, g.method("finetune"), (4,), 1, 2, 1e-3, 0), "TaskStream"),
+    # issue 24: inputs that let NaN through silently or ended in a raw torch error
+    (lambda: g.GateMLP(4, (3,), 2)(torch.full((3, 4), float("nan"))), "x must be finite"),
+    (lambda: g.GateMLP(4, (3,), 2)(torch.zeros(3, 4, dtype=torch.long)), "floating-point"),
+    (lambda: g.retanh([1.0]), "floating-point torch tensor"),
+    (lambda: g.loss_fn(torch.full((2, 2), float("nan")), torch.zeros(2, dtype=torch.long)),
+     "logits must be finite"),
+    (lambda: g.loss_fn(torch.zeros(2, 2), torch.tensor([0, 5])), r"labels must lie in \[0, 2\)"),
+    (lambda: g.loss_fn(torch.zeros(2, 2), torch.tensor([0.0, 1.0])), "integer torch tensor"),
+    (lambda: g.relevance(torch.full((2, 3), float("nan")), torch.ones(2, 3)), "h must be finite"),
+    (lambda: g.update_availability(torch.ones(3), torch.full((3,), float("nan"))),
+     "rel must be finite"),
+    (lambda: g.update_availability(torch.full((3,), float("nan")), torch.ones(3)),
+     "a must be finite"),
+    (lambda: g.update_availability(torch.full((3,), 2.0), torch.ones(3)), r"lie in \[0, 1\]"),
+    (lambda: g.update_availability(torch.ones(3), -torch.ones(3)), "rel must be >= 0"),
+    (lambda: g.update_availability([1.0], [1.0]), "floating-point torch tensor"),
+    (lambda: g.task_stream(np.zeros((10, 4)), np.full(10, np.nan), np.zeros((5, 4)),
+                           np.zeros(5), 2, 0, 4, 4, 3), "class indices"),
+    (lambda: g.task_stream(np.zeros((10, 4)), np.full(10, 0.5), np.zeros((5, 4)),
+                           np.zeros(5), 2, 0, 4, 4, 3), "class indices"),
+    (lambda: g.task_stream(np.zeros((10, 4)), -np.ones(10), np.zeros((5, 4)),
+                           np.zeros(5), 2, 0, 4, 4, 3), "class indices"),
+    (lambda: g.task_stream(np.zeros((10, 4)), np.zeros((10, 1)), np.zeros((5, 4)),
+                           np.zeros(5), 2, 0, 4, 4, 3), "1-d"),
+    (lambda: g.task_stream(np.full((10, 4), "a"), np.zeros(10), np.zeros((5, 4)),
+                           np.zeros(5), 2, 0, 4, 4, 3), "real numbers"),
+    (lambda: g.accuracy(g.GateMLP(4, (3,), 2), torch.zeros(6, 4),
+                        torch.zeros(3, dtype=torch.long), torch.arange(4), 0), "6 labels"),
+    (lambda: tiny_learner(g.method("gateon")).step(torch.zeros(6, 8),
+                                                   torch.full((6,), 7)), "labels must lie"),
+    (lambda: tiny_learner(g.method("gateon")).step(torch.full((6, 8), float("nan")),
+                                                   torch.zeros(6, dtype=torch.long)),
+     "x must be finite"),
+    (lambda: tiny_learner(g.method("ewc")).end_task(
+        [(torch.full((6, 8), float("nan")), torch.zeros(6, dtype=torch.long))]),
+     "x must be finite"),
 ])
 def test_bad_input_raises_a_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
