@@ -29,7 +29,6 @@ import torch.nn.functional as F  # noqa: E402
 from timing import best_time  # noqa: E402  (benchmarks/timing.py)
 
 from lib import data, torchkit, ttfs  # noqa: E402
-from lib.protocols import ttfs_deep_training as proto  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,7 +60,7 @@ def run(ds: data.Dataset, net: str, images: int, repeat: int, seed: int) -> None
     else:
         arch = ttfs.Architecture(ds.image_shape, conv=(16, "P", 32, "P"), dense=(64,))
     torchkit.seed_all(seed)
-    init = proto.he_init(ttfs.ReLUNet(arch), seed)
+    init = ttfs.he_init(ttfs.ReLUNet(arch), seed)
 
     def epoch(make):
         model = make()
@@ -76,7 +75,7 @@ def run(ds: data.Dataset, net: str, images: int, repeat: int, seed: int) -> None
         for name, fn in variants.items():
             t, models[name] = best_time(fn, 1)
             times[name] = min(times[name], t)
-    diff = proto.max_param_diff(models["ann"], models["snn"])
+    diff = ttfs.max_param_diff(models["ann"], models["snn"])
     print(f"{net} net {arch.conv} + {arch.dense}: one epoch of Adam (batch 128) on {len(x):,} images")
     print(f"  ANN epoch:                 {times['ann']:8.3f} s")
     print(f"  SNN epoch (time domain):   {times['snn']:8.3f} s")

@@ -36,22 +36,28 @@ from lib.ttfs import (
     Alpha1Net,
     Architecture,
     B1Net,
-    Network,
     ReLUNet,
     Training,
     b1,
-    backward_error,
     backward_gain,
+    evaluate,
+    fit_windows,
+    flat_params,
     fold,
+    he_init,
     layer_maxima,
     logits,
     map_identity,
     map_to_snn,
+    max_param_diff,
+    naive_alpha1,
+    relu_from_network,
+    relu_params,
     scale_weights,
+    signed_gain,
     train,
-    windows,
+    without_biases,
 )
-from lib.ttfs.common import ZETA
 
 # ----------------------------------------------------------------------------------------------
 # Presets
@@ -279,10 +285,6 @@ def _local_error(snn: b1.B1SNN, sim: b1.B1Result) -> float:
     return local
 
 
-def without_biases(net: Network) -> Network:
-    """``net`` with every bias set to zero (the control of the identity mapping: thresholds
-    ``theta = B_n`` without the ReLU biases)."""
-    return Network(tuple(replace(L, bias=np.zeros_like(L.bias)) for L in net.layers))
 
 
 def mapping_check(P: Preset, ds: data.Dataset, seed: int) -> list[MappingCheck]:
@@ -352,30 +354,8 @@ class PairResult:
                 np.asarray(self.hist_snn.series("eval_accuracy")))
 
 
-def he_init(model: ReLUNet, seed: int) -> ReLUNet:
-    """He initialisation (the authors' choice for deep nets): ``W ~ N(0, 2 / fan_in)``, zero biases.
-
-    torch's default for ``nn.Linear`` and ``nn.Conv2d`` has a third of this variance, under which
-    the backward gain of a deep ReLU net shrinks geometrically with depth. Draws from a generator
-    seeded ``seed``; returns ``model``.
-    """
-    gen = torch.Generator().manual_seed(int(seed))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen, dtype=torch.float64)
-                               * np.sqrt(2.0 / fan_in))
-                m.bias.zero_()
-    return model
 
 
-def max_param_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
-    """Largest absolute difference between parameters of the same name in ``a`` and ``b``."""
-    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
-    if set(pa) != set(pb):
-        raise ValueError(f"the models have different parameters: {sorted(set(pa) ^ set(pb))[:4]}")
-    return max(float((pa[k].detach().cpu() - pb[k].detach().cpu()).abs().max()) for k in pa)
 
 
 def _fit(model, pair: Pair, x, y, ev, seed: int, device: str, desc: str, loss=None):
@@ -394,7 +374,7 @@ def train_pair(pair: Pair, ds: data.Dataset, seed: int, device: str = "auto") ->
     """Train a ReLU net and its identity-mapped B1 SNN side by side.
 
     Both start from the same parameters (a :class:`~lib.ttfs.relu.ReLUNet` with He initialisation
-    from ``seed``, :func:`he_init`, copied into a :class:`~lib.ttfs.b1.B1Net` with windows of 1500 that adapt
+    from ``seed``, :func:`lib.ttfs.he_init`, copied into a :class:`~lib.ttfs.b1.B1Net` with windows of 1500 that adapt
     during training) and see the same minibatches (the same seed for :func:`lib.torchkit.fit`).
     The SNN's gradients come from autograd through its spike times. Both are evaluated on the
     whole test set after every epoch.
@@ -413,26 +393,10 @@ def train_pair(pair: Pair, ds: data.Dataset, seed: int, device: str = "auto") ->
     return PairResult(pair, ann, snn, h_ann, h_snn, max_param_diff(ann, snn), t1 - t0, t2 - t1)
 
 
-def relu_from_network(arch: Architecture, net: Network) -> ReLUNet:
-    """A dense, bias-per-neuron :class:`~lib.ttfs.relu.ReLUNet` holding the parameters of ``net``."""
-    model = ReLUNet(arch)
-    linears = [b[0] for b in model.blocks] + [model.out]
-    if arch.conv or len(linears) != len(net.layers):
-        raise ValueError("relu_from_network needs a dense architecture with the network's layer count")
-    with torch.no_grad():
-        for lin, layer in zip(linears, net.layers, strict=True):
-            lin.weight.copy_(torch.from_numpy(layer.weight))
-            lin.bias.copy_(torch.from_numpy(layer.bias))
-    return model.eval()
 
 
-def _relu_params(model: ReLUNet) -> list[tuple[np.ndarray, np.ndarray]]:
-    linears = [b[0] for b in model.blocks] + [model.out]
-    return [(lin.weight.detach().cpu().numpy().copy(), lin.bias.detach().cpu().numpy().copy()) for lin in linears]
 
 
-def _flat(params: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    return np.concatenate([np.concatenate([w.ravel(), b.ravel()]) for w, b in params])
 
 
 @dataclass
@@ -462,8 +426,8 @@ def alpha1_foil(pair: Pair, ds: data.Dataset, seed: int, lrs: tuple[float, ...],
                 ) -> Alpha1Result:
     """The α1 model mapped exactly from a ReLU initialisation, then trained on its own parameters.
 
-    The He-initialised ReLU net of ``pair`` (:func:`he_init`) is folded and scaled (every summed input weight in
-    [-10, 0.99], the same function) and mapped to α1 neurons (:func:`lib.ttfs.map_to_snn`,
+    The He-initialised ReLU net of ``pair`` (:func:`lib.ttfs.he_init`) is folded and scaled (every
+    summed input weight in [-10, 0.99], the same function) and mapped to α1 neurons (:func:`lib.ttfs.map_to_snn`,
     windows from the training set); the ANN of the comparison is the scaled ReLU net. After one SGD
     step on the same first minibatch, the α1 update in the ReLU parameters it encodes
     (:meth:`lib.ttfs.Alpha1Net.equivalent_relu`) is compared with the ANN's update (cosine, norm
@@ -498,25 +462,25 @@ def alpha1_foil(pair: Pair, ds: data.Dataset, seed: int, lrs: tuple[float, ...],
         opt.step()
 
     ann1, a11, b11 = copy.deepcopy(base_ann), copy.deepcopy(base_a1), B1Net.from_relu(base_ann)
-    p0 = _flat(_relu_params(base_ann))
+    p0 = flat_params(relu_params(base_ann))
     one_step(ann1)
     one_step(a11)
     one_step(b11)
-    d_ann = _flat(_relu_params(ann1)) - p0
+    d_ann = flat_params(relu_params(ann1)) - p0
 
     def cosine(d):
         return float(d_ann @ d / (np.linalg.norm(d_ann) * np.linalg.norm(d)))
 
-    d_a1 = _flat(a11.equivalent_relu()) - p0
-    cos, cos_b1 = cosine(d_a1), cosine(_flat(_relu_params(b11.to_relu())) - p0)
+    d_a1 = flat_params(a11.equivalent_relu()) - p0
+    cos, cos_b1 = cosine(d_a1), cosine(flat_params(relu_params(b11.to_relu())) - p0)
     ratio = float(np.linalg.norm(d_a1) / np.linalg.norm(d_ann))
     ann_e, a1_e, b1_e = copy.deepcopy(base_ann), copy.deepcopy(base_a1), B1Net.from_relu(base_ann)
     _fit(ann_e, one, x, y, None, seed, device, "ANN, 1 epoch")
     _fit(a1_e, one, x, y, None, seed, device, "α1, 1 epoch")
     _fit(b1_e, one, x, y, None, seed, device, "B1, 1 epoch")
-    p_ann = _flat(_relu_params(ann_e))
-    drift = float(np.nanmax(np.abs(_flat(a1_e.equivalent_relu()) - p_ann)))
-    drift_b1 = float(np.max(np.abs(_flat(_relu_params(b1_e.cpu().to_relu())) - p_ann)))
+    p_ann = flat_params(relu_params(ann_e))
+    drift = float(np.nanmax(np.abs(flat_params(a1_e.equivalent_relu()) - p_ann)))
+    drift_b1 = float(np.max(np.abs(flat_params(relu_params(b1_e.cpu().to_relu())) - p_ann)))
     drift_final, gap = float("nan"), float("nan")
     curves, nans = {}, {}
     for lr in lrs:
@@ -528,7 +492,7 @@ def alpha1_foil(pair: Pair, ds: data.Dataset, seed: int, lrs: tuple[float, ...],
         nans[lr] = int(sum(not np.isfinite(v) for v in h1.series("loss")))
         curves[lr] = (np.asarray(ha.series("eval_accuracy")), acc1)
         if lr == pair.lr:
-            diff = np.abs(_flat(a1_r.cpu().equivalent_relu()) - _flat(_relu_params(ann_r.cpu())))
+            diff = np.abs(flat_params(a1_r.cpu().equivalent_relu()) - flat_params(relu_params(ann_r.cpu())))
             drift_final = float(np.max(diff))  # nan if the α1 net diverged
             gap = float(np.max(np.abs(acc1 - curves[lr][0])))
     return Alpha1Result(initial, cos, ratio, drift, curves, nans, control_initial, cos_b1, drift_b1,
@@ -548,60 +512,17 @@ GAIN_MODELS = ("ReLU", "B1 identity", "α1 zero-mean init", "α1 positive-mean i
 SIGNED_GAINS = ("B1 signed gain", "B1 sign-flipped (control)")
 
 
-def signed_gain(model, reference, x: np.ndarray, seed: int, layer_sign: float = 1.0) -> float:
-    """The backward gain of ``model`` along the direction of ``reference``'s, with a sign.
-
-    Both carry the same random unit error from the top hidden layer to the first
-    (:func:`lib.ttfs.b1.backward_error`); returns ``<g, g_ref> / (||g_ref|| ||e||)``. For the B1
-    network with a ReLU net's parameters this is the ReLU net's backward gain (``g = g_ref``); a
-    gradient of the right size but the wrong direction gives less, one sign-flipped at an odd
-    number of layers (``layer_sign = -1`` at 16 hidden layers) minus the gain. A norm ratio alone
-    (:func:`lib.ttfs.backward_gain`) cannot tell these apart.
-    """
-    e, g = backward_error(model, x, seed, layer_sign)
-    _, g_ref = backward_error(reference, x, seed)
-    return float((g * g_ref).sum() / (g_ref.norm() * e.norm()))
 
 
-def naive_alpha1(width: int, depth: int, init: str, x: np.ndarray, gen: torch.Generator,
-                 alpha: float = 1.0, zeta: float = ZETA) -> Alpha1Net:
-    """An α1 network initialised directly in its own parameters (no mapping from a ReLU net).
-
-    ``init="zero-mean"``: ``J ~ N(0, 2 / fan_in)`` (He); ``"positive-mean"``: ``J ~ U(0, 2 / sqrt(fan_in))``.
-    Thresholds put the equivalent ReLU bias at 0, ``theta = alpha (t_max - t_min_prev) + B sum_j J_ij``,
-    and the windows are ``(1 + zeta)`` times the largest value of each layer on ``x``, so that the
-    only difference from a ReLU net is the parameterisation. A neuron whose slope
-    ``alpha + sum J`` is not positive never codes a value.
-    """
-    if init not in ("zero-mean", "positive-mean"):
-        raise ValueError(f"init must be 'zero-mean' or 'positive-mean', got {init!r}")
-    Js = []
-    for _ in range(depth):
-        if init == "zero-mean":
-            Js.append(torch.randn((width, width), generator=gen, dtype=torch.float64) * np.sqrt(2.0 / width))
-        else:
-            Js.append(torch.rand((width, width), generator=gen, dtype=torch.float64) * 2.0 / np.sqrt(width))
-    Js = [j.numpy() for j in Js]
-    h, x_max = np.asarray(x, dtype=np.float64), []
-    for j in Js:
-        s = alpha + j.sum(1)
-        w = np.where((s > 0)[:, None], j / np.where(s > 0, s, 1.0)[:, None], 0.0)
-        h = np.maximum(h @ w.T, 0.0)
-        x_max.append(float(h.max()) if h.max() > 0 else 1.0)
-    wins = windows(x_max, zeta)
-    thetas = [alpha * (wins[n + 1][1] - wins[n][0]) + (wins[n + 1][1] - wins[n + 1][0]) * j.sum(1)
-              for n, j in enumerate(Js)]
-    w_out = np.zeros((10, width))
-    return Alpha1Net(Js, thetas, w_out, np.zeros(10), wins, alpha)
 
 
 def gains(P: Preset, seed: int) -> dict[str, np.ndarray]:
     """Backward gain (:func:`lib.ttfs.backward_gain`) for every parameterisation, depth and seed.
 
     Inputs are ``P.gain_inputs`` random vectors in ``[0, 1]^width``; depth ``L`` is the number of
-    hidden layers of width ``P.gain_width``; the ReLU net is He-initialised (:func:`he_init`), B1
+    hidden layers of width ``P.gain_width``; the ReLU net is He-initialised (:func:`lib.ttfs.he_init`), B1
     takes its parameters (identity mapping), "α1 mapped" its folded and scaled α1 mapping, and the
-    two naive α1 nets are drawn by :func:`naive_alpha1`. Returns ``name -> (len(depths), seeds)`` gains
+    two naive α1 nets are drawn by :func:`lib.ttfs.naive_alpha1`. Returns ``name -> (len(depths), seeds)`` gains
     (``nan`` where a network's values overflowed).
     """
     out = {k: np.full((len(P.gain_depths), P.gain_seeds), np.nan) for k in GAIN_MODELS + SIGNED_GAINS}
@@ -681,18 +602,6 @@ class SparsityPoint:
     spikes_per_layer: np.ndarray
 
 
-def evaluate(model: B1Net, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> tuple[float, np.ndarray]:
-    """Test accuracy and spikes per neuron per hidden layer of a B1 network (evaluation mode)."""
-    model.eval()
-    correct, fired, total = 0, None, None
-    with torch.no_grad():
-        for s in range(0, len(x), batch):
-            out = model(torch.from_numpy(x[s: s + batch]))
-            correct += int((out.argmax(1).numpy() == y[s: s + batch]).sum())
-            f = np.array([float(a.sum()) for a in model.last.fired])
-            n = np.array([float(a.numel()) for a in model.last.fired])
-            fired, total = (f, n) if fired is None else (fired + f, total + n)
-    return correct / len(x), fired / total
 
 
 def sparsity_sweep(P: Preset, ds: data.Dataset, seed: int) -> list[SparsityPoint]:
@@ -759,27 +668,6 @@ def plot_layer_spikes(ax, per_layer: dict[str, np.ndarray]) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def fit_windows(model: B1Net, x: np.ndarray, quantile: float = 1.0, batch: int = 2000) -> None:
-    """Set each window to the ``quantile`` of its layer's positive values on ``x`` (layer by layer).
-
-    Layer ``n`` is fitted after layers ``1..n-1``, so a clipped value below is seen by the layers
-    above. ``quantile = 1`` gives windows of the largest value (``zeta = 0``), the shortest that
-    leave the network exact on ``x``.
-    """
-    if not 0.0 < quantile <= 1.0:
-        raise ValueError(f"quantile must be in (0, 1], got {quantile}")
-    model.eval()
-    for n in range(len(model.widths)):
-        vals = []
-        with torch.no_grad():
-            for s in range(0, len(x), batch):
-                model(torch.from_numpy(x[s: s + batch]))
-                v = model.last.values[n].reshape(-1)
-                vals.append(v[v > 0].numpy())
-        v = np.concatenate(vals)
-        w = model.widths.clone()
-        w[n] = float(np.quantile(v, quantile)) if v.size else 1.0
-        model.set_windows(w.tolist())
 
 
 @dataclass
@@ -830,7 +718,7 @@ def hardware(P: Preset, base: B1Net, ds: data.Dataset, seed: int, cost: float = 
     """Noise, quantisation and latency, each before and after fine-tuning under it.
 
     ``base`` (a trained B1 SNN) first gets windows fitted to the training images
-    (:func:`fit_windows`, quantile 1). Then, one effect at a time: spike-time jitter of
+    (:func:`lib.ttfs.fit_windows`, quantile 1). Then, one effect at a time: spike-time jitter of
     ``sigma`` times the mean window, time bits, weight bits, and windows shrunk to a quantile of
     the values (lower latency, larger values clipped). Each level is evaluated on ``P.hw_n_eval``
     test images before and after ``P.hw_finetune_epochs`` epochs of Adam on ``P.hw_n_finetune``
@@ -940,11 +828,6 @@ def plot_alpha1_sweep(axes, foil: Alpha1Result) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def b1_potential(t: np.ndarray, t_in: np.ndarray, w: np.ndarray, t_min_prev: float, t_min: float) -> np.ndarray:
-    """Potential of one B1 neuron (bias-free part): integrate the inputs, then a ramp of slope 1."""
-    t = np.asarray(t, dtype=np.float64)[:, None]
-    integ = np.clip(np.minimum(t, t_min) - t_in[None, :], 0.0, None) @ w
-    return integ + np.clip(t[:, 0] - t_min, 0.0, None) * (t[:, 0] >= t_min_prev)
 
 
 def explore_neuron(w1: float = 1.0, w2: float = -0.5, w3: float = 0.8, bias: float = 0.3,
@@ -960,7 +843,7 @@ def explore_neuron(w1: float = 1.0, w2: float = -0.5, w3: float = 0.8, bias: flo
     xv = np.clip(np.array([x1, x2, x3]), 0.0, 1.0)
     t_in, t_min, B = 1.0 - xv, 1.0, 2.0
     t = np.linspace(0.0, t_min + B, 601)
-    v = b1_potential(t, t_in, w, 0.0, t_min)
+    v = b1.b1_potential(t, t_in, w, 0.0, t_min)
     theta = B - bias
     relu = max(float(w @ xv + bias), 0.0)
     if relu > 0:  # the neuron fires once; draw the potential up to its spike only
@@ -989,9 +872,8 @@ def explore_neuron(w1: float = 1.0, w2: float = -0.5, w3: float = 0.8, bias: flo
 
 __all__ = [
     "GAIN_MODELS", "PAPER_ACCURACIES_UNVERIFIED", "PRESETS", "Alpha1Result", "HardwareResult", "MappingCheck",
-    "alpha1_explosions",
-    "Pair", "PairResult", "Preset", "SparsityPoint", "alpha1_foil", "b1_potential", "evaluate", "explore_neuron",
-    "extra_pairs", "fit_windows", "gains", "hardware", "signed_gain", "he_init", "mapping_check", "max_param_diff",
-    "naive_alpha1", "plot_gains", "plot_hardware", "plot_layer_spikes", "plot_sparsity", "plot_training",
-    "preset", "relu_from_network", "sparsest_within", "sparsity_sweep", "train_pair", "with_shape",
+    "Pair", "PairResult", "Preset", "SparsityPoint", "alpha1_explosions", "alpha1_foil", "explore_neuron",
+    "extra_pairs", "gains", "hardware", "mapping_check", "plot_gains", "plot_hardware", "plot_layer_spikes",
+    "plot_sparsity", "plot_training", "preset", "sparsest_within", "sparsity_sweep", "train_pair",
+    "with_shape",
 ]

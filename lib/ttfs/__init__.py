@@ -13,11 +13,14 @@ Modules (science only: models, no presets or figures; the chapter's protocol is
   (:func:`windows`), the layer-shape mixin and input checks, shared by every neuron model;
 - :mod:`lib.ttfs.relu`: ReLU networks in torch (:class:`Architecture`, :class:`ReLUNet`,
   :func:`train`), folded into plain arrays (:func:`fold`, :class:`Network`, :class:`Layer`),
-  scaled (:func:`scale_weights`) and their layer maxima (:func:`layer_maxima`);
+  scaled (:func:`scale_weights`) and their layer maxima (:func:`layer_maxima`); He
+  initialisation (:func:`he_init`) and the inverse of ``fold`` (:func:`relu_from_network`);
 - :mod:`lib.ttfs.b1`: the B1 neuron of ``ttfs-deep-training`` (Stanojevic et al. 2024): the
   identity mapping (:func:`map_identity`), its closed form and clock-driven simulation
   (``b1.closed_form``, ``b1.simulate``), time-domain training in torch (:class:`B1Net`), the α1
-  foil trained the same way (:class:`Alpha1Net`) and :func:`backward_gain`;
+  foil trained the same way (:class:`Alpha1Net`, drawn in its own parameters by
+  :func:`naive_alpha1`), :func:`backward_gain` and :func:`signed_gain`, and for a trained
+  :class:`B1Net` :func:`evaluate` and :func:`fit_windows`;
 - :mod:`lib.ttfs.alpha1`: the α1 neuron: the mapping (:func:`map_to_snn`), the event-driven
   simulator (:func:`simulate`), the closed form (:func:`closed_form`) and the comparison with the
   ReLU network (:func:`exactness`).
@@ -56,10 +59,15 @@ from .b1 import (
     Alpha1Net,
     B1Net,
     B1Result,
+    b1_potential,
     backward_error,
     backward_gain,
+    evaluate,
     fake_quantise,
+    fit_windows,
     map_identity,
+    naive_alpha1,
+    signed_gain,
 )
 from .common import INPUT_T_MAX, INPUT_T_MIN, PADDINGS, TAU_C, ZETA, encode, windows
 from .relu import (
@@ -71,22 +79,29 @@ from .relu import (
     Network,
     ReLUNet,
     Training,
+    flat_params,
     fold,
+    he_init,
     layer_maxima,
     logits,
+    max_param_diff,
     noisy_relu_predictions,
+    relu_from_network,
+    relu_params,
     scale_weights,
     train,
+    without_biases,
 )
 
 __all__ = [
-    "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "b1", "backward_error",
-    "backward_gain",
-    "fake_quantise", "map_identity",
+    "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "b1", "b1_potential",
+    "backward_error", "backward_gain", "evaluate", "fake_quantise", "fit_windows", "map_identity",
+    "naive_alpha1", "signed_gain",
     "ALPHA", "INPUT_T_MAX", "INPUT_T_MIN", "PADDINGS", "SNN", "SUM_W_MAX", "SUM_W_MIN", "TAU_C", "VGG", "ZETA",
     "Architecture", "EarlySpikeError", "EarlySpikeWarning", "Exactness", "Layer", "Network", "ReLUNet",
     "Readout", "SNNResult", "SpikingLayer",
     "Training", "alpha1", "alpha1_spike_times", "closed_form", "common", "decode", "encode", "exactness",
-    "fold", "layer_input_times", "layer_maxima", "logits", "map_to_snn", "noisy_relu_predictions",
+    "flat_params", "fold", "he_init", "max_param_diff", "relu_from_network", "relu_params",
+    "without_biases", "layer_input_times", "layer_maxima", "logits", "map_to_snn", "noisy_relu_predictions",
     "potential", "relu", "rounding_bound", "scale_weights", "simulate", "threshold", "train", "windows",
 ]

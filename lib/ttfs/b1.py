@@ -42,7 +42,12 @@ What this module offers:
   on its own parameters ``(J, theta)``; :meth:`Alpha1Net.equivalent_relu` gives the ReLU network it
   computes.
 - :func:`backward_gain` measures how an error at the top hidden layer is amplified or damped on
-  its way to the first.
+  its way to the first, :func:`backward_error` and :func:`signed_gain` its direction;
+  :func:`naive_alpha1` draws an α1 network in its own parameters (the foil of the depth
+  experiment).
+- :func:`evaluate` (accuracy and spikes per neuron per layer) and :func:`fit_windows` (windows
+  from a quantile of the values) act on a trained :class:`B1Net`; :func:`b1_potential` is one
+  neuron's potential over time.
 
 Units: time in units of ``TAU_C`` (= 1); potentials in units of the threshold's time scale
 (slope 1 in the ramp phase).
@@ -809,8 +814,115 @@ def backward_error(model: nn.Module, x: np.ndarray | torch.Tensor, seed: int,
     return e.detach(), g.detach()
 
 
+def signed_gain(model: nn.Module, reference: nn.Module, x: np.ndarray | torch.Tensor, seed: int,
+                layer_sign: float = 1.0) -> float:
+    """The backward gain of ``model`` along the direction of ``reference``'s, with a sign.
+
+    Both carry the same random unit error from the top hidden layer to the first
+    (:func:`backward_error`); returns ``<g, g_ref> / (||g_ref|| ||e||)``. For the B1
+    network with a ReLU net's parameters this is the ReLU net's backward gain (``g = g_ref``); a
+    gradient of the right size but the wrong direction gives less, one sign-flipped at an odd
+    number of layers (``layer_sign = -1`` at 16 hidden layers) minus the gain. A norm ratio alone
+    (:func:`backward_gain`) cannot tell these apart.
+    """
+    e, g = backward_error(model, x, seed, layer_sign)
+    _, g_ref = backward_error(reference, x, seed)
+    return float((g * g_ref).sum() / (g_ref.norm() * e.norm()))
+
+
+def naive_alpha1(width: int, depth: int, init: str, x: np.ndarray, gen: torch.Generator,
+                 alpha: float = 1.0, zeta: float = ZETA) -> Alpha1Net:
+    """An α1 network initialised directly in its own parameters (no mapping from a ReLU net).
+
+    ``init="zero-mean"``: ``J ~ N(0, 2 / fan_in)`` (He); ``"positive-mean"``: ``J ~ U(0, 2 / sqrt(fan_in))``.
+    Thresholds put the equivalent ReLU bias at 0, ``theta = alpha (t_max - t_min_prev) + B sum_j J_ij``,
+    and the windows are ``(1 + zeta)`` times the largest value of each layer on ``x``, so that the
+    only difference from a ReLU net is the parameterisation. A neuron whose slope
+    ``alpha + sum J`` is not positive never codes a value. ``depth`` hidden layers of ``width``
+    neurons (the input too has ``width`` values), 10 outputs with a zero readout; the weights are
+    drawn from ``gen``.
+    """
+    if init not in ("zero-mean", "positive-mean"):
+        raise ValueError(f"init must be 'zero-mean' or 'positive-mean', got {init!r}")
+    Js = []
+    for _ in range(depth):
+        if init == "zero-mean":
+            Js.append(torch.randn((width, width), generator=gen, dtype=torch.float64) * np.sqrt(2.0 / width))
+        else:
+            Js.append(torch.rand((width, width), generator=gen, dtype=torch.float64) * 2.0 / np.sqrt(width))
+    Js = [j.numpy() for j in Js]
+    h, x_max = np.asarray(x, dtype=np.float64), []
+    for j in Js:
+        s = alpha + j.sum(1)
+        w = np.where((s > 0)[:, None], j / np.where(s > 0, s, 1.0)[:, None], 0.0)
+        h = np.maximum(h @ w.T, 0.0)
+        x_max.append(float(h.max()) if h.max() > 0 else 1.0)
+    wins = windows(x_max, zeta)
+    thetas = [alpha * (wins[n + 1][1] - wins[n][0]) + (wins[n + 1][1] - wins[n + 1][0]) * j.sum(1)
+              for n, j in enumerate(Js)]
+    w_out = np.zeros((10, width))
+    return Alpha1Net(Js, thetas, w_out, np.zeros(10), wins, alpha)
+
+
+# ----------------------------------------------------------------------------------------------
+# A trained B1Net: accuracy, spikes, windows; one neuron's potential
+# ----------------------------------------------------------------------------------------------
+
+
+def evaluate(model: B1Net, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> tuple[float, np.ndarray]:
+    """Test accuracy and spikes per neuron per hidden layer of a B1 network (evaluation mode).
+
+    Every neuron counts, a silent one as 0 spikes; ``x`` are images ``(n, ...)`` in [0, 1] and
+    ``y`` their labels.
+    """
+    model.eval()
+    correct, fired, total = 0, None, None
+    with torch.no_grad():
+        for s in range(0, len(x), batch):
+            out = model(torch.from_numpy(x[s: s + batch]))
+            correct += int((out.argmax(1).numpy() == y[s: s + batch]).sum())
+            f = np.array([float(a.sum()) for a in model.last.fired])
+            n = np.array([float(a.numel()) for a in model.last.fired])
+            fired, total = (f, n) if fired is None else (fired + f, total + n)
+    return correct / len(x), fired / total
+
+
+def fit_windows(model: B1Net, x: np.ndarray, quantile: float = 1.0, batch: int = 2000) -> None:
+    """Set each window to the ``quantile`` of its layer's positive values on ``x`` (layer by layer).
+
+    Layer ``n`` is fitted after layers ``1..n-1``, so a clipped value below is seen by the layers
+    above. ``quantile = 1`` gives windows of the largest value (``zeta = 0``), the shortest that
+    leave the network exact on ``x``.
+    """
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f"quantile must be in (0, 1], got {quantile}")
+    model.eval()
+    for n in range(len(model.widths)):
+        vals = []
+        with torch.no_grad():
+            for s in range(0, len(x), batch):
+                model(torch.from_numpy(x[s: s + batch]))
+                v = model.last.values[n].reshape(-1)
+                vals.append(v[v > 0].numpy())
+        v = np.concatenate(vals)
+        w = model.widths.clone()
+        w[n] = float(np.quantile(v, quantile)) if v.size else 1.0
+        model.set_windows(w.tolist())
+
+
+def b1_potential(t: np.ndarray, t_in: np.ndarray, w: np.ndarray, t_min_prev: float, t_min: float) -> np.ndarray:
+    """Potential of one B1 neuron (bias-free part): integrate the inputs, then a ramp of slope 1.
+
+    ``t``: the times at which to evaluate it; ``t_in``: its inputs' spike times, ``w`` their
+    weights; ``t_min_prev``, ``t_min``: the openings of the previous layer's window and of its own.
+    """
+    t = np.asarray(t, dtype=np.float64)[:, None]
+    integ = np.clip(np.minimum(t, t_min) - t_in[None, :], 0.0, None) @ w
+    return integ + np.clip(t[:, 0] - t_min, 0.0, None) * (t[:, 0] >= t_min_prev)
+
+
 __all__ = [
-    "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "backward_error",
-    "backward_gain",
-    "closed_form", "fake_quantise", "input_times", "layer_closed_form", "map_identity", "simulate",
+    "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "b1_potential",
+    "backward_error", "backward_gain", "closed_form", "evaluate", "fake_quantise", "fit_windows",
+    "input_times", "layer_closed_form", "map_identity", "naive_alpha1", "signed_gain", "simulate",
 ]

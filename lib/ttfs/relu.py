@@ -15,6 +15,11 @@ chapter ``ttfs-exact-mapping``). Steps 1-3 of the mapping, before any neuron mod
    the function is unchanged (ReLU is positively homogeneous). :func:`layer_maxima` gives the
    ``X_n`` that set the spike windows.
 
+Also: He initialisation (:func:`he_init`), the inverse of :func:`fold` for dense nets
+(:func:`relu_from_network`), a dense net's parameters as arrays (:func:`relu_params`,
+:func:`flat_params`, :func:`max_param_diff`) and the bias-free control network
+(:func:`without_biases`).
+
 Arrays of many images have the image index first; dense layers are ``(n, units)``,
 convolutional layers ``(n, channels, height, width)`` in torch's order.
 """
@@ -627,3 +632,81 @@ def noisy_relu_predictions(net: Network, x: np.ndarray, sigma: float, rng: np.ra
 
 def _check_images(x: np.ndarray, arch: Architecture) -> np.ndarray:
     return _check_inputs(x, arch.input_shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# Initialisation and parameters of a ReLUNet
+# ----------------------------------------------------------------------------------------------
+
+
+def he_init(model: nn.Module, seed: int) -> nn.Module:
+    """He initialisation (the authors' choice for deep nets): ``W ~ N(0, 2 / fan_in)``, zero biases.
+
+    torch's default for ``nn.Linear`` and ``nn.Conv2d`` has a third of this variance, under which
+    the backward gain of a deep ReLU net shrinks geometrically with depth. Draws from a generator
+    seeded ``seed``; every ``nn.Linear`` and ``nn.Conv2d`` of ``model`` is reset in place, in
+    the order of ``model.modules()``; returns ``model``.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"he_init expects a torch module (e.g. a ReLUNet), got {type(model).__name__}")
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen, dtype=torch.float64)
+                               * np.sqrt(2.0 / fan_in))
+                m.bias.zero_()
+    return model
+
+
+def _dense_layers(model: ReLUNet) -> list[nn.Linear]:
+    return [b[0] for b in model.blocks] + [model.out]
+
+
+def relu_from_network(arch: Architecture, net: Network) -> ReLUNet:
+    """A dense, bias-per-neuron :class:`ReLUNet` holding the parameters of ``net``.
+
+    The inverse of :func:`fold` for dense networks without batch norm; ``arch`` must be dense and
+    have as many layers (hidden and readout) as ``net``.
+    """
+    model = ReLUNet(arch)
+    linears = _dense_layers(model)
+    if arch.conv or len(linears) != len(net.layers):
+        raise ValueError("relu_from_network needs a dense architecture with the network's layer count")
+    with torch.no_grad():
+        for lin, layer in zip(linears, net.layers, strict=True):
+            lin.weight.copy_(torch.from_numpy(layer.weight))
+            lin.bias.copy_(torch.from_numpy(layer.bias))
+    return model.eval()
+
+
+def relu_params(model: ReLUNet) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``(W, b)`` of every layer of a dense :class:`ReLUNet`, readout last (copies, on the CPU).
+
+    The same layout as :meth:`lib.ttfs.b1.Alpha1Net.equivalent_relu`, so the two can be compared
+    with :func:`flat_params`.
+    """
+    if not isinstance(model, ReLUNet) or model.arch.conv:
+        raise ValueError("relu_params needs a dense ReLUNet")
+    return [(lin.weight.detach().cpu().numpy().copy(), lin.bias.detach().cpu().numpy().copy())
+            for lin in _dense_layers(model)]
+
+
+def flat_params(params: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``[(W, b), ...]`` (:func:`relu_params`) as one vector: every ``W`` then its ``b``, layer by layer."""
+    return np.concatenate([np.concatenate([np.ravel(w), np.ravel(b)]) for w, b in params])
+
+
+def max_param_diff(a: nn.Module, b: nn.Module) -> float:
+    """Largest absolute difference between parameters of the same name in ``a`` and ``b``."""
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    if set(pa) != set(pb):
+        raise ValueError(f"the models have different parameters: {sorted(set(pa) ^ set(pb))[:4]}")
+    return max(float((pa[k].detach().cpu() - pb[k].detach().cpu()).abs().max()) for k in pa)
+
+
+def without_biases(net: Network) -> Network:
+    """``net`` with every bias set to zero (the control of the identity mapping: thresholds
+    ``theta = B_n`` without the ReLU biases)."""
+    return Network(tuple(replace(L, bias=np.zeros_like(L.bias)) for L in net.layers))

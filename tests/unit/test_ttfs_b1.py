@@ -187,7 +187,7 @@ def test_simulation_silent_neuron_is_silent_and_clipping_is_seen():
 @pytest.mark.parametrize("seed", SEEDS)
 def test_b1net_forward_and_gradients_equal_relunet(arch, seed):
     torch.manual_seed(seed)
-    ann = proto.he_init(ttfs.ReLUNet(arch), seed)
+    ann = ttfs.he_init(ttfs.ReLUNet(arch), seed)
     snn = ttfs.B1Net.from_relu(ann)
     rng = np.random.default_rng(seed)
     d = int(np.prod(arch.input_shape))
@@ -216,19 +216,19 @@ def test_b1net_trajectory_equals_relunet_for_sgd_and_adam():
     from lib import torchkit
     for opt in ("sgd", "adam"):
         torch.manual_seed(4)
-        ann = proto.he_init(ttfs.ReLUNet(arch), 4)
+        ann = ttfs.he_init(ttfs.ReLUNet(arch), 4)
         snn = ttfs.B1Net.from_relu(ann)
         hs = [torchkit.fit(m, F.cross_entropy, (x, y), epochs=3, lr=0.05 if opt == "sgd" else 1e-3,
                            batch_size=16, seed=9, optimizer=opt, progress=False,
                            metrics={"accuracy": torchkit.accuracy}) for m in (ann, snn)]
-        assert proto.max_param_diff(ann, snn) <= 1e-10
+        assert ttfs.max_param_diff(ann, snn) <= 1e-10
         assert list(hs[0].series("accuracy")) == list(hs[1].series("accuracy"))
 
 
 def test_window_adaptation_grows_windows_and_keeps_the_function():
     arch = ttfs.Architecture((1, 4, 4), dense=(10, 10), n_classes=2)
     torch.manual_seed(2)
-    ann = proto.he_init(ttfs.ReLUNet(arch), 2)
+    ann = ttfs.he_init(ttfs.ReLUNet(arch), 2)
     snn = ttfs.B1Net.from_relu(ann, x_max=0.01)  # windows far too short
     x = torch.from_numpy(images(np.random.default_rng(2), 30, 16))
     snn.eval()
@@ -329,6 +329,53 @@ def test_alpha1net_mapped_computes_the_relu_net_and_inverts(seed):
         np.testing.assert_allclose(b, layer.bias, atol=1e-10)
 
 
+
+def test_he_init_variance_and_zero_biases():
+    arch = ttfs.Architecture((1, 1, 400), dense=(300, 300))
+    m = ttfs.he_init(ttfs.ReLUNet(arch), 3)
+    w = m.blocks[1][0].weight.detach().numpy()
+    assert abs(w.var() * 300 / 2.0 - 1.0) < 0.02 and abs(w.mean()) < 1e-3
+    assert all(float(b.detach().abs().max()) == 0.0 for n, b in m.named_parameters() if n.endswith("bias"))
+    again = ttfs.he_init(ttfs.ReLUNet(arch), 3)
+    assert ttfs.max_param_diff(m, again) == 0.0  # the same seed, the same draws
+    assert ttfs.max_param_diff(m, ttfs.he_init(ttfs.ReLUNet(arch), 4)) > 0.1
+    with pytest.raises(ValueError, match="torch module"):
+        ttfs.he_init(np.zeros(3), 0)
+
+
+def test_relu_from_network_inverts_fold_and_params_flatten_in_order():
+    rng = np.random.default_rng(5)
+    net = dense_net(rng, [10, 14, 9, 3])
+    arch = ttfs.Architecture((1, 1, 10), dense=(14, 9), n_classes=3)
+    model = ttfs.relu_from_network(arch, net)
+    x = images(rng, 30, 10)
+    np.testing.assert_allclose(ttfs.logits(model, x), net.logits(x), rtol=0, atol=1e-12)
+    params = ttfs.relu_params(model)
+    for (w, b), layer in zip(params, net.layers, strict=True):
+        np.testing.assert_array_equal(w, layer.weight)
+        np.testing.assert_array_equal(b, layer.bias)
+    flat = ttfs.flat_params(params)
+    assert flat.size == sum(L.weight.size + L.bias.size for L in net.layers)
+    np.testing.assert_array_equal(flat[: 14 * 10], net.layers[0].weight.ravel())
+    bare = ttfs.without_biases(net)
+    assert all(not L.bias.any() for L in bare.layers)
+    assert all(np.array_equal(a.weight, b.weight) for a, b in zip(bare.layers, net.layers, strict=True))
+    with pytest.raises(ValueError, match="dense architecture"):
+        ttfs.relu_from_network(ttfs.Architecture((1, 1, 10), dense=(14,), n_classes=3), net)
+    with pytest.raises(ValueError, match="dense ReLUNet"):
+        ttfs.relu_params(ttfs.ReLUNet(ttfs.Architecture((1, 8, 8), conv=(2,), dense=(4,))))
+    with pytest.raises(ValueError, match="different parameters"):
+        ttfs.max_param_diff(model, ttfs.ReLUNet(ttfs.Architecture((1, 1, 10), dense=(14,), n_classes=3)))
+
+
+def test_b1_potential_reaches_threshold_at_the_closed_form_time():
+    w, t_in, t_min, B, bias = np.array([1.0, -0.5, 0.8]), np.array([0.1, 0.5, 0.8]), 1.0, 2.0, 0.3
+    relu = float(w @ (1.0 - t_in) + bias)
+    t_spike = t_min + B - relu  # the closed form: t = t_max - (W x + D)
+    v = ttfs.b1_potential(np.array([t_min, t_spike]), t_in, w, 0.0, t_min)
+    assert v[0] == pytest.approx(float(w @ (t_min - t_in)), abs=1e-12)  # integrated inputs only
+    assert v[1] == pytest.approx(B - bias, abs=1e-12)  # reaches theta = B - D at the spike time
+
 def test_alpha1_jacobian_is_J_over_slope():
     rng = np.random.default_rng(8)
     J = rng.normal(0.3, 0.2, (4, 6))
@@ -363,7 +410,7 @@ def relu_gain_numpy(model, x, seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_backward_gain_matches_jacobian_products_and_b1_equals_relu(seed):
     arch = ttfs.Architecture((1, 1, 32), dense=(32,) * 6)
-    relu = proto.he_init(ttfs.ReLUNet(arch), seed).eval()
+    relu = ttfs.he_init(ttfs.ReLUNet(arch), seed).eval()
     x = np.random.default_rng(seed).random((16, 32))
     g = ttfs.backward_gain(relu, x, seed)
     assert g == pytest.approx(relu_gain_numpy(relu, x, seed), rel=1e-10)
@@ -373,7 +420,7 @@ def test_backward_gain_matches_jacobian_products_and_b1_equals_relu(seed):
 @pytest.mark.parametrize("depth", [3, 6])
 def test_backward_error_layer_by_layer_and_its_sign_flipped_control(depth):
     arch = ttfs.Architecture((1, 1, 24), dense=(24,) * depth)
-    relu = proto.he_init(ttfs.ReLUNet(arch), 11).eval()
+    relu = ttfs.he_init(ttfs.ReLUNet(arch), 11).eval()
     x = np.random.default_rng(11).random((8, 24))
     e, g = ttfs.backward_error(relu, x, 11)
     assert float(g.norm() / e.norm()) == pytest.approx(ttfs.backward_gain(relu, x, 11), rel=1e-10)
@@ -383,8 +430,8 @@ def test_backward_error_layer_by_layer_and_its_sign_flipped_control(depth):
     _, g_flip = ttfs.backward_error(b1net, x, 11, layer_sign=-1.0)
     torch.testing.assert_close(g_flip, (-1.0) ** (depth - 1) * g, rtol=1e-10, atol=1e-14)
     gain = ttfs.backward_gain(relu, x, 11)
-    assert proto.signed_gain(b1net, relu, x, 11) == pytest.approx(gain, rel=1e-9)
-    assert proto.signed_gain(b1net, relu, x, 11, layer_sign=-1.0) == pytest.approx(
+    assert ttfs.signed_gain(b1net, relu, x, 11) == pytest.approx(gain, rel=1e-9)
+    assert ttfs.signed_gain(b1net, relu, x, 11, layer_sign=-1.0) == pytest.approx(
         (-1.0) ** (depth - 1) * gain, rel=1e-9)
     with pytest.raises(ValueError):
         ttfs.backward_error(relu, x, 11, layer_sign=float("nan"))
@@ -401,8 +448,8 @@ def test_alpha1_explosions_count_runs_of_the_figure():
 def test_naive_alpha1_gains_explode_and_vanish():
     x = np.random.default_rng(0).random((16, 64))
     gen = torch.Generator().manual_seed(5)
-    up = [ttfs.backward_gain(proto.naive_alpha1(64, 10, "zero-mean", x, gen), x, 5) for _ in range(3)]
-    down = [ttfs.backward_gain(proto.naive_alpha1(64, 10, "positive-mean", x, gen), x, 5) for _ in range(3)]
+    up = [ttfs.backward_gain(ttfs.naive_alpha1(64, 10, "zero-mean", x, gen), x, 5) for _ in range(3)]
+    down = [ttfs.backward_gain(ttfs.naive_alpha1(64, 10, "positive-mean", x, gen), x, 5) for _ in range(3)]
     assert np.median(up) > 1e2 and np.median(down) < 0.1
 
 
@@ -411,7 +458,7 @@ def test_spike_counting_in_torch_matches_closed_form():
     torch.manual_seed(6)
     snn = ttfs.B1Net(arch, x_max=10.0).eval()
     x = images(np.random.default_rng(6), 50, 16)
-    acc, per_layer = proto.evaluate(snn, x, np.zeros(50, dtype=int))
+    acc, per_layer = ttfs.evaluate(snn, x, np.zeros(50, dtype=int))
     res = b1.closed_form(snn.to_snn(), x)
     np.testing.assert_allclose(per_layer, res.spikes_per_layer())
 
@@ -419,15 +466,15 @@ def test_spike_counting_in_torch_matches_closed_form():
 def test_fit_windows_sets_the_quantile_and_shortens_latency():
     arch = ttfs.Architecture((1, 4, 4), dense=(20, 20), n_classes=3)
     torch.manual_seed(1)
-    snn = proto.he_init(ttfs.ReLUNet(arch), 1)
+    snn = ttfs.he_init(ttfs.ReLUNet(arch), 1)
     net = ttfs.B1Net.from_relu(snn)
     x = images(np.random.default_rng(1), 100, 16)
     long = net.latency
-    proto.fit_windows(net, x, quantile=1.0)
+    ttfs.fit_windows(net, x, quantile=1.0)
     maxima = ttfs.layer_maxima(ttfs.fold(net.to_relu()), x)
     np.testing.assert_allclose(net.widths.numpy(), maxima, rtol=1e-12)
     assert net.latency < long
-    proto.fit_windows(net, x, quantile=0.5)
+    ttfs.fit_windows(net, x, quantile=0.5)
     net(torch.from_numpy(x))
     assert net.last.n_clipped > 0
 
@@ -482,9 +529,9 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="non-empty"):
         ttfs.backward_gain(ttfs.ReLUNet(arch), np.zeros((0, 4)), 0)
     with pytest.raises(ValueError, match="init"):
-        proto.naive_alpha1(4, 2, "uniform", np.zeros((1, 4)), torch.Generator())
+        ttfs.naive_alpha1(4, 2, "uniform", np.zeros((1, 4)), torch.Generator())
     with pytest.raises(ValueError, match="quantile"):
-        proto.fit_windows(m, np.zeros((2, 4)), quantile=0.0)
+        ttfs.fit_windows(m, np.zeros((2, 4)), quantile=0.0)
     with pytest.raises(ValueError, match="scale"):
         proto.preset("huge")
 
@@ -561,7 +608,7 @@ def test_hardware_rows_and_latency_fall_with_the_window_quantile():
                 hw_quantiles=(1.0, 0.8), hw_n_finetune=200, hw_n_eval=100, hw_trials=2)
     arch = proto.with_shape(ttfs.Architecture((1, 8, 8), dense=(16,)), ds)
     torch.manual_seed(5)
-    snn = ttfs.B1Net.from_relu(proto.he_init(ttfs.ReLUNet(arch), 5))
+    snn = ttfs.B1Net.from_relu(ttfs.he_init(ttfs.ReLUNet(arch), 5))
     hw = proto.hardware(P, snn, ds, seed=5)
     assert [(r["effect"], r["level"]) for r in hw.rows] == [
         ("noise", 0.05), ("time bits", 2), ("weight bits", 2), ("latency", 1.0), ("latency", 0.8)]
