@@ -32,7 +32,9 @@ The mesoscopic step, for each population and age bin ``a`` (neurons whose last s
 bin ``a + 1`` steps ago), in this order (the authors' ``LIFmesoCell``):
 
 1. ``I_syn <- e^{-dt/tau_s} I_syn + (1 - e^{-dt/tau_s}) Z_{t-1}/dt``; ``h = J^T I_syn + eps I_ext``;
-2. ``V <- V + dt alpha_m (mu - V) + dt h`` (forward Euler); ``V = 0`` for ages below ``t_ref``;
+2. ``V <- V + dt alpha_m (mu - V) + dt h`` (forward Euler; ``Network.leak = "exp"``: the exact
+   step ``V <- d V + (1 - d)(mu + h / alpha_m)``, ``d = e^{-dt alpha_m}``); ``V = 0`` for ages
+   below ``t_ref``;
 3. ``lambda = exp(V - f_t)`` (``LAMBDA_REFRACTORY`` in refractory ages),
    ``P = 1 - exp(-lambda dt)``;
 4. ``m_a = S_a Z_{t-1-a}`` (expected survivors), ``v_a = (1 - S_a) m_a`` (their variance);
@@ -67,6 +69,8 @@ LAMBDA_REFRACTORY = 1e-8
 VAR_FLOOR = 0.1
 #: Bounds of the latent Z = n / N during the E-step (the authors clip to [1e-5, 1]).
 Z_MIN, Z_MAX = 1e-5, 1.0
+#: Integrations of the membrane in the mesoscopic step (see :class:`Network`).
+LEAKS: tuple[str, ...] = ("euler", "exp")
 #: Names of the 12 free parameters, in the order of :attr:`Network.theta`.
 THETA_NAMES: tuple[str, ...] = tuple(
     f"{p}_{q}" for p in ("alpha_m", "J", "mu", "f_t") for q in POPULATIONS)
@@ -115,6 +119,11 @@ class Network:
         t_ref: absolute refractory period (s).
         eps: gain of the external input.
         names: population names.
+        leak: how the mesoscopic step integrates the membrane over a bin: ``"euler"`` (the
+            authors' forward Euler, ``V <- V + dt alpha_m (mu - V) + dt h``) or ``"exp"`` (the
+            exact step of a constant input, ``V <- d V + (1 - d) (mu + h / alpha_m)`` with
+            ``d = exp(-dt alpha_m)``, the update of the microscopic network). The microscopic
+            simulation always integrates exactly.
     """
 
     n: tuple[int, ...]
@@ -127,6 +136,7 @@ class Network:
     t_ref: float = 0.004
     eps: float = 1.0
     names: tuple[str, ...] = POPULATIONS
+    leak: str = "euler"
 
     def __post_init__(self):
         if not self.n or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1
@@ -148,6 +158,8 @@ class Network:
             raise ValueError(f"eps must be finite, got {self.eps!r}")
         if len(self.names) != m:
             raise ValueError(f"{len(self.names)} names for {m} populations")
+        if self.leak not in LEAKS:
+            raise ValueError(f"leak must be one of {LEAKS}, got {self.leak!r}")
 
     @property
     def m(self) -> int:
@@ -397,6 +409,14 @@ def _n_ref(net: Network, dt: float) -> int:
     return max(int(round(net.t_ref / dt)), 1)
 
 
+def _leak(net: Network, dt: float, alpha):
+    """``(d, c)`` of the membrane step ``V <- d V + c (alpha_m mu + h)`` (numpy or torch)."""
+    if net.leak == "exp":
+        d = torch.exp(-dt * alpha) if isinstance(alpha, torch.Tensor) else np.exp(-dt * alpha)
+        return d, (1 - d) / alpha
+    return 1 - dt * alpha, dt + 0 * alpha
+
+
 def _check_ages(n_ages, net: Network, dt: float) -> int:
     n_ages = _check_int(n_ages, "n_ages", 2)
     if n_ages <= _n_ref(net, dt):
@@ -427,8 +447,8 @@ def stationary_table(net: Network, a0, dt_s: float, n_ages: int, i_ext=None):
     h = a0 @ net.J
     if i_ext is not None:
         h = h + net.eps * np.asarray(i_ext, float)
-    g = dt * (net.alpha_m * net.mu + h)  # (B, M)
-    d = 1 - dt * net.alpha_m  # (M,)
+    d, c = _leak(net, dt, net.alpha_m)  # (M,)
+    g = c * (net.alpha_m * net.mu + h)  # (B, M)
     nr = _n_ref(net, dt)
     k = np.arange(n_ages)
     # V(a) = g sum_{k=0}^{a - nr} d^k for a >= nr
@@ -506,8 +526,8 @@ def simulate_meso(net: Network, duration_s: float, rng: np.random.Generator, *,
     hist = np.repeat((a0 * dt)[:, :, None], n_ages, axis=2)  # Z_{t-1-a} at age a
     isyn = a0.copy()
     r_s = np.exp(-dt / net.tau_s)
-    d = 1 - dt * net.alpha_m
-    g0 = dt * net.alpha_m * net.mu
+    d, c = _leak(net, dt, net.alpha_m)
+    g0 = c * net.alpha_m * net.mu
     nr = _n_ref(net, dt)
     ft = net.f_t[None, :, None]
     J = net.J
@@ -519,7 +539,7 @@ def simulate_meso(net: Network, duration_s: float, rng: np.random.Generator, *,
         h = isyn @ J
         if pulse is not None:
             h = h + net.eps * pulse.at(t * dt, m)
-        V = d[None, :, None] * V + (g0 + dt * h)[:, :, None]
+        V = d[None, :, None] * V + (g0 + c * h)[:, :, None]
         V[:, :, :nr] = 0.0
         lam = np.exp(V - ft)
         lam[:, :, :nr] = LAMBDA_REFRACTORY
@@ -642,7 +662,7 @@ def make_trial(y, population, dt_s: float, start: int, m: int = 3, *, z_history=
 
 def _check_euler(net: Network, dt: float, alpha=None) -> None:
     a = net.alpha_m if alpha is None else alpha
-    if np.any(dt * np.asarray(a) >= 1):
+    if net.leak == "euler" and np.any(dt * np.asarray(a) >= 1):
         raise ValueError(f"forward Euler needs dt * alpha_m < 1; got dt = {dt}, alpha_m = {a}")
 
 
@@ -717,8 +737,8 @@ def _terms(net: Network, trial: Trial, z, theta, n_ages: int, return_zbar: bool 
     h = isyn @ (j[:, None] * sign)
     if trial.i_ext is not None:
         h = h + net.eps * torch.as_tensor(trial.i_ext)
-    g = (dt * (alpha * mu + h)).T  # (M, T)
-    d = 1 - dt * alpha
+    d, c = _leak(net, dt, alpha)
+    g = (c * (alpha * mu + h)).T  # (M, T)
     # layout (M, A, T). V(a, t) = sum_{k=0}^{a-nr} d^k g_{t-k} for a >= nr; 0 (refractory) below
     k = torch.arange(A - nr, dtype=f64)
     w = _lagged(g, A - nr) * (d[:, None] ** k[None, :])[:, :, None]
@@ -820,6 +840,7 @@ def neg_log_joint_loop(net: Network, trial: Trial, z, n_ages: int = 100, theta=N
     T, m = zf.shape
     A = n_ages
     nr = _n_ref(net, dt)
+    d, c = _leak(net, dt, alpha)
     J = j[:, None] * torch.as_tensor(net.sign)
     r = torch.as_tensor(np.exp(-dt / net.tau_s))
     N = torch.as_tensor(np.asarray(net.n, float))
@@ -838,7 +859,7 @@ def neg_log_joint_loop(net: Network, trial: Trial, z, n_ages: int = 100, theta=N
         h = isyn @ J
         if trial.i_ext is not None:
             h = h + net.eps * torch.as_tensor(trial.i_ext[t])
-        V = V + dt * alpha * (mu - V) + dt * h
+        V = d * V + c * (alpha * mu + h)
         V = torch.where(refr, torch.zeros_like(V), V)
         lam = torch.where(refr, torch.full_like(V, LAMBDA_REFRACTORY), torch.exp(V - ft))
         P = -torch.expm1(-lam * dt)
@@ -988,7 +1009,7 @@ def m_step(net: Network, trial: Trial, z, *, reference: Network | None = None,
     if mask.shape != (4 * net.m,):
         raise ValueError(f"free must be a mask of {4 * net.m} booleans")
     # forward Euler needs dt alpha_m < 1 on the whole box
-    if np.any(trial.dt * np.abs(scale[:net.m]) * hi >= 1):  # pragma: no cover - guard
+    if net.leak == "euler" and np.any(trial.dt * np.abs(scale[:net.m]) * hi >= 1):  # pragma: no cover - guard
         raise ValueError("the upper bound of alpha_m breaks forward Euler (dt * alpha_m >= 1)")
     u0 = net.theta / scale
     box = [(lo, hi)] * int(mask.sum())
