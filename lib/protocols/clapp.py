@@ -253,6 +253,10 @@ class Smoke:
         gap, gap_init: ``(heads,)`` held-out mean ``u+`` minus mean ``u-`` of the trained and
             of the initial network (same images, same partners).
         net: the trained network.
+        held_out_control: ``(heads,)`` the held-out loss of the loss claim's control: the same
+            initial network trained with the same steps and draws on the same images with
+            their pixels permuted (each image by its own permutation), so that it sees the
+            images' statistics but no spatial structure to predict.
     """
 
     log: clapp.TrainLog
@@ -263,11 +267,32 @@ class Smoke:
     gap: np.ndarray
     gap_init: np.ndarray
     net: clapp.CLAPPNet = field(repr=False)
+    held_out_control: np.ndarray | None = None
 
     @property
     def ratio(self) -> float:
         """Held-out loss of the top head, trained over initial (the loss claim's metric)."""
         return float(self.held_out[-1] / self.held_out_init[-1])
+
+    @property
+    def control_ratio(self) -> float:
+        """The same ratio for the network trained on pixel-permuted images (the control)."""
+        if self.held_out_control is None:
+            raise ValueError("this smoke run was made without its control (control=False)")
+        return float(self.held_out_control[-1] / self.held_out_init[-1])
+
+
+def permute_pixels(images: torch.Tensor, seed: int) -> torch.Tensor:
+    """``images`` ``(n, ...)`` with the pixels of each image permuted by its own permutation
+    (drawn from ``seed``): the same pixel statistics without spatial structure."""
+    if images.ndim < 2 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty batch (n, ...), got shape "
+                         f"{tuple(images.shape)}")
+    flat = images.reshape(len(images), -1)
+    rng = np.random.default_rng(seed)
+    idx = torch.as_tensor(rng.permuted(np.tile(np.arange(flat.shape[1]), (len(flat), 1)),
+                                       axis=1))
+    return torch.gather(flat, 1, idx).reshape(images.shape)
 
 
 def held_out_loss(net: clapp.CLAPPNet, images: torch.Tensor, seed: int,
@@ -286,23 +311,36 @@ def held_out_loss(net: clapp.CLAPPNet, images: torch.Tensor, seed: int,
     return np.mean(out, axis=0)
 
 
-def smoke_run(P: Preset, split: Split, seed: int, method: str = "clapp-s") -> Smoke:
+def smoke_run(P: Preset, split: Split, seed: int, method: str = "clapp-s",
+              control: bool = True) -> Smoke:
     """``P.smoke_steps`` steps of ``method`` on ``P.smoke_images`` unlabeled images, then the
     held-out loss and score separation on the probe's test images, of the trained network and
-    of its initial one (the claims' control: the same network untrained)."""
+    of its initial one (the score claim's control: the same network untrained).
+
+    With ``control``, the loss claim's control too: a copy of the initial network trained with
+    the same steps, batches and draws on the same images with their pixels permuted
+    (:func:`permute_pixels`), scored on the same held-out images."""
     torchkit.seed_all(seed)
     net = clapp.CLAPPNet(method, P.smoke_layers, P.K, patch=P.patch, stride=P.stride)
     init = copy.deepcopy(net)
-    log = clapp.train(net, split.unlabeled[:P.smoke_images], steps=P.smoke_steps,
-                      batch_size=P.smoke_batch, lr=P.smoke_lr, seed=seed,
-                      device=torchkit.device(P.device), desc=f"smoke {method}")
+    broken = copy.deepcopy(net) if control else None
+    images = split.unlabeled[:P.smoke_images]
+    dev = torchkit.device(P.device)
+    log = clapp.train(net, images, steps=P.smoke_steps, batch_size=P.smoke_batch,
+                      lr=P.smoke_lr, seed=seed, device=dev, desc=f"smoke {method}")
     init.to(next(net.parameters()).device)
     w = P.smoke_window
     per_step = log.loss.mean(1)
     held = [held_out_loss(m, split.test_x, seed) for m in (net, init)]
     gaps = [clapp.score_gap(m, split.test_x, seed) for m in (net, init)]
+    held_control = None
+    if control:
+        clapp.train(broken, permute_pixels(images, seed), steps=P.smoke_steps,
+                    batch_size=P.smoke_batch, lr=P.smoke_lr, seed=seed, device=dev,
+                    desc=f"smoke {method}, pixels permuted")
+        held_control = held_out_loss(broken, split.test_x, seed)
     return Smoke(log, float(per_step[:w].mean()), float(per_step[-w:].mean()), held[0], held[1],
-                 gaps[0], gaps[1], net)
+                 gaps[0], gaps[1], net, held_control)
 
 
 @dataclass
@@ -575,4 +613,4 @@ __all__ = ["LABELS", "PAPER_TABLE1", "PRESETS", "Preset", "Run", "Smoke", "Split
            "book_claims", "color_of", "control_runs", "draw_scores", "gradient_check",
            "held_out_loss", "load_split", "mean_sd", "paired",
            "plot_filters", "plot_hierarchy", "plot_losses", "plot_patch_grid", "plot_top_layer",
-           "preset", "probe", "run_all", "run_encoder", "smoke_run"]
+           "permute_pixels", "preset", "probe", "run_all", "run_encoder", "smoke_run"]

@@ -133,6 +133,19 @@ def test_held_out_loss_uses_the_same_draws_for_two_networks():
     assert a.shape == (2,) and np.array_equal(a, b)
 
 
+def test_permute_pixels_keeps_each_image_s_pixels_and_is_seeded():
+    x = torch.rand(5, 1, 4, 4)
+    a, b = proto.permute_pixels(x, 7), proto.permute_pixels(x, 7)
+    assert torch.equal(a, b) and a.shape == x.shape and not torch.equal(a, x)
+    for i in range(5):  # the same multiset of pixels, per image
+        assert torch.equal(a[i].flatten().sort().values, x[i].flatten().sort().values)
+    assert not torch.equal(proto.permute_pixels(x, 8), a)
+    same = proto.permute_pixels(x[:1].repeat(2, 1, 1, 1), 7)  # one permutation per image
+    assert not torch.equal(same[0], same[1])
+    with pytest.raises(ValueError, match="non-empty batch"):
+        proto.permute_pixels(torch.rand(0, 1, 4, 4), 0)
+
+
 # ---------------------------------------------------------------------------- training, probe
 
 
