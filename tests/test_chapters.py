@@ -162,16 +162,19 @@ def test_theory_has_an_interactive_explorer(slug):
         f"{slug}: theory.md has no plotting.explore(...) cell (CONTRIBUTING.md, the adding-a-chapter checklist)"
 
 
-#: The seeds over which ``make test`` measures every chapter's claims (its sweep step).
-SWEEP_SEEDS = [0, 1, 2]
+#: The seeds over which ``make test`` measures every chapter's claims (its sweep step): two
+#: small ones and one far from 0, at which it also executes every theory notebook.
+SWEEP_SEEDS = [0, 1, 7919]
+FAR_SEED = 7919
 
 
 @pytest.mark.parametrize("slug", build.chapters())
 def test_ci_claims_hold_and_their_controls_fail_over_three_seeds(slug):
     path = build.sweep_dir("ci") / f"{slug}.json"
     if not path.is_file():
-        pytest.fail(f"{path.relative_to(ROOT)} is missing: `make test` measures the claims at seeds 0-2 "
-                    "(python -m lib.build --scale ci --seeds 0-2 --notebook reproduce) before pytest")
+        pytest.fail(f"{path.relative_to(ROOT)} is missing: `make test` measures the claims at seeds "
+                    "0, 1, 7919 (python -m lib.build --scale ci --seeds 0,1,7919 --notebook reproduce) "
+                    "before pytest")
     sweep = json.loads(path.read_text())
     assert sweep["seeds"] == SWEEP_SEEDS
     _, cs = claims.load(ROOT / "chapters" / slug / "claims.yml")
@@ -182,6 +185,17 @@ def test_ci_claims_hold_and_their_controls_fail_over_three_seeds(slug):
         e = entries[c.id]
         assert e["n_pass"] == len(SWEEP_SEEDS), f"{slug}/{c.id}: passes at {e['n_pass']} of seeds {SWEEP_SEEDS}"
         assert not e.get("n_control_passes"), f"{slug}/{c.id}: its control meets the criterion at some seed"
+
+
+@pytest.mark.parametrize("slug", build.chapters())
+def test_every_notebook_runs_at_a_seed_far_from_zero(slug):
+    """Both notebooks of every chapter executed without error at ci, seed 7919 (``make test``
+    builds them): no explorer, stream offset or preset assumes a small seed."""
+    for name in build.NOTEBOOKS:
+        nb = build.Notebook(slug, name, "ci", FAR_SEED)
+        assert build.is_cached(nb, build.input_key(nb)), (
+            f"{nb.label} did not execute cleanly with its current inputs at seed {FAR_SEED}: run "
+            f"python -m lib.build --scale ci --seed {FAR_SEED} --slug {slug} --no-render")
 
 
 @pytest.mark.parametrize("slug", build.chapters())
