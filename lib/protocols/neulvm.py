@@ -12,6 +12,8 @@ chapter only:
   and :func:`pick_window` (a training window that contains a switch);
 - the experiments: :func:`bias_runs` (the mesoscopic model with ground-truth parameters at two
   time steps), :func:`meso_errors` (rates and fluctuations against the ground truth),
+  :func:`one_step_prediction` (the prediction of the true activity, authors' forward-Euler
+  membrane step against the exact one, with and without the finite-size term),
   :func:`coupling_profile`, :func:`coupling_argmin`, :func:`fit_couplings`,
   :func:`latent_scores`, :func:`fit`, :func:`free_runs`, :func:`perturbation`;
 - the controls of the claims: :func:`mean_field_run` (the model without finite-size noise),
@@ -355,6 +357,50 @@ def scaled_couplings(net: ms.Network, s: float) -> np.ndarray:
     th = net.theta.copy()
     th[net.m:2 * net.m] *= s
     return th
+
+
+def one_step_prediction(gt: GroundTruth, P: Preset) -> pd.DataFrame:
+    """The one-step prediction ``Zbar`` of the true activity, four ways, on every run.
+
+    For the authors' forward-Euler membrane step and the exact one (``leak``, see
+    :class:`lib.mesoscopic.Network`), with and without the finite-size term ``Lambda (1 -
+    sum_a m_a)``, given the true activity of each ground-truth run (its first ``history_s``
+    as history) and the true parameters: the population part of the negative log-likelihood
+    per scored bin, and the mean of the standardised residuals ``(Z - Zbar) / sqrt(Zbar / N
+    + 0.1 dt / N)`` of each population (0 for an unbiased prediction; negative: ``Zbar`` too
+    high), over all runs.
+
+    Returns:
+        One row per (membrane step, finite-size term): ``nll_z per bin``, ``resid E1``,
+        ``resid E2``, ``resid I``.
+    """
+    from dataclasses import replace
+
+    H = int(round(P.history_s / P.dt))
+    N = np.asarray(gt.net.n, float)
+    rows = {}
+    with torch.no_grad():
+        for leak in ms.LEAKS:
+            nl = replace(gt.net, leak=leak)
+            for fs in (True, False):
+                nll, res = 0.0, []
+                for b in range(gt.z.shape[0]):
+                    trial = ms.make_trial(gt.y[b], gt.population, P.dt, H,
+                                          z_history=gt.z[b, :H])
+                    z = gt.z[b, H:]
+                    _, nz, zb = ms.neg_log_joint(nl, trial, z, P.n_ages, return_zbar=True,
+                                                 finite_size=fs)
+                    zb = zb.numpy()[H:]
+                    nll += float(nz)
+                    res.append((z - zb) / np.sqrt(zb / N + ms.VAR_FLOOR * P.dt / N))
+                r = np.concatenate(res)
+                row = {"nll_z per bin": nll / r.shape[0]}
+                row.update({f"resid {n}": float(r[:, k].mean())
+                            for k, n in enumerate(gt.net.names)})
+                rows[(leak, "with" if fs else "without")] = row
+    out = pd.DataFrame(rows).T
+    out.index.names = ["membrane step", "finite-size term"]
+    return out
 
 
 def coupling_profile(net: ms.Network, trial: ms.Trial, z_true, P: Preset,

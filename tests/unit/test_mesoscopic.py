@@ -379,3 +379,20 @@ def test_state_fluctuations_and_latent_scores_on_constructed_rates():
     z[:1000, :2] += 10.0 * dt  # far from the switch at 2 s: only the whole-trial RMSE moves
     sc2 = proto.latent_scores(z, z_true, dt)
     assert sc2["rmse_switch"] == pytest.approx(3.0) and sc2["rmse_e"] > 3.5
+
+
+def test_one_step_prediction_is_unbiased_on_activity_drawn_from_its_own_model():
+    # a free run of the exact-leak model is its own ground truth: with the same step and the
+    # finite-size term, the residuals have mean ~0 and the term lowers the loss
+    P = proto.preset("ci")
+    net = dataclasses.replace(ms.winner_take_all(), leak="exp")
+    run = ms.simulate_meso(net, 5.0, np.random.default_rng(SEED), dt_s=P.dt,
+                           n_ages=P.n_ages, n_trials=2)
+    y = np.zeros(run.z.shape[:2] + (3,), bool)
+    gt = proto.GroundTruth(net, run.z, y, np.arange(3), P.dt, spikes=None)
+    pred = proto.one_step_prediction(gt, P)
+    res = pred[[f"resid {p}" for p in ms.POPULATIONS]]
+    assert np.all(np.abs(res.loc[("exp", "with")]) < 0.1)
+    assert pred.loc[("exp", "with"), "nll_z per bin"] < pred.loc[("exp", "without"),
+                                                                 "nll_z per bin"]
+    assert pred.index.tolist() == [(k, f) for k in ms.LEAKS for f in ("with", "without")]
