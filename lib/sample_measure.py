@@ -43,6 +43,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from . import torchkit
 
@@ -56,6 +57,9 @@ THRESHOLD = 0.4
 PAPER_DELAYS = 9
 #: Initial bias (logit): the paper's ``u = 0`` gives ``v = -1``, a rate of 0.27 per bin.
 INIT_BIAS = -1.0
+#: Initial weight scale in logit units: the authors draw ``W ~ TruncNormal(0, 1/sqrt(n D))`` in
+#: units of ``u``, and ``v = (u - thr) / thr`` multiplies a weight by ``1 / thr = 2.5``.
+INIT_SCALE = 1.0 / THRESHOLD
 
 
 def _check_int(x, name: str, low: int = 1) -> int:
@@ -148,6 +152,39 @@ def _trunc_normal(shape, std: float, gen: torch.Generator, dtype) -> torch.Tenso
     return t
 
 
+def _free_run_numpy(drive: np.ndarray, U: np.ndarray, Wr: np.ndarray, D: int):
+    """The no-gradient free run's loop in numpy, into preallocated arrays (see ``RSNN.free_run``).
+
+    Four numpy calls per bin and no allocation: the product of the spike history (a view of
+    one buffer) with the couplings, written into the logits; the drive added in place; the
+    sigmoid; the comparison with the uniforms, written into the buffer. Logits and
+    probabilities are stored time-major, so that each bin's slice is contiguous.
+
+    Args:
+        drive: ``(M, T, N)`` stimulus drive plus bias.
+        U: ``(M, B, T, N)`` uniforms.
+        Wr: ``(M, D * N, N)`` couplings, rows ordered ``z(t - D), ..., z(t - 1)``.
+        D: delays.
+
+    Returns:
+        ``(v, p, z)``, each ``(M, B, T, N)`` (views of the time-major arrays and of the
+        spike buffer).
+    """
+    M, T, N = drive.shape
+    B = U.shape[1]
+    Ut = U.transpose(0, 2, 1, 3)
+    zbuf = np.zeros((M, B, D + T, N), dtype=drive.dtype)
+    v = np.empty((M, T, B, N), dtype=drive.dtype)
+    p = np.empty((M, T, B, N), dtype=drive.dtype)
+    for t in range(T):
+        vt, pt = v[:, t], p[:, t]
+        np.matmul(zbuf[:, :, t:t + D].reshape(M, B, D * N), Wr, out=vt)
+        vt += drive[:, t, None, :]
+        expit(vt, out=pt)
+        np.greater(pt, Ut[:, t], out=zbuf[:, :, t + D])
+    return v.transpose(0, 2, 1, 3), p.transpose(0, 2, 1, 3), zbuf[:, :, D:]
+
+
 @dataclass
 class Simulation:
     """Spike trains sampled by :meth:`RSNN.free_run`.
@@ -180,7 +217,9 @@ class RSNN(torch.nn.Module):
         n_delays: spike-history length D in bins, >= 1.
         n_inputs: stimulus channels K, >= 1.
         seeds: one seed per network (their number is M); network ``m`` is initialised from its
-            own generator, ``W ~ TruncNormal(0, 1/sqrt(D N))``, ``W_in ~ TruncNormal(0, 1/sqrt(K))``,
+            own generator as the authors' code does, translated to logit units:
+            ``W ~ TruncNormal(0, s/sqrt(D N))``, ``W_in ~ TruncNormal(0, s/sqrt(K))`` with
+            ``s = INIT_SCALE = 1/thr = 2.5`` (truncated at two standard deviations), and
             ``b = INIT_BIAS``.
         hidden: hidden units used by each network (default: all ``n_hidden``).
         dtype: torch dtype (default: torch's default).
@@ -205,8 +244,8 @@ class RSNN(torch.nn.Module):
         Ws, Wins = [], []
         for s in seeds:
             g = torch.Generator().manual_seed(s)
-            Ws.append(_trunc_normal((N, N, D), 1 / math.sqrt(D * N), g, dtype))
-            Wins.append(_trunc_normal((N, K), 1 / math.sqrt(K), g, dtype))
+            Ws.append(_trunc_normal((N, N, D), INIT_SCALE / math.sqrt(D * N), g, dtype))
+            Wins.append(_trunc_normal((N, K), INIT_SCALE / math.sqrt(K), g, dtype))
         self.W = torch.nn.Parameter(torch.stack(Ws))
         self.W_in = torch.nn.Parameter(torch.stack(Wins))
         self.b = torch.nn.Parameter(torch.full((M, N), INIT_BIAS, dtype=dtype))
@@ -293,7 +332,8 @@ class RSNN(torch.nn.Module):
             u = torch.as_tensor(uniforms, dtype=self.W.dtype, device=self.W.device)
             if tuple(u.shape) != tuple(shape):
                 raise ValueError(f"uniforms must have shape {tuple(shape)}, got {tuple(u.shape)}")
-            if not bool(((u >= 0) & (u <= 1)).all()):  # also False for NaN
+            lo, hi = torch.aminmax(u) if u.numel() else (u.new_zeros(()), u.new_zeros(()))
+            if not (bool(lo >= 0) and bool(hi <= 1)):  # also False for NaN
                 raise ValueError("uniforms must be numbers in [0, 1] (no NaN)")
             return u
         if generator is None:
@@ -316,10 +356,14 @@ class RSNN(torch.nn.Module):
             A :class:`Simulation` with ``(M, B, T, N)`` tensors.
         """
         n_trials = _check_int(n_trials, "n_trials")
+        if not torch.is_grad_enabled() and self.W.device.type == "cpu":
+            return self._free_run_cpu(stim, n_trials, generator, uniforms)
         drive = self.drive(stim)
         M, T, N = drive.shape
         D = self.n_delays
         U = self._uniforms((M, n_trials, T, N), generator, uniforms)
+        if not torch.is_grad_enabled():
+            return self._free_run_fast(drive, U)
         Wt = _flat(self.W)  # (M, D * N, N)
         act = self.active[:, None, :]
         zero = torch.zeros(M, n_trials, N, dtype=drive.dtype, device=drive.device)
@@ -334,6 +378,72 @@ class RSNN(torch.nn.Module):
             hist = hist[1:] + [z]
         v = torch.stack(vs, dim=2)
         return Simulation(v, torch.sigmoid(v), torch.stack(zs, dim=2))
+
+    def _free_run_fast(self, drive: torch.Tensor, U: torch.Tensor) -> Simulation:
+        """:meth:`free_run` without gradients: one buffer for all spikes, no allocation per step.
+
+        The spikes of all bins live in one ``(M, B, D + T, N)`` buffer (D leading zeros), so the
+        history of bin ``t`` is the contiguous slice ``t .. t + D - 1``, a view; the couplings are
+        flattened once with the delays in that (oldest-first) order. Inactive hidden units get
+        uniforms above 1 and never spike. The same spikes as the differentiable loop, up to the
+        order of a sum (round-off at the threshold). On the CPU, :meth:`_free_run_cpu` does the
+        same in numpy.
+        """
+        M, T, N = drive.shape
+        B, D = U.shape[1], self.n_delays
+        Wr = _flat(self.W.flip(-1)).contiguous()  # rows: z(t - D), ..., z(t - 1)
+        if not bool((self.active > 0).all()):
+            U = torch.where(self.active[:, None, None, :] > 0, U, torch.full_like(U, 2.0))
+        zbuf = torch.zeros(M, B, D + T, N, dtype=drive.dtype, device=drive.device)
+        v = torch.empty(M, B, T, N, dtype=drive.dtype, device=drive.device)
+        p = torch.empty(M, B, T, N, dtype=drive.dtype, device=drive.device)
+        for t in range(T):
+            vt = torch.baddbmm(drive[:, t, None, :], zbuf[:, :, t:t + D].flatten(2), Wr)
+            v[:, :, t] = vt
+            p[:, :, t] = vt.sigmoid_()
+            zbuf[:, :, t + D] = vt > U[:, :, t]
+        return Simulation(v, p, zbuf[:, :, D:])
+
+    def _free_run_cpu(self, stim, n_trials: int, generator, uniforms) -> Simulation:
+        """:meth:`_free_run_fast` on the CPU, in numpy from the checks to the loop.
+
+        A torch call costs several times a numpy call at the sizes of a step here, so the
+        checks, the drive and the loop (:func:`_free_run_numpy`) are numpy; the uniforms come
+        from the same torch generator as on the other paths, so the spikes are the same.
+        """
+        W, W_in, b = (p.detach().numpy() for p in (self.W, self.W_in, self.b))
+        stim = (stim.detach().cpu().numpy() if isinstance(stim, torch.Tensor)
+                else np.asarray(stim)).astype(W.dtype, copy=False)
+        M, K = W.shape[0], self.n_inputs
+        if not ((stim.ndim == 2 and stim.shape[1] == K)
+                or (stim.ndim == 3 and stim.shape[0] == M and stim.shape[2] == K)):
+            raise ValueError(f"stim must be (T, {K}) or ({M}, T, {K}), got shape "
+                             f"{tuple(stim.shape)}")
+        stim = stim[None] if stim.ndim == 2 else stim
+        if stim.shape[1] == 0:
+            raise ValueError("stim must have at least one bin, got 0")
+        if not np.isfinite(stim).all():
+            raise ValueError("stim must be finite (no NaN or inf)")
+        if not (np.isfinite(W).all() and np.isfinite(W_in).all() and np.isfinite(b).all()):
+            raise ValueError("the network's weights must be finite (a NaN or inf weight would "
+                             "give all-zero spike trains); was the training unstable?")
+        T, N, D = stim.shape[1], self.n_units, self.n_delays
+        if uniforms is None:
+            U = self._uniforms((M, n_trials, T, N), generator, None).numpy()
+        else:
+            U = np.asarray(uniforms.detach().cpu() if isinstance(uniforms, torch.Tensor)
+                           else uniforms, dtype=W.dtype)
+            if U.shape != (M, n_trials, T, N):
+                raise ValueError(f"uniforms must have shape {(M, n_trials, T, N)}, got {U.shape}")
+            if not (U.min() >= 0 and U.max() <= 1):  # also False for NaN
+                raise ValueError("uniforms must be numbers in [0, 1] (no NaN)")
+        act = self.active.numpy()
+        if not (act > 0).all():
+            U = np.where(act[:, None, None, :] > 0, U, 2.0)
+        drive = stim @ W_in.transpose(0, 2, 1) + b[:, None, :]
+        Wr = np.ascontiguousarray(W[..., ::-1].transpose(0, 3, 2, 1)).reshape(M, D * N, N)
+        v, p, z = (torch.from_numpy(a) for a in _free_run_numpy(drive, U, Wr, D))
+        return Simulation(v, p, z)
 
     def _data(self, spikes) -> torch.Tensor:
         s = torch.as_tensor(spikes, dtype=self.W.dtype, device=self.W.device)
@@ -350,7 +460,7 @@ class RSNN(torch.nn.Module):
         return s
 
     def teacher_forced(self, spikes, stim, generator: torch.Generator | None = None,
-                       uniforms=None, dampening: float = DAMPENING):
+                       uniforms=None, dampening: float = DAMPENING, return_spikes: bool = False):
         """One-step-ahead logits of the visible units given the recorded spikes.
 
         Visible units receive the recorded spikes; hidden units (where a network has any) keep
@@ -363,10 +473,12 @@ class RSNN(torch.nn.Module):
             generator: noise of the hidden samples (needed only with hidden units).
             uniforms: optional ``(M, B, T, n_hidden)`` uniforms instead of the generator.
             dampening: the pseudo-derivative's peak.
+            return_spikes: also return the hidden units' sampled spikes.
 
         Returns:
             ``(v_visible, p_hidden)``: logits ``(M, B, T, n_visible)`` and the hidden units'
-            probabilities ``(M, B, T, n_hidden)`` (None without hidden units).
+            probabilities ``(M, B, T, n_hidden)`` (None without hidden units); with
+            ``return_spikes``, ``(v_visible, p_hidden, z_hidden)``.
         """
         s = self._data(spikes)
         drive = self.drive(stim)
@@ -377,7 +489,7 @@ class RSNN(torch.nn.Module):
         pre = _lagged(s, D).flatten(1, 2) @ _flat(self.W[:, :, :nv])
         pre = pre.view(M, B, T, N) + drive[:, None]
         if self.n_hidden == 0 or not any(self.hidden):
-            return pre[..., :nv], None
+            return (pre[..., :nv], None, None) if return_spikes else (pre[..., :nv], None)
         nh = self.n_hidden
         U = self._uniforms((M, B, T, nh), generator, uniforms)
         Wt_hh = _flat(self.W[:, nv:, nv:])  # (M, D * nh, nh)
@@ -394,7 +506,8 @@ class RSNN(torch.nn.Module):
             hist = hist[1:] + [z]
         zh = torch.stack(zs, dim=2)
         v_vis = pre[..., :nv] + (_lagged(zh, D).flatten(1, 2) @ _flat(self.W[:, :nv, nv:])).view(M, B, T, nv)
-        return v_vis, torch.sigmoid(torch.stack(vs, dim=2))
+        ph = torch.sigmoid(torch.stack(vs, dim=2))
+        return (v_vis, ph, zh) if return_spikes else (v_vis, ph)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -612,10 +725,13 @@ def nc_loss(p_model, z_model, spikes, n_lags: int) -> torch.Tensor:
 
 
 def rate_loss(p_hidden, active, target) -> torch.Tensor:
-    """``(mean hidden probability per bin - target)^2`` per active hidden unit, averaged, ``(M,)``.
+    """``(mean hidden rate per bin - target)^2`` per active hidden unit, averaged, ``(M,)``.
+
+    The authors apply it to the *sampled* spikes of the hidden units (their gradient passes
+    through the pseudo-derivative); :func:`losses` does the same.
 
     Args:
-        p_hidden: ``(M, B, T, nh)``.
+        p_hidden: hidden spikes (or probabilities) ``(M, B, T, nh)``.
         active: ``(M, nh)`` 1 for hidden units a network uses.
         target: the target probability per bin (a number, or one per network ``(M,)``).
     """
@@ -653,19 +769,19 @@ def losses(net: RSNN, spikes, stim, weights: Sequence[LossWeights], generator: t
                      dtype=dt, device=dev)
     target = torch.tensor([x.rate_target for x in weights], dtype=dt, device=dev)
     nv = net.n_visible
-    v_vis, p_hid = net.teacher_forced(s, stim, generator)
+    v_vis, _, z_hid = net.teacher_forced(s, stim, generator, return_spikes=True)
     out = {"mle": mle_loss(v_vis, s)}
     zero = torch.zeros(net.n_models, dtype=dt, device=dev)
-    rate_p = p_hid
+    rate_z = z_hid  # the authors' rate term: sampled hidden spikes (teacher-forced pass) ...
     if any(x.samples for x in weights):
         sim = net.free_run(stim, n_samples or s.shape[1], generator)
         out["psth"] = psth_loss(sim.p[..., :nv], s)
         out["nc"] = nc_loss(sim.p[..., :nv], sim.z[..., :nv], s, n_lags)
         if net.n_hidden:
-            rate_p = torch.cat([p_hid, sim.p[..., nv:]], dim=1) if p_hid is not None else sim.p[..., nv:]
+            rate_z = sim.z[..., nv:]  # ... or, with the SM terms, of the free run
     else:
         out["psth"], out["nc"] = zero, zero
-    out["rate"] = zero if rate_p is None else rate_loss(rate_p, net.active[:, nv:], target)
+    out["rate"] = zero if rate_z is None else rate_loss(rate_z, net.active[:, nv:], target)
     out["total"] = (w * torch.stack([out["mle"], out["psth"], out["nc"], out["rate"]], dim=1)).sum(1)
     return out
 
@@ -682,10 +798,16 @@ class FitHistory:
     Attributes:
         terms: ``{"mle", "psth", "nc", "rate", "total"}`` -> array ``(iterations, M)``.
         grad_norm: the gradient norm of each network before clipping, ``(iterations, M)``.
+        validation: the total loss on the validation trials at each checked iteration,
+            ``(n_checks, M)`` (empty without validation data).
+        best_iteration: per network, the iteration whose parameters were kept (the last one
+            without validation data), ``(M,)``.
     """
 
     terms: dict[str, np.ndarray]
     grad_norm: np.ndarray
+    validation: np.ndarray = None
+    best_iteration: np.ndarray = None
 
 
 def clip_per_network(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
@@ -702,18 +824,42 @@ def clip_per_network(params: Sequence[torch.Tensor], max_norm: float) -> torch.T
     return norm
 
 
+def clip_per_tensor(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Clip each parameter tensor of each network to norm ``max_norm`` (Keras' ``clipnorm``).
+
+    The authors' optimiser, ``Adam(clipnorm=1)``, clips every gradient tensor (``W``, ``W_in``,
+    ``b``) on its own; here the leading axis holds independent networks, each clipped alone.
+
+    Returns:
+        The norm of each network's whole gradient before clipping, ``(M,)``.
+    """
+    sq = []
+    for p in params:
+        n = p.grad.pow(2).flatten(1).sum(1)
+        sq.append(n)
+        factor = (max_norm / (n.sqrt() + 1e-6)).clamp(max=1.0)
+        p.grad.mul_(factor.view(-1, *([1] * (p.grad.ndim - 1))))
+    return sum(sq).sqrt()
+
+
 def fit(net: RSNN, spikes, stim, weights: Sequence[LossWeights], *, iterations: int, batch_size: int,
         seed: int, lr: float = 1e-3, clip: float = 1.0, n_lags: int | None = None,
-        progress: Callable | None = None) -> FitHistory:
+        validation=None, select_every: int = 1, progress: Callable | None = None) -> FitHistory:
     """Fit the networks by Adam on minibatches of recorded trials (the paper's training loop).
 
     Every iteration each network draws its own minibatch of ``batch_size`` training trials,
     computes :func:`losses` (teacher-forced cross-entropy, and where its weights ask for them,
     free-run samples and their PSTH and noise-covariance mismatch), back-propagates through the
-    samples, clips its own gradient to norm ``clip`` and takes an Adam step. Networks do not
-    interact: each follows the trajectory it would follow alone with the same random numbers.
-    The generic :func:`lib.torchkit.fit` does not apply: the loss needs fresh simulations, not a
-    model output on fixed inputs. Model selection on validation data is left out.
+    samples, clips each of its gradient tensors to norm ``clip`` (:func:`clip_per_tensor`, as
+    the authors' ``Adam(clipnorm=...)``) and takes an Adam step. Networks do not interact: each
+    follows the trajectory it would follow alone with the same random numbers. The generic
+    :func:`lib.torchkit.fit` does not apply: the loss needs fresh simulations, not a model
+    output on fixed inputs.
+
+    Model selection as in the authors' ``train.py``: with ``validation`` trials, every
+    ``select_every`` iterations (before the step) the total loss of each network on all of them
+    is computed (its own free-run samples, from a generator of its own), and each network ends
+    with the parameters of its lowest validation loss.
 
     Args:
         net: the networks (trained in place).
@@ -725,18 +871,23 @@ def fit(net: RSNN, spikes, stim, weights: Sequence[LossWeights], *, iterations: 
         batch_size: trials per minibatch, in 2..K.
         seed: seeds minibatches and spike noise.
         lr: Adam's learning rate.
-        clip: gradient-norm bound per network.
+        clip: gradient-norm bound per tensor and network.
         n_lags: lags of the noise covariance (default the network's delays D).
+        validation: optional held-out training-set trials ``(M, K_val, T, n_visible)`` or
+            ``(K_val, T, n_visible)`` for model selection (at least 2 trials).
+        select_every: iterations between two validation checks, >= 1.
         progress: optional wrapper of an iterable (e.g. ``lib.progress.bar``).
 
     Returns:
         A :class:`FitHistory`.
     """
     iterations = _check_int(iterations, "iterations")
+    select_every = _check_int(select_every, "select_every")
     seed = torchkit._check_seed(seed)
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    if not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
+    if isinstance(clip, bool) or not (isinstance(clip, (int, float)) and math.isfinite(clip)
+                                      and clip > 0):
         raise ValueError(f"clip must be a positive finite number, got {clip!r}")
     data = net._data(spikes)
     M, K = data.shape[:2]
@@ -748,25 +899,51 @@ def fit(net: RSNN, spikes, stim, weights: Sequence[LossWeights], *, iterations: 
         raise ValueError(f"n_lags must be below the number of bins T = {data.shape[2]}, got {n_lags}")
     if len(weights) != M:
         raise ValueError(f"give one LossWeights per network: {M} networks, {len(weights)} weights")
+    val = None
+    if validation is not None:
+        val = net._data(validation)
+        if val.shape[1] < 2 or val.shape[2] != data.shape[2]:
+            raise ValueError(f"validation must have at least 2 trials of the {data.shape[2]} bins "
+                             f"of the training trials, got shape {tuple(val.shape)}")
     dev = net.W.device
     gen = torch.Generator(device=dev).manual_seed(seed)
+    gen_val = torch.Generator(device=dev).manual_seed(int(np.random.SeedSequence([seed, 1])
+                                                          .generate_state(1)[0]))
     opt = torch.optim.Adam(net.parameters(), lr=float(lr))
     params = list(net.parameters())
+    best = [p.detach().clone() for p in params]
+    best_loss = torch.full((M,), float("inf"), dtype=net.W.dtype, device=dev)
+    best_it = np.full(M, iterations - 1)
     rec = {k: [] for k in ("mle", "psth", "nc", "rate", "total")}
-    norms = []
+    norms, vals = [], []
     steps = range(iterations) if progress is None else progress(range(iterations))
     rows = torch.arange(M, device=dev)[:, None]
-    for _ in steps:
+    for it in steps:
+        if val is not None and it % select_every == 0:
+            with torch.no_grad():
+                lv = losses(net, val, stim, weights, gen_val, n_lags, _trusted=True)["total"]
+            vals.append(lv.cpu().numpy())
+            better = lv < best_loss
+            if bool(better.any()):
+                best_loss = torch.where(better, lv, best_loss)
+                best_it[better.cpu().numpy()] = it
+                for b_, p in zip(best, params, strict=True):
+                    b_[better] = p.detach()[better]
         idx = torch.argsort(torch.rand(M, K, generator=gen, device=dev), dim=1)[:, :batch_size]
         batch = data[rows, idx]
         out = losses(net, batch, stim, weights, gen, n_lags, _trusted=True)
         opt.zero_grad()
         out["total"].sum().backward()
-        norms.append(clip_per_network(params, float(clip)).detach().cpu().numpy())
+        norms.append(clip_per_tensor(params, float(clip)).detach().cpu().numpy())
         opt.step()
         for k in rec:
             rec[k].append(out[k].detach().cpu().numpy())
-    return FitHistory({k: np.array(v) for k, v in rec.items()}, np.array(norms))
+    if val is not None:
+        with torch.no_grad():
+            for b_, p in zip(best, params, strict=True):
+                p.copy_(b_)
+    return FitHistory({k: np.array(v) for k, v in rec.items()}, np.array(norms),
+                      np.array(vals).reshape(-1, M), best_it)
 
 
 # ----------------------------------------------------------------------------------------------

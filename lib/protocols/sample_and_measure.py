@@ -101,8 +101,15 @@ class Preset:
         variants: names from :data:`VARIANTS`.
         iterations: Adam steps.
         batch_size: trials per minibatch.
-        lr: Adam's learning rate.
-        clip: gradient-norm bound per network.
+        lr: Adam's learning rate, in logit units (the authors' 1e-3 on weights in units of
+            ``u`` is ``1e-3 / thr = 2.5e-3`` here).
+        clip: gradient-norm bound per tensor and network, in logit units (the authors'
+            ``clipnorm=1`` in units of ``u`` is ``thr = 0.4`` here).
+        n_val: validation trials drawn beside the training trials (model selection).
+        select_every: iterations between two validation checks.
+        teacher_start_iterations: training of :func:`start_at_teacher` (0: not run).
+        mle_iterations: Adam steps of the likelihood-only fits (no free runs, cheap); default
+            ``iterations``.
         n_eval: free-run trials per fitted network for the evaluation.
         theory_iterations: Adam steps of the small fits of the theory page.
         controls: ``(name, hidden strength)`` pairs of :data:`CONTROLS` fitted beside the variants
@@ -127,6 +134,10 @@ class Preset:
     lr: float
     clip: float
     n_eval: int
+    n_val: int = 20
+    select_every: int = 5
+    teacher_start_iterations: int = 0
+    mle_iterations: int | None = None
     theory_iterations: int = 300
     controls: tuple[tuple[str, float], ...] = ()
     dtype: str = "float32"
@@ -143,21 +154,26 @@ _ALL = tuple(VARIANTS)
 PRESETS = {
     "ci": Preset(n_visible=8, n_hidden=16, n_groups=2, n_delays=2, n_inputs=4, n_bins=40,
                  n_train=120, n_test=120, hidden_strengths=(3.0,), n_seeds=1,
-                 variants=("MLE", "SM-h"), iterations=300, batch_size=40, lr=1e-2, clip=1.0,
-                 n_eval=200, theory_iterations=100, note="mini fit: 8 + 16 units, 40 bins, 300 iterations, one seed, "
+                 variants=("MLE", "SM-h"), iterations=300, batch_size=40, lr=1e-2, clip=0.4,
+                 mle_iterations=600,
+                 n_eval=200, theory_iterations=100, note="mini fit: 8 + 16 units, 40 bins, 300 iterations (MLE 600), one seed, "
                  "the strongest hidden drive, MLE and SM-h"),
     "book": Preset(n_visible=16, n_hidden=16, n_groups=2, n_delays=2, n_inputs=4, n_bins=60,
                    n_train=160, n_test=200, hidden_strengths=(0.0, 1.5, 3.0), n_seeds=3,
-                   variants=_ALL, iterations=500, batch_size=40, lr=1e-2, clip=1.0, n_eval=400,
+                   variants=_ALL, iterations=500, batch_size=40, lr=1e-2, clip=0.4, n_eval=400,
                    controls=(("MLE-PSTH", 3.0), ("MLE-PSTH-NC", 0.0), ("MLE (new trials)", 0.0)),
+                   teacher_start_iterations=300,
                    note="16 + 16 units, 60 bins, 500 iterations, 3 seeds, 3 hidden strengths"),
     # The paper's V1 network sizes and training (74 units, 9 delays, 741 bins, batch 20, Adam 1e-3,
-    # clip 1, 2000 iterations, 200 hidden units) on the synthetic teacher: the V1 recordings are not
-    # public and the CNN front end is not implemented (4 stimulus channels instead). For a GPU
-    # (BOOK_DEVICE=cuda); documented, not run in CI.
+    # clip 1 per tensor, in units of u: 2.5e-3 and 0.4 in logit units; 2000 iterations, model
+    # selection at every iteration on 10 validation trials, 200 hidden units) on the synthetic
+    # teacher: the V1 recordings are not public and the CNN front end is not implemented
+    # (4 stimulus channels instead). For a GPU (BOOK_DEVICE=cuda); documented, not run in CI.
     "paper": Preset(n_visible=74, n_hidden=200, n_groups=2, n_delays=sm.PAPER_DELAYS, n_inputs=4,
                     n_bins=741, n_train=80, n_test=30, hidden_strengths=(0.0, 1.5, 3.0), n_seeds=3,
-                    variants=_ALL, iterations=2000, batch_size=20, lr=1e-3, clip=1.0, n_eval=400,
+                    variants=_ALL, iterations=2000, batch_size=20, lr=1e-3 / sm.THRESHOLD,
+                    clip=sm.THRESHOLD, n_eval=400, n_val=10, select_every=1,
+                    teacher_start_iterations=2000,
                     note="the paper's V1 sizes and training on the synthetic teacher (GPU)"),
 }
 
@@ -193,6 +209,7 @@ class ConditionData:
         train: recorded spikes ``(n_train, T, n_visible)``.
         test: held-out recorded spikes ``(n_test, T, n_visible)``.
         hidden_train: the teacher's hidden spikes of the training trials (never shown to a fit).
+        val: validation trials ``(n_val, T, n_visible)`` (model selection).
     """
 
     teacher: sm.Teacher
@@ -200,6 +217,7 @@ class ConditionData:
     train: np.ndarray = field(repr=False)
     test: np.ndarray = field(repr=False)
     hidden_train: np.ndarray = field(repr=False)
+    val: np.ndarray = field(repr=False, default=None)
 
 
 def _rng(seed: int, k: int, stream: int, *more: int) -> np.random.Generator:
@@ -216,17 +234,19 @@ def condition_data(P: Preset, hidden_strength: float, k: int, seed: int, draw: i
     The teacher's couplings and stimulus depend on ``(seed, k)`` only, so that the teachers of
     different hidden strengths differ only in that strength; the trials depend on the strength
     too, and on ``draw`` (0: the trials of the chapter; 1, 2, ...: independent new trials of the
-    same teacher).
+    same teacher). The validation trials are drawn after the test trials, so that the training
+    and test trials do not depend on their number.
     """
     r = _rng(seed, k, STREAM_TEACHER)
     stim = sm.stimulus(P.n_bins, P.n_inputs, r)
     teacher = sm.make_teacher(P.n_visible, P.n_hidden, hidden_strength, r, n_delays=P.n_delays,
                               n_inputs=P.n_inputs, n_groups=P.n_groups)
-    z = sm.sample_teacher(teacher, stim, P.n_train + P.n_test,
+    z = sm.sample_teacher(teacher, stim, P.n_train + P.n_test + P.n_val,
                           _int_seed(seed, k, STREAM_DATA, int(round(1000 * hidden_strength)),
                                     *([draw] if draw else [])))
-    nv = P.n_visible
-    return ConditionData(teacher, stim, z[:P.n_train, :, :nv], z[P.n_train:, :, :nv], z[:P.n_train, :, nv:])
+    nv, a, b = P.n_visible, P.n_train, P.n_train + P.n_test
+    return ConditionData(teacher, stim, z[:a, :, :nv], z[a:b, :, :nv], z[:a, :, nv:],
+                         z[b:, :, :nv])
 
 
 def teacher_spike_trains() -> _data.SpikeTrains:
@@ -295,12 +315,56 @@ def _variant(name: str) -> Variant:
     return VARIANTS[name] if name in VARIANTS else CONTROLS[name]
 
 
+def within_group_nc(z: np.ndarray, n_groups: int) -> float:
+    """Mean zero-lag noise correlation over the pairs of recorded units of the same group.
+
+    The teacher's hidden group ``g`` drives the ``g``-th block of ``n / n_groups`` recorded
+    units; this is the size of the correlation it creates (the pattern is measured by
+    :func:`lib.sample_measure.nc_agreement`).
+
+    Args:
+        z: spikes ``(B, T, n)``.
+        n_groups: the teacher's groups (``n`` divisible by it).
+    """
+    z = np.asarray(z, dtype=float)
+    n = z.shape[-1]
+    if z.ndim != 3 or n_groups < 1 or n % n_groups:
+        raise ValueError(f"z must be (B, T, n) with n divisible by n_groups = {n_groups}, got "
+                         f"shape {z.shape}")
+    g = np.arange(n) // (n // n_groups)
+    same = (g[:, None] == g[None, :]) & ~np.eye(n, dtype=bool)
+    return float(np.nanmean(sm.noise_correlation(z)[same]))
+
+
+def within_group_coupling(W, n_visible: int, n_groups: int) -> float:
+    """Mean recorded-to-recorded coupling (summed over delays) within a group minus between groups.
+
+    The teacher's visible couplings do not depend on the groups (about 0); a fit that explains
+    the shared hidden input by couplings among the recorded units makes it positive.
+
+    Args:
+        W: ``(N, N, D)`` weights (the first ``n_visible`` units recorded).
+        n_visible: recorded units (divisible by ``n_groups``).
+        n_groups: the teacher's groups.
+    """
+    w = np.asarray(W.detach().cpu() if isinstance(W, torch.Tensor) else W, dtype=float)
+    if w.ndim != 3 or n_groups < 1 or n_visible % n_groups or w.shape[0] < n_visible:
+        raise ValueError(f"W must be (N, N, D) with N >= n_visible = {n_visible}, divisible by "
+                         f"n_groups = {n_groups}; got shape {w.shape}")
+    w = w[:n_visible, :n_visible].sum(-1)
+    g = np.arange(n_visible) // (n_visible // n_groups)
+    same = (g[:, None] == g[None, :]) & ~np.eye(n_visible, dtype=bool)
+    return float(w[same].mean() - w[g[:, None] != g[None, :]].mean())
+
+
 def _evaluate(name: str, hs: float, k: int, zv: np.ndarray, cd: ConditionData, W: torch.Tensor,
               P: Preset, zh: np.ndarray | None) -> dict:
     """One row of :attr:`Experiment.table`: free-run spikes ``zv`` against the held-out trials."""
     nc_r, nc_rmse = sm.nc_agreement(zv, cd.test)
     return {"variant": name, "hidden_strength": hs, "seed": k,
             "psth_r": sm.psth_correlation(zv, cd.test), "nc_r": nc_r, "nc_rmse": nc_rmse,
+            "nc_within": within_group_nc(zv, P.n_groups),
+            "nc_within_data": within_group_nc(cd.test, P.n_groups),
             "w_r": sm.weight_correlation(W, cd.teacher.W, P.n_visible),
             "rate_model": float(zv.mean()), "rate_data": float(cd.test.mean()),
             "psth_rmse": psth_rmse(zv, cd.test),
@@ -351,11 +415,15 @@ def run_experiment(P: Preset, seed: int = 0, device=None) -> Experiment:
                 data[(hs, k, draw)] = condition_data(P, hs, k, seed, draw)
             cds.append(data[(hs, k, draw) if draw else (hs, k)])
         spikes = torch.as_tensor(np.stack([c.train for c in cds]), dtype=dtype, device=dev)
+        val = (torch.as_tensor(np.stack([c.val for c in cds]), dtype=dtype, device=dev)
+               if P.n_val else None)
         stim = torch.as_tensor(np.stack([c.stim for c in cds]), dtype=dtype, device=dev)
         weights = [_variant(n).weights for n, _, _ in items]
         init = copy.deepcopy(net)
-        hist[group] = sm.fit(net, spikes, stim, weights, iterations=P.iterations, batch_size=P.batch_size,
+        its = P.mle_iterations if group == "mle" and P.mle_iterations else P.iterations
+        hist[group] = sm.fit(net, spikes, stim, weights, iterations=its, batch_size=P.batch_size,
                              seed=_int_seed(seed, g, STREAM_FIT), lr=P.lr, clip=P.clip,
+                             validation=val, select_every=P.select_every,
                              progress=lambda it, d=group: progress.bar(it, desc=f"fit {d}"))
         nets[group] = net
         # the trained networks and, as the untrained control, their initialisation, evaluated on
@@ -380,9 +448,113 @@ def run_experiment(P: Preset, seed: int = 0, device=None) -> Experiment:
     return Experiment(P, table.reset_index(drop=True), data, nets, index, samples, hist)
 
 
+#: The rows of :func:`ablation`: label, variant, whether the hidden-to-recorded weights are cut.
+ABLATION = (("MLE", "MLE", False), ("SM, no hidden units (MLE+PSTH+NC)", "MLE+PSTH+NC", False),
+            ("SM-h", "SM-h", False), ("SM-h, hidden->recorded cut", "SM-h", True))
+
+
+def ablation(exp: Experiment, seed: int) -> pd.DataFrame:
+    """What the hidden units of SM-h do: its fits with the hidden-to-recorded weights cut.
+
+    At the strongest hidden drive, each fit of :data:`ABLATION` is free-run (``n_eval`` trials,
+    the same noise for every row of a seed) and compared with the held-out trials: the
+    noise-correlation agreement (``nc_r``, ``nc_rmse``), the mean within-group noise
+    correlation (:func:`within_group_nc`, and the data's), the coupling correlation ``w_r`` and
+    the hidden units' rate. Cutting ``W[:nv, nv:]`` (every delay) leaves the recorded units only
+    their own couplings: what is left of the noise correlations is made by them.
+
+    Returns:
+        One row per (label, seed index).
+    """
+    P, hs = exp.preset, exp.preset.strongest
+    nv, rows = P.n_visible, []
+    for k in range(P.n_seeds):
+        cd = exp.data[(hs, k)]
+        for label, name, cut in ABLATION:
+            if name not in P.variants:
+                continue
+            net, m = exp.net(name, hs, k)
+            one = sm.RSNN.from_weights(net.W[m:m + 1].detach().cpu(), net.W_in[m:m + 1].detach().cpu(),
+                                       net.b[m:m + 1].detach().cpu(), nv, hidden=[net.hidden[m]])
+            if cut:
+                with torch.no_grad():
+                    one.W[0, :nv, nv:] = 0.0
+            gen = torch.Generator().manual_seed(_int_seed(seed, k, STREAM_EVAL, 1))
+            with torch.no_grad():
+                z = one.free_run(cd.stim, P.n_eval, gen).z[0].numpy()
+            r, rmse = sm.nc_agreement(z[..., :nv], cd.test)
+            rows.append({"fit": label, "seed": k, "nc_r": r, "nc_rmse": rmse,
+                         "nc_within": within_group_nc(z[..., :nv], P.n_groups),
+                         "nc_within_data": within_group_nc(cd.test, P.n_groups),
+                         "w_r": sm.weight_correlation(one.W[0], cd.teacher.W, nv),
+                         "w_within": within_group_coupling(one.W[0], nv, P.n_groups),
+                         "w_within_teacher": within_group_coupling(cd.teacher.W, nv, P.n_groups),
+                         "rate_hidden": float(z[..., nv:].mean()) if z.shape[-1] > nv else np.nan})
+    return pd.DataFrame(rows)
+
+
+#: The arms of :func:`start_at_teacher`: the SM-h loss, and the same without its likelihood term.
+TEACHER_START = {"SM-h": sm.PAPER_SM,
+                 "SM-h without MLE term": sm.LossWeights(mle=0.0, psth=0.1, nc=50.0, rate=0.001)}
+
+
+def start_at_teacher(exp: Experiment, seed: int, iterations: int) -> pd.DataFrame:
+    """Train SM-h students that start *at the teacher's weights*: does the loss keep the truth?
+
+    The student with hidden units contains the teacher (same sizes), so the teacher's weights
+    are a candidate optimum. Each arm of :data:`TEACHER_START` starts every seed's student at
+    its teacher (strongest hidden drive) and trains it with the preset's training (learning
+    rate, clipping, validation) for ``iterations``; before and after, the students are
+    evaluated as in :func:`ablation`, with the mean hidden-to-recorded weight at delay 1 onto
+    the driven group (``w_hv``, the teacher's is the hidden strength).
+
+    Returns:
+        One row per (arm, seed index, ``"start"`` or ``"trained"``).
+    """
+    P, hs = exp.preset, exp.preset.strongest
+    nv, dev = P.n_visible, exp.nets[next(iter(exp.nets))].W.device
+    dtype = {"float32": torch.float32, "float64": torch.float64}[P.dtype]
+    cds = [exp.data[(hs, k)] for k in range(P.n_seeds)]
+    arms = list(TEACHER_START)
+    items = [(a, k) for a in arms for k in range(P.n_seeds)]
+
+    def stack(attr):
+        return torch.as_tensor(np.stack([getattr(cds[k].teacher, attr) for _, k in items]),
+                               dtype=dtype)
+
+    net = sm.RSNN.from_weights(stack("W"), stack("W_in"), stack("b"), nv).to(dev)
+    drive = cds[0].teacher.W[:nv, nv:, 0] != 0  # (post, pre) pairs the teacher drives
+    spikes = torch.as_tensor(np.stack([cds[k].train for _, k in items]), dtype=dtype, device=dev)
+    stim = torch.as_tensor(np.stack([cds[k].stim for _, k in items]), dtype=dtype, device=dev)
+    val = torch.as_tensor(np.stack([cds[k].val for _, k in items]), dtype=dtype, device=dev)
+    rows = []
+
+    def evaluate(when):
+        gen = torch.Generator(device=dev).manual_seed(_int_seed(seed, 0, STREAM_EVAL, 2))
+        with torch.no_grad():
+            z = net.free_run(stim, P.n_eval, gen).z.cpu().numpy()
+        for m, (arm, k) in enumerate(items):
+            W = net.W[m].detach().cpu().numpy()
+            rows.append({"arm": arm, "seed": k, "when": when,
+                         "w_r": sm.weight_correlation(W, cds[k].teacher.W, nv),
+                         "w_hv": float(W[:nv, nv:, 0][drive].mean()),
+                         "w_within": within_group_coupling(W, nv, P.n_groups),
+                         "nc_within": within_group_nc(z[m, ..., :nv], P.n_groups),
+                         "nc_within_data": within_group_nc(cds[k].test, P.n_groups),
+                         "rate_hidden": float(z[m, ..., nv:].mean())})
+
+    evaluate("start")
+    sm.fit(net, spikes, stim, [TEACHER_START[a] for a, _ in items], iterations=iterations,
+           batch_size=P.batch_size, seed=_int_seed(seed, 9, STREAM_FIT), lr=P.lr, clip=P.clip,
+           validation=val, select_every=P.select_every)
+    evaluate("trained")
+    return pd.DataFrame(rows)
+
+
 def summary(exp: Experiment) -> pd.DataFrame:
     """Mean over seeds of every measure, per variant and hidden strength."""
-    cols = ["psth_r", "nc_r", "nc_rmse", "w_r", "rate_model", "rate_data"]
+    cols = ["psth_r", "nc_r", "nc_rmse", "nc_within", "nc_within_data", "w_r", "rate_model",
+            "rate_data"]
     order = {n: i for i, n in enumerate(exp.preset.variants)}
     t = exp.table
     out = t[t.variant.isin(exp.preset.variants)].groupby(["variant", "hidden_strength"])[cols].mean().reset_index()

@@ -126,6 +126,99 @@ def test_clipping_is_per_network():
     assert a.grad[1].tolist() == pytest.approx([0.3, 0.4, 0.0])
 
 
+def test_clipping_per_tensor_clips_each_tensor_of_each_network_alone():
+    # Keras' clipnorm (the authors' optimiser): every gradient tensor on its own
+    a = torch.nn.Parameter(torch.zeros(2, 2))
+    b = torch.nn.Parameter(torch.zeros(2, 1))
+    a.grad = torch.tensor([[3.0, 4.0], [0.3, 0.4]])
+    b.grad = torch.tensor([[12.0], [0.5]])
+    norms = sm.clip_per_tensor([a, b], 1.0)
+    assert norms.tolist() == pytest.approx([13.0, math.sqrt(0.5)])
+    assert a.grad[0].tolist() == pytest.approx([0.6, 0.8], rel=1e-5)
+    assert b.grad[0].tolist() == pytest.approx([1.0], rel=1e-5)
+    assert a.grad[1].tolist() == pytest.approx([0.3, 0.4]) and b.grad[1].item() == 0.5
+
+
+def test_no_gradient_free_run_equals_the_differentiable_one():
+    # the fast paths (numpy on the CPU, one buffer) against the loop that carries gradients,
+    # with an inactive hidden unit, in float64 and float32
+    for dtype in (torch.float64, torch.float32):
+        net = small_net(n_visible=3, n_hidden=2, seeds=(2, 3), hidden=(1, 2), dtype=dtype)
+        stim = torch.tensor(np.random.default_rng(SEED + 30).normal(size=(12, 2)), dtype=dtype)
+        fast_a = None
+        for grad in (False, True):
+            with torch.set_grad_enabled(grad):
+                sim = net.free_run(stim, 7, torch.Generator().manual_seed(3))
+            if not grad:
+                fast_a = sim
+        assert torch.equal(fast_a.z, sim.z.detach())
+        tol = 1e-12 if dtype == torch.float64 else 1e-5
+        assert (fast_a.v - sim.v.detach()).abs().max() < tol
+        assert (fast_a.p - sim.p.detach()).abs().max() < tol
+        assert fast_a.z[0, :, :, 4].sum() == 0  # the inactive hidden unit
+
+
+def test_initial_weights_have_the_authors_scale_in_logit_units():
+    net = sm.RSNN(20, 20, 3, 9, seeds=(1,), dtype=torch.float64)
+    sd_w = 2.5 / math.sqrt(3 * 40)  # 1 / sqrt(n D) in units of u, times 1 / thr
+    # a normal truncated at 2 sd has a standard deviation of 0.880 sd
+    assert float(net.W.detach().std()) == pytest.approx(0.880 * sd_w, rel=0.05)
+    assert float(net.W.detach().abs().max()) <= 2 * sd_w
+    assert float(net.W_in.detach().std()) == pytest.approx(0.880 * 2.5 / 3, rel=0.1)
+
+
+def test_rate_term_is_measured_on_sampled_hidden_spikes():
+    # one hidden unit: its rate term is (spike count / (B T) - target)^2 exactly
+    net = sm.RSNN(3, 1, 2, 2, seeds=(4,), dtype=torch.float64)
+    stim = np.random.default_rng(SEED + 31).normal(size=(10, 2))
+    s = (np.random.default_rng(SEED + 32).random((6, 10, 3)) < 0.3).astype(float)
+    w = sm.LossWeights(mle=0.4, psth=0.1, nc=50.0, rate=1.0, rate_target=0.17)
+    out = sm.losses(net, s[None], stim, [w], torch.Generator().manual_seed(1), 2)
+    count = (0.17 + np.array([-1, 1]) * math.sqrt(float(out["rate"][0]))) * 60
+    assert np.min(np.abs(count - np.round(count))) < 1e-9
+    out["rate"].sum().backward()
+    assert float(net.W.grad[0, 3].abs().sum()) > 0  # the pseudo-derivative carries its gradient
+
+
+def test_model_selection_keeps_the_lowest_validation_loss():
+    rng = np.random.default_rng(SEED + 33)
+    teacher = sm.make_teacher(4, 0, 0.0, rng, n_delays=2)
+    stim = sm.stimulus(20, 4, rng)
+    spikes = sm.sample_teacher(teacher, stim, 50, 3)
+    train, val = spikes[:40], spikes[40:]
+    net = sm.RSNN(4, 0, 2, 4, seeds=(1, 2), dtype=torch.float64)
+    h = sm.fit(net, train, stim, [sm.PAPER_MLE] * 2, iterations=30, batch_size=10, seed=2,
+               lr=0.2, validation=val, select_every=3)
+    assert h.validation.shape == (10, 2) and h.best_iteration.shape == (2,)
+    assert all(it % 3 == 0 for it in h.best_iteration)
+    with torch.no_grad():  # the likelihood of visible-only networks is deterministic
+        lv = sm.losses(net, val[None].repeat(2, 0), stim, [sm.PAPER_MLE] * 2, None, 2)["total"]
+    assert lv.numpy() == pytest.approx(h.validation.min(axis=0), rel=1e-12)
+    with pytest.raises(ValueError, match="validation"):
+        sm.fit(net, train, stim, [sm.PAPER_MLE] * 2, iterations=2, batch_size=10, seed=2,
+               validation=val[:1])
+
+
+def test_within_group_noise_correlation():
+    rng = np.random.default_rng(SEED + 34)
+    shared = rng.random((300, 20, 2)) < 0.3
+    z = np.concatenate([shared[..., :1] | (rng.random((300, 20, 2)) < 0.1),
+                        shared[..., 1:] | (rng.random((300, 20, 2)) < 0.1)], axis=2)
+    assert proto.within_group_nc(z.astype(float), 2) > 0.5
+    assert abs(proto.within_group_nc(rng.random((300, 20, 4)) < 0.3, 2)) < 0.05
+    with pytest.raises(ValueError, match="divisible"):
+        proto.within_group_nc(z, 3)
+
+
+def test_within_group_coupling():
+    W = np.zeros((6, 6, 2))
+    W[:2, :2] = 1.0  # excitation inside the first of two groups of 2 recorded units
+    assert proto.within_group_coupling(W, 4, 2) == pytest.approx(2 * 2 / 4 - 0.0)
+    assert proto.within_group_coupling(np.zeros((4, 4, 2)), 4, 2) == 0.0
+    with pytest.raises(ValueError, match="divisible"):
+        proto.within_group_coupling(W, 4, 3)
+
+
 # ----------------------------------------------------------------------------- statistics
 
 
@@ -375,7 +468,10 @@ def test_malformed_inputs_raise_clear_errors_not_silent_zeros():
 def test_presets_and_unknown_scale():
     ci, book, paper = (proto.preset(s) for s in ("ci", "book", "paper"))
     assert ci.n_visible < book.n_visible < paper.n_visible
-    assert paper.n_delays == sm.PAPER_DELAYS and paper.batch_size == 20 and paper.lr == 1e-3
+    assert paper.n_delays == sm.PAPER_DELAYS and paper.batch_size == 20
+    # the authors' Adam(1e-3, clipnorm=1) on weights in units of u, in logit units
+    assert paper.lr == pytest.approx(2.5e-3) and paper.clip == pytest.approx(0.4)
+    assert paper.iterations == 2000 and paper.select_every == 1 and paper.n_val == 10
     assert book.n_seeds == 3 and book.strongest == max(book.hidden_strengths)
     assert set(book.variants) == set(proto.VARIANTS)
     with pytest.raises(ValueError, match="expected one of ci, book, paper"):
