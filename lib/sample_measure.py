@@ -43,7 +43,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from scipy.special import expit
 
 from . import torchkit
 
@@ -155,9 +154,9 @@ def _trunc_normal(shape, std: float, gen: torch.Generator, dtype) -> torch.Tenso
 def _free_run_numpy(drive: np.ndarray, U: np.ndarray, Wr: np.ndarray, D: int):
     """The no-gradient free run's loop in numpy, into preallocated arrays (see ``RSNN.free_run``).
 
-    Four numpy calls per bin and no allocation: the product of the spike history (a view of
-    one buffer) with the couplings, written into the logits; the drive added in place; the
-    sigmoid; the comparison with the uniforms, written into the buffer. Logits and
+    No allocation per bin: the product of the spike history (a view of one buffer) with the
+    couplings, written into the logits; the drive added in place; the sigmoid computed in place
+    in the probabilities; the comparison with the uniforms, written into the buffer. Logits and
     probabilities are stored time-major, so that each bin's slice is contiguous.
 
     Args:
@@ -180,7 +179,10 @@ def _free_run_numpy(drive: np.ndarray, U: np.ndarray, Wr: np.ndarray, D: int):
         vt, pt = v[:, t], p[:, t]
         np.matmul(zbuf[:, :, t:t + D].reshape(M, B, D * N), Wr, out=vt)
         vt += drive[:, t, None, :]
-        expit(vt, out=pt)
+        np.negative(vt, out=pt)  # the sigmoid in place (scipy's expit is 3x slower)
+        np.exp(pt, out=pt)
+        pt += 1.0
+        np.reciprocal(pt, out=pt)
         np.greater(pt, Ut[:, t], out=zbuf[:, :, t + D])
     return v.transpose(0, 2, 1, 3), p.transpose(0, 2, 1, 3), zbuf[:, :, D:]
 
