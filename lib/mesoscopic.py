@@ -204,6 +204,8 @@ def winner_take_all(n: Sequence[int] = (400, 400, 200)) -> Network:
     Args:
         n: neurons per population (the paper's 400, 400, 200 by default).
     """
+    if isinstance(n, (str, bytes)) or not hasattr(n, "__len__") or len(n) != 3:
+        raise ValueError(f"n must be the sizes of the 3 populations E1, E2, I, got {n!r}")
     return Network(n=tuple(n), alpha_m=np.full(3, 50.0), j=np.array([9.984, 9.984, 19.968]),
                    mu=np.full(3, 36.0 / DELTA_U_MV),
                    f_t=np.full(3, 15.0 / DELTA_U_MV - math.log(10.0)),
@@ -320,6 +322,9 @@ def simulate_micro(net: Network, duration_s: float, rng: np.random.Generator, *,
         A :class:`MicroRun`.
     """
     dt = _check_pos(dt_s, "dt_s")
+    if dt > net.t_ref:
+        raise ValueError(f"dt_s ({dt}) must be at most the refractory period t_ref "
+                         f"({net.t_ref}): a neuron may spike at most once per step")
     duration = _check_pos(duration_s, "duration_s")
     n_trials = _check_int(n_trials, "n_trials")
     n_record = _check_int(n_record, "n_record")
@@ -512,6 +517,7 @@ def simulate_meso(net: Network, duration_s: float, rng: np.random.Generator, *,
         A :class:`MesoRun`.
     """
     dt = _check_pos(dt_s, "dt_s")
+    _check_euler(net, dt)
     duration = _check_pos(duration_s, "duration_s")
     n_trials = _check_int(n_trials, "n_trials")
     n_ages = _check_ages(n_ages, net, dt)
@@ -681,6 +687,8 @@ def _z_full(trial: Trial, z) -> torch.Tensor:
         z = torch.as_tensor(np.asarray(z, float))
     if z.shape != (trial.n_latent, zh.shape[1]):
         raise ValueError(f"z must be ({trial.n_latent}, {zh.shape[1]}), got {tuple(z.shape)}")
+    if not bool(torch.isfinite(z).all()) or bool((z < 0).any()):
+        raise ValueError("z must hold finite fractions >= 0 (the latent has NaN, inf or < 0)")
     return torch.cat([zh, z.to(torch.float64)], 0)
 
 

@@ -287,6 +287,21 @@ def test_bad_input_raises_value_errors():
         fast = net.with_theta(np.r_[np.full(3, 300.0), net.theta[3:]])
         tr = ms.make_trial(np.zeros((20, 3)), np.array([0, 1, 2]), 0.004, 10)
         ms.neg_log_joint(fast, tr, np.full((10, 3), 0.05), 5)
+    with pytest.raises(ValueError, match="forward Euler"):
+        ms.simulate_meso(fast, 0.1, rng, dt_s=0.004)
+    ms.simulate_meso(dataclasses.replace(fast, leak="exp"), 0.02, rng, dt_s=0.004, n_ages=10)
+    with pytest.raises(ValueError, match="t_ref"):
+        ms.simulate_micro(net, 0.1, rng, dt_s=0.005)
+    with pytest.raises(ValueError, match="3 populations"):
+        ms.winner_take_all(n=(400, 400))
+    tr = ms.make_trial(np.zeros((20, 3)), np.array([0, 1, 2]), 0.004, 10)
+    for bad in (np.nan, np.inf, -0.1):
+        z = np.full((10, 3), 0.05)
+        z[3, 1] = bad
+        with pytest.raises(ValueError, match="finite fractions"):
+            ms.neg_log_joint(net, tr, z, 5)
+        with pytest.raises(ValueError, match="finite fractions"):
+            ms.m_step(net, tr, z, n_ages=5, max_iter=1)
 
 
 def test_likelihood_refuses_short_histories_and_wrong_latent_shapes():
