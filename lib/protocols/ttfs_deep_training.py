@@ -45,6 +45,7 @@ from lib.ttfs import (
     flat_params,
     fold,
     he_init,
+    layer_gradient_norms,
     layer_maxima,
     logits,
     map_identity,
@@ -88,6 +89,29 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Depth:
+    """The depth experiment (:func:`depth_training`): five parameterisations of one deep net
+    trained on the same minibatches.
+
+    Attributes:
+        layers: hidden layers; width: units per hidden layer.
+        lr: SGD learning rate; epochs: passes over ``n_train`` training images; batch_size.
+        n_eval: test images evaluated after every epoch.
+        n_probe: training images on which the backward gain and the per-layer gradients are
+            measured after every epoch.
+    """
+
+    layers: int
+    width: int
+    lr: float
+    epochs: int
+    batch_size: int
+    n_train: int
+    n_eval: int = 2000
+    n_probe: int = 64
+
+
+@dataclass(frozen=True)
 class Preset:
     """Sizes of one scale of the chapter ``ttfs-deep-training``.
 
@@ -111,6 +135,7 @@ class Preset:
         extra: ``(dataset, pair)`` trained side by side on other datasets (``paper`` only: the
             VGG16 on MNIST and CIFAR-10), shown beside the paper's unverified accuracies.
         device: ``"auto"`` (a GPU only with ``BOOK_DEVICE=cuda``) or ``"cpu"``.
+        depth: the depth experiment (:func:`depth_training`; None: not run at this scale).
     """
 
     dataset: str
@@ -139,6 +164,7 @@ class Preset:
     gain_runs: int = 30
     extra: tuple[tuple[str, Pair], ...] = ()
     device: str = "auto"
+    depth: Depth | None = None
 
 
 _DIGITS = (1, 8, 8)
@@ -173,14 +199,14 @@ PRESETS: dict[str, Preset] = {
                     n_train=20_000),
                Pair("784-340-10", Architecture(_MNIST, dense=(340,)), "adam", 5e-4, 3, 128),
                Pair("CNN 16-P-32-P-64", Architecture(_MNIST, conv=(16, "P", 32, "P"), dense=(64,)),
-                    "adam", 1e-3, 2, 128, n_train=30_000)),
+                    "adam", 1e-3, 2, 128, n_train=20_000)),
         gain_depths=(2, 4, 8, 16, 32), gain_width=128, gain_seeds=10, gain_inputs=64,
         alpha1_lrs=(0.05, 5e-3, 5e-4, 5e-5),
         sparsity=Pair("784-340-10", Architecture(_MNIST, dense=(340,)), "adam", 5e-4, 3, 128,
                       n_train=30_000),
         sparsity_lambdas=(0.0, 1e-2, 3e-2, 1e-1, 3e-1, 1.0),
         hw_n_finetune=10_000, hw_finetune_epochs=1, hw_finetune_lr=1e-4, hw_n_eval=5_000,
-        hw_trials=3, hw_pair=1, **_HW),
+        hw_trials=3, hw_pair=1, depth=Depth(16, 64, 0.01, 3, 64, 4000), **_HW),
     # the paper's VGG16 (authors' code: conv blocks 64-64-128-128-P-256x3-P-512x3-P-512x3-P,
     # dense 512-512; Adam 5e-4, 10 epochs) on a GPU (BOOK_DEVICE=cuda)
     "paper": Preset(
@@ -194,7 +220,7 @@ PRESETS: dict[str, Preset] = {
         sparsity=Pair("784-340-10", Architecture(_MNIST, dense=(340,)), "adam", 5e-4, 10, 64),
         sparsity_lambdas=(0.0, 1e-2, 3e-2, 1e-1, 3e-1, 1.0),
         hw_n_finetune=60_000, hw_finetune_epochs=2, hw_finetune_lr=1e-4, hw_n_eval=10_000,
-        hw_trials=5, hw_pair=1,
+        hw_trials=5, hw_pair=1, depth=Depth(16, 128, 0.01, 10, 64, 60_000, n_eval=10_000, n_probe=256),
         extra=(("mnist", Pair("VGG16", Architecture(_MNIST, conv=_VGG16, dense=(512, 512)), "adam", 5e-4,
                               10, 64)),
                ("cifar-10", Pair("VGG15", Architecture((3, 32, 32), conv=_VGG_CIFAR, dense=(512,)),
@@ -590,6 +616,110 @@ def plot_gains(ax, depths, g: dict[str, np.ndarray]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# The depth experiment: training a deep net in each parameterisation
+# ----------------------------------------------------------------------------------------------
+
+#: The networks of :func:`depth_training`, in plotting order.
+DEPTH_MODELS = ("ReLU", "B1 identity", "α1 mapped from ReLU", "α1 zero-mean init", "α1 positive-mean init")
+
+
+@dataclass
+class DepthRun:
+    """One network of :func:`depth_training`: per epoch (0 = the initialisation), its measures.
+
+    Attributes:
+        loss: mean training loss of each epoch (nan at 0; inf or nan where it overflowed).
+        accuracy: test accuracy on the first ``n_eval`` test images.
+        gain: backward gain (:func:`lib.ttfs.backward_gain`) on the probe images.
+        grad_norms: ``(epochs + 1, layers)``, ``||dL/dW^(n)||`` of every hidden layer on the probe
+            images (:func:`lib.ttfs.layer_gradient_norms`; ``J`` for the α1 networks).
+    """
+
+    loss: np.ndarray
+    accuracy: np.ndarray
+    gain: np.ndarray
+    grad_norms: np.ndarray
+    model: torch.nn.Module = field(repr=False)
+
+
+def depth_training(P: Preset, ds: data.Dataset, seed: int) -> dict[str, DepthRun]:
+    """Train a deep dense net (``P.depth``) in five parameterisations on the same minibatches.
+
+    A He-initialised ReLU net (:func:`lib.ttfs.he_init`), the B1 net with its parameters
+    (identity mapping), the α1 net mapped exactly from it (folded, scaled and mapped as in
+    :func:`alpha1_foil`), and two α1 nets initialised in their own weights
+    (:func:`lib.ttfs.naive_alpha1`, zero-mean and positive-mean ``J``, He readout), all trained
+    with plain SGD at the same learning rate, epoch ``k`` with the minibatch order of seed
+    ``1000 seed + k``. Before training and after every epoch: test accuracy, the backward gain of
+    a random top error (seed ``seed``) and the per-layer weight gradients, both on the first
+    ``n_probe`` training images. Returns ``name -> DepthRun`` in the order of
+    :data:`DEPTH_MODELS`.
+    """
+    D = P.depth
+    if D is None:
+        raise ValueError("this scale has no depth experiment (Preset.depth is None)")
+    arch = Architecture(ds.image_shape, dense=(D.width,) * D.layers, n_classes=ds.n_classes)
+    x, y = ds.x_train[: D.n_train], ds.y_train[: D.n_train].astype(np.int64)
+    xe, ye = ds.x_test[: D.n_eval], ds.y_test[: D.n_eval]
+    xp, yp = x[: D.n_probe], y[: D.n_probe]
+    torchkit.seed_all(seed)
+    relu = he_init(ReLUNet(arch), seed)
+    scaled = scale_weights(fold(copy.deepcopy(relu).eval()))
+    models = {"ReLU": relu, "B1 identity": B1Net.from_relu(relu),
+              "α1 mapped from ReLU": Alpha1Net.from_snn(map_to_snn(scaled, layer_maxima(scaled, x)))}
+    gen = torch.Generator().manual_seed(1000 * seed + 999)
+    for init in ("zero-mean", "positive-mean"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            models[f"α1 {init} init"] = naive_alpha1(D.width, D.layers, init, x, gen,
+                                                     n_in=x.shape[1], readout_gain=2.0)
+
+    def measure(m) -> tuple[float, float, np.ndarray]:
+        m.eval()
+        with torch.no_grad(), np.errstate(invalid="ignore"):
+            out = m(torch.from_numpy(xe)).numpy()
+        acc = float((out.argmax(1) == ye).mean()) if np.all(np.isfinite(out)) else float("nan")
+        return acc, backward_gain(m, xp, seed), layer_gradient_norms(m, xp, yp)
+
+    runs = {}
+    for name, m in models.items():
+        first = measure(m)
+        loss, rows = [np.nan], [first]
+        for k in range(D.epochs):
+            h = torchkit.fit(m, F.cross_entropy, (x, y), epochs=1, lr=D.lr, batch_size=D.batch_size,
+                             seed=1000 * seed + k, optimizer="sgd", device=P.device,
+                             desc=f"{name}, epoch {k + 1}")
+            m.cpu()
+            loss.append(float(h.series("loss")[-1]))
+            rows.append(measure(m))
+        runs[name] = DepthRun(np.array(loss), np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+                              np.array([r[2] for r in rows]), m)
+    return runs
+
+
+def plot_depth(axes, runs: dict[str, DepthRun], layers: int) -> None:
+    """Three panels: test accuracy and backward gain per epoch, and the per-layer weight
+    gradients at initialisation (dotted) and after the last epoch (solid), log scales; a gain or
+    gradient of 0 (every neuron silent) is not drawn."""
+    for k, (name, r) in enumerate(runs.items()):
+        ep = np.arange(len(r.accuracy))
+        ls = "--" if name == "B1 identity" else "-"
+        kw = dict(color=plotting.color(k), label=name)
+        axes[0].plot(ep, r.accuracy, ls, marker="o", lw=3 if name == "ReLU" else 1.5,
+                     alpha=0.5 if name == "ReLU" else 1.0, **kw)
+        axes[1].plot(ep, np.where(r.gain > 0, r.gain, np.nan), ls, marker="o", **kw)
+        n = np.arange(1, r.grad_norms.shape[1] + 1)
+        for g, style in ((r.grad_norms[0], ":"), (r.grad_norms[-1], ls)):
+            axes[2].plot(n, np.where(g > 0, g, np.nan), style, marker=".", color=kw["color"])
+    ep = np.arange(len(next(iter(runs.values())).accuracy))
+    axes[0].set(xlabel="epoch (0: initialisation)", ylabel="test accuracy", xticks=ep,
+                title=f"{layers} hidden layers, SGD")
+    axes[1].set(xlabel="epoch (0: initialisation)", ylabel="backward gain", yscale="log", xticks=ep)
+    axes[1].axhspan(0.1, 10, color="0.9", zorder=0)
+    axes[2].set(xlabel="hidden layer", ylabel="||dL/dW|| (dotted: initialisation)", yscale="log")
+    axes[0].legend(fontsize=7)
+
+
+# ----------------------------------------------------------------------------------------------
 # Activity regularisation
 # ----------------------------------------------------------------------------------------------
 
@@ -871,9 +1001,10 @@ def explore_neuron(w1: float = 1.0, w2: float = -0.5, w3: float = 0.8, bias: flo
 
 
 __all__ = [
-    "GAIN_MODELS", "PAPER_ACCURACIES_UNVERIFIED", "PRESETS", "Alpha1Result", "HardwareResult", "MappingCheck",
-    "Pair", "PairResult", "Preset", "SparsityPoint", "alpha1_explosions", "alpha1_foil", "explore_neuron",
-    "extra_pairs", "gains", "hardware", "mapping_check", "plot_gains", "plot_hardware", "plot_layer_spikes",
+    "DEPTH_MODELS", "GAIN_MODELS", "PAPER_ACCURACIES_UNVERIFIED", "PRESETS", "Alpha1Result", "Depth",
+    "DepthRun", "HardwareResult", "MappingCheck", "Pair", "PairResult", "Preset", "SparsityPoint",
+    "alpha1_explosions", "alpha1_foil", "depth_training", "explore_neuron", "extra_pairs", "gains",
+    "hardware", "mapping_check", "plot_depth", "plot_gains", "plot_hardware", "plot_layer_spikes",
     "plot_sparsity", "plot_training", "preset", "sparsest_within", "sparsity_sweep", "train_pair",
     "with_shape",
 ]

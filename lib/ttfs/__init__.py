@@ -65,6 +65,8 @@ from .b1 import (
     evaluate,
     fake_quantise,
     fit_windows,
+    hidden_weights,
+    layer_gradient_norms,
     map_identity,
     naive_alpha1,
     signed_gain,
@@ -95,8 +97,8 @@ from .relu import (
 
 __all__ = [
     "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "b1", "b1_potential",
-    "backward_error", "backward_gain", "evaluate", "fake_quantise", "fit_windows", "map_identity",
-    "naive_alpha1", "signed_gain",
+    "backward_error", "backward_gain", "evaluate", "fake_quantise", "fit_windows", "hidden_weights",
+    "layer_gradient_norms", "map_identity", "naive_alpha1", "signed_gain",
     "ALPHA", "INPUT_T_MAX", "INPUT_T_MIN", "PADDINGS", "SNN", "SUM_W_MAX", "SUM_W_MIN", "TAU_C", "VGG", "ZETA",
     "Architecture", "EarlySpikeError", "EarlySpikeWarning", "Exactness", "Layer", "Network", "ReLUNet",
     "Readout", "SNNResult", "SpikingLayer",

@@ -831,7 +831,8 @@ def signed_gain(model: nn.Module, reference: nn.Module, x: np.ndarray | torch.Te
 
 
 def naive_alpha1(width: int, depth: int, init: str, x: np.ndarray, gen: torch.Generator,
-                 alpha: float = 1.0, zeta: float = ZETA) -> Alpha1Net:
+                 alpha: float = 1.0, zeta: float = ZETA, n_in: int | None = None,
+                 readout_gain: float = 0.0) -> Alpha1Net:
     """An α1 network initialised directly in its own parameters (no mapping from a ReLU net).
 
     ``init="zero-mean"``: ``J ~ N(0, 2 / fan_in)`` (He); ``"positive-mean"``: ``J ~ U(0, 2 / sqrt(fan_in))``.
@@ -839,17 +840,27 @@ def naive_alpha1(width: int, depth: int, init: str, x: np.ndarray, gen: torch.Ge
     and the windows are ``(1 + zeta)`` times the largest value of each layer on ``x``, so that the
     only difference from a ReLU net is the parameterisation. A neuron whose slope
     ``alpha + sum J`` is not positive never codes a value. ``depth`` hidden layers of ``width``
-    neurons (the input too has ``width`` values), 10 outputs with a zero readout; the weights are
-    drawn from ``gen``.
+    neurons, ``n_in`` inputs (None: ``width``; ``fan_in`` is ``n_in`` in the first layer), 10
+    outputs; the weights are drawn from ``gen``. The readout is zero (``readout_gain = 0``) or
+    ``W ~ N(0, readout_gain / width)`` drawn after the hidden layers (2: He, as a
+    :func:`~lib.ttfs.relu.he_init` ReLU net's readout), with zero bias.
     """
     if init not in ("zero-mean", "positive-mean"):
         raise ValueError(f"init must be 'zero-mean' or 'positive-mean', got {init!r}")
+    n_in = width if n_in is None else n_in
+    if isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or n_in < 1:
+        raise ValueError(f"n_in must be a positive int, got {n_in!r}")
+    if not (math.isfinite(readout_gain) and readout_gain >= 0):
+        raise ValueError(f"readout_gain must be finite and >= 0, got {readout_gain!r}")
+    if np.ndim(x) != 2 or np.shape(x)[1] != n_in:
+        raise ValueError(f"x must be (n, {n_in}) inputs, got shape {np.shape(x)}")
     Js = []
-    for _ in range(depth):
+    for k in range(depth):
+        fan_in = n_in if k == 0 else width
         if init == "zero-mean":
-            Js.append(torch.randn((width, width), generator=gen, dtype=torch.float64) * np.sqrt(2.0 / width))
+            Js.append(torch.randn((width, fan_in), generator=gen, dtype=torch.float64) * np.sqrt(2.0 / fan_in))
         else:
-            Js.append(torch.rand((width, width), generator=gen, dtype=torch.float64) * 2.0 / np.sqrt(width))
+            Js.append(torch.rand((width, fan_in), generator=gen, dtype=torch.float64) * 2.0 / np.sqrt(fan_in))
     Js = [j.numpy() for j in Js]
     h, x_max = np.asarray(x, dtype=np.float64), []
     for j in Js:
@@ -861,7 +872,45 @@ def naive_alpha1(width: int, depth: int, init: str, x: np.ndarray, gen: torch.Ge
     thetas = [alpha * (wins[n + 1][1] - wins[n][0]) + (wins[n + 1][1] - wins[n + 1][0]) * j.sum(1)
               for n, j in enumerate(Js)]
     w_out = np.zeros((10, width))
+    if readout_gain > 0:
+        w_out = (torch.randn((10, width), generator=gen, dtype=torch.float64)
+                 * np.sqrt(readout_gain / width)).numpy()
     return Alpha1Net(Js, thetas, w_out, np.zeros(10), wins, alpha)
+
+
+def hidden_weights(model: nn.Module) -> list[torch.Tensor]:
+    """The weight of every hidden layer of a dense :class:`~lib.ttfs.relu.ReLUNet`,
+    :class:`B1Net` (``W``) or :class:`Alpha1Net` (``J``), first layer first (the parameters
+    themselves, not copies)."""
+    if isinstance(model, Alpha1Net):
+        return list(model.J)
+    if isinstance(model, (ReLUNet, B1Net)):
+        if model.arch.conv:
+            raise ValueError("hidden_weights needs a dense network")
+        return [b[0].weight for b in model.blocks]
+    raise TypeError(f"hidden_weights expects a ReLUNet, B1Net or Alpha1Net, got {type(model).__name__}")
+
+
+def layer_gradient_norms(model: nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``||dL/dW^(n)||`` (Frobenius) of every hidden layer's weight (:func:`hidden_weights`), first
+    layer first, for the mean cross-entropy ``L`` of ``model`` on the images ``x`` with labels ``y``
+    (evaluation mode: a :class:`B1Net`'s windows do not adapt). ``nan`` where the loss is not
+    finite. The model's own ``.grad`` fields are left as they were."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError(f"need as many labels as images (at least one), got {len(x)} and {len(y)}")
+    ws = hidden_weights(model)
+    was = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            loss = F.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y.astype(np.int64)))
+            if not torch.isfinite(loss):
+                return np.full(len(ws), np.nan)
+            grads = torch.autograd.grad(loss, ws, allow_unused=True)
+    finally:
+        model.train(was)
+    return np.array([0.0 if g is None else float(g.norm()) for g in grads])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -924,5 +973,6 @@ def b1_potential(t: np.ndarray, t_in: np.ndarray, w: np.ndarray, t_min_prev: flo
 __all__ = [
     "ADAPT_FACTOR", "SCRATCH_X", "Activity", "Alpha1Net", "B1Net", "B1Result", "B1SNN", "b1_potential",
     "backward_error", "backward_gain", "closed_form", "evaluate", "fake_quantise", "fit_windows",
-    "input_times", "layer_closed_form", "map_identity", "naive_alpha1", "signed_gain", "simulate",
+    "hidden_weights", "input_times", "layer_closed_form", "layer_gradient_norms", "map_identity",
+    "naive_alpha1", "signed_gain", "simulate",
 ]

@@ -617,3 +617,63 @@ def test_hardware_rows_and_latency_fall_with_the_window_quantile():
     assert all(0.0 <= r[k] <= 1.0 for r in hw.rows for k in ("before", "after", "control"))
     assert hw.worst_gain == min(r["after"] - r["before"] for r in hw.rows)
     assert snn.sigma == 0.0 and snn.time_bits is None  # the base network is left as it was
+
+
+# ------------------------------------------------------------------------------------------------
+# The depth experiment
+# ------------------------------------------------------------------------------------------------
+
+
+def test_naive_alpha1_with_other_inputs_and_a_readout_keeps_the_old_draws():
+    x = np.random.default_rng(0).random((20, 12))
+    old = ttfs.naive_alpha1(12, 3, "zero-mean", x, torch.Generator().manual_seed(4))
+    same = ttfs.naive_alpha1(12, 3, "zero-mean", x, torch.Generator().manual_seed(4), n_in=12)
+    assert all(torch.equal(a, b) for a, b in zip(old.J, same.J, strict=True))
+    assert float(old.w_out.detach().abs().max()) == 0.0
+    xi = np.random.default_rng(1).random((20, 30))
+    net = ttfs.naive_alpha1(12, 3, "positive-mean", xi, torch.Generator().manual_seed(4), n_in=30,
+                            readout_gain=2.0)
+    assert tuple(net.J[0].shape) == (12, 30) and tuple(net.J[1].shape) == (12, 12)
+    assert float(net.J[0].detach().min()) >= 0.0 and float(net.J[0].detach().max()) <= 2 / np.sqrt(30)
+    assert 0.0 < float(net.w_out.detach().abs().max())
+    with torch.no_grad():
+        assert net(torch.from_numpy(xi)).shape == (20, 10)
+    with pytest.raises(ValueError, match="x must be"):
+        ttfs.naive_alpha1(12, 3, "zero-mean", x, torch.Generator(), n_in=30)
+    with pytest.raises(ValueError, match="readout_gain"):
+        ttfs.naive_alpha1(12, 3, "zero-mean", x, torch.Generator(), readout_gain=-1.0)
+
+
+def test_layer_gradient_norms_match_autograd_and_b1_equals_relu():
+    arch = ttfs.Architecture((1, 1, 10), dense=(8, 8, 8), n_classes=3)
+    relu = ttfs.he_init(ttfs.ReLUNet(arch), 2)
+    b1net = ttfs.B1Net.from_relu(relu)
+    rng = np.random.default_rng(2)
+    x, y = rng.random((16, 10)), rng.integers(0, 3, 16)
+    g = ttfs.layer_gradient_norms(relu, x, y)
+    loss = F.cross_entropy(relu(torch.from_numpy(x)), torch.from_numpy(y))
+    loss.backward()
+    ref = [float(b[0].weight.grad.norm()) for b in relu.blocks]
+    np.testing.assert_allclose(g, ref, rtol=1e-12)
+    np.testing.assert_allclose(ttfs.layer_gradient_norms(b1net, x, y), g, rtol=1e-9)
+    assert len(ttfs.hidden_weights(b1net)) == 3
+    with pytest.raises(ValueError, match="as many labels"):
+        ttfs.layer_gradient_norms(relu, x, y[:3])
+    with pytest.raises(TypeError, match="hidden_weights expects"):
+        ttfs.hidden_weights(torch.nn.Linear(2, 2))
+
+
+def test_depth_training_b1_follows_relu_epoch_by_epoch():
+    from lib import data
+    ds = data.load("digits")
+    P = replace(proto.preset("ci"), depth=proto.Depth(6, 16, 0.01, 2, 32, 300, n_eval=100, n_probe=16))
+    runs = proto.depth_training(P, ds, seed=3)
+    assert tuple(runs) == proto.DEPTH_MODELS
+    relu, b1d = runs["ReLU"], runs["B1 identity"]
+    np.testing.assert_array_equal(relu.accuracy, b1d.accuracy)
+    np.testing.assert_allclose(b1d.gain, relu.gain, rtol=1e-9)
+    assert relu.grad_norms.shape == (3, 6) and np.isnan(relu.loss[0])
+    for r in runs.values():  # every network measured before training and after each epoch
+        assert r.accuracy.shape == r.gain.shape == r.loss.shape == (3,)
+    with pytest.raises(ValueError, match="no depth experiment"):
+        proto.depth_training(proto.preset("ci"), ds, seed=0)
