@@ -429,3 +429,25 @@ def test_the_epsilon_zero_variant_differs_only_in_epsilon():
     a, b = proto.method_of("gateon", P), proto.method_of("gateon-eps0", P)
     assert a.epsilon == P.epsilon > 0 and b.epsilon == 0
     assert (a.gating, a.obstruct, a.mask) == (b.gating, b.obstruct, b.mask)
+
+
+def test_the_gated_baselines_get_the_same_gates_as_gateon():
+    # issue 24: EWC and SI on equal information (the task id through the same gates)
+    P = proto.preset("book")
+    assert {"gating", "gateon", "gateon-eps0", "ewc-gated", "si-gated"} <= set(P.methods)
+    e, s, go = (proto.method_of(n, P) for n in ("ewc-gated", "si-gated", "gateon"))
+    assert e.gating and s.gating and go.gating and not (e.obstruct or s.obstruct)
+    assert (e.ewc_lambda, e.si_c) == (P.ewc_gated_lambda, 0.0)
+    assert (s.si_c, s.ewc_lambda) == (P.si_gated_c, 0.0)
+    ungated = proto.method_of("ewc", P)
+    assert not ungated.gating and ungated.ewc_lambda == P.ewc_lambda
+
+
+def test_a_gated_baseline_trains_its_gate_column_and_penalises_only_shared_weights():
+    lrn = tiny_learner(g.method("ewc-gated", ewc_lambda=5.0))
+    x, y = tiny_batch()
+    col = [c.detach().clone() for c in lrn.model.context_parameters(0)]
+    lrn.step(x, y)
+    assert any(not torch.equal(a, b) for a, b in zip(col, lrn.model.context_parameters(0)))
+    lrn.end_task([tiny_batch(seed=s) for s in range(3)])
+    assert len(lrn.ewc.w) == len(lrn.model.shared_parameters())
