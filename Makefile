@@ -75,7 +75,8 @@ teacher: setup
 
 # The whole test suite: the ci book is executed and rendered (-W), the claims of every chapter are
 # measured at seeds 0, 1 and 7919 (every ci claim must hold, and its control fail, whatever the
-# seed; 7919 checks that no chapter assumes a small seed, so do its theory notebooks), then
+# seed; 7919 checks that no chapter assumes a small seed, and so does the live-kernel run of
+# every theory notebook in tests/test_live.py), then
 # one pytest run checks the library (unit tests), the pipeline, the seed sweep, every executed
 # notebook again with nbval (identical printed outputs) and the rendered book in headless Chromium.
 test: setup
@@ -83,7 +84,6 @@ test: setup
 	$(PY) -m lib.build --scale ci $(JOBS_FLAG) || status=1; \
 	$(PY) -m lib.build --scale ci --flavour student $(JOBS_FLAG) || status=1; \
 	$(PY) -m lib.build --scale ci --seeds 0,1,7919 --notebook reproduce $(JOBS_FLAG) || status=1; \
-	$(PY) -m lib.build --scale ci --seed 7919 --notebook theory --no-render $(JOBS_FLAG) || status=1; \
 	$(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider \
 	    --nbval --nbval-current-env --nbval-cell-timeout=900 \
 	    --nbval-sanitize-with tests/sanitize.cfg \
