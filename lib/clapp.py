@@ -94,13 +94,16 @@ def _check_method(method: str) -> str:
     return method
 
 
-def _check_images(images, what: str = "images") -> torch.Tensor:
+def _check_images(images, what: str = "images", min_n: int = 1) -> torch.Tensor:
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(np.ascontiguousarray(images))
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"{what} must be a torch tensor or numpy array, got {type(images).__name__}")
     if images.ndim != 4:
         raise ValueError(f"{what} must have shape (n, channels, height, width), got {tuple(images.shape)}")
+    if images.shape[0] < min_n:
+        raise ValueError(f"{what} must hold at least {min_n} image{'s' * (min_n > 1)}, got "
+                         f"{images.shape[0]}")
     if not images.is_floating_point():
         raise ValueError(f"{what} must be floating point, got {images.dtype}")
     if not bool(torch.isfinite(images).all()):
@@ -308,6 +311,9 @@ def scores(c: torch.Tensor, W: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, R, G)``.
     """
+    if c.ndim != 4 or z.shape != c.shape or W.shape != (c.shape[1], c.shape[1]):
+        raise ValueError(f"scores needs contexts and futures of one shape (B, C, R, G) and W "
+                         f"(C, C); got c {tuple(c.shape)}, W {tuple(W.shape)}, z {tuple(z.shape)}")
     return torch.einsum("bcrg,cd,bdrg->brg", c, W, z)
 
 
@@ -656,6 +662,9 @@ class TrainLog:
 
 def flip(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Flip each image horizontally with probability one half (draws from ``gen``)."""
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (n, channels, height, width), got "
+                         f"{tuple(images.shape)}")
     mask = (torch.rand(images.shape[0], generator=gen) < 0.5).to(images.device)
     return torch.where(mask[:, None, None, None], images.flip(3), images)
 
@@ -731,7 +740,7 @@ def score_gap(net: CLAPPNet, images, seed: int, batch_size: int = 64) -> np.ndar
     Returns:
         ``(heads,)``: mean ``u+`` minus mean ``u-`` over all images, cells and steps.
     """
-    x = _check_images(images)
+    x = _check_images(images, min_n=2)  # a negative needs another image
     batch_size = _check_int(batch_size, "batch_size", 2)
     gen = torch.Generator().manual_seed(torchkit._check_seed(seed))
     dev = next(net.parameters()).device

@@ -226,6 +226,15 @@ def test_bad_inputs_raise_clear_errors():
                     steps=1, batch_size=1, lr=1e-3, seed=0, progress=False)
     with pytest.raises(ValueError, match="fewer than two classes"):
         clapp.linear_probe(np.ones((4, 2)), np.zeros(4), np.ones((2, 2)), np.zeros(2))
+    net = clapp.CLAPPNet("clapp", ((2,),), K=1, patch=6, stride=3)
+    with pytest.raises(ValueError, match="at least 2 images, got 1"):  # was a silent NaN
+        clapp.score_gap(net, torch.rand(1, 1, 12, 12), seed=0)
+    with pytest.raises(ValueError, match="at least 1 image, got 0"):  # was numpy's concatenate
+        clapp.features(net.encoder, torch.rand(0, 1, 12, 12))
+    with pytest.raises(ValueError, match=r"shape \(n, channels, height, width\)"):  # IndexError
+        clapp.flip(torch.rand(3, 12, 12), torch.Generator())
+    with pytest.raises(ValueError, match="one shape"):  # was einsum's broadcast error
+        clapp.scores(torch.rand(2, 3, 4, 4), torch.rand(3, 3), torch.rand(2, 4, 4, 4))
 
 
 # ---------------------------------------------------------------------------- presets
