@@ -26,11 +26,14 @@ Models only: no presets, no plotting.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import integrate, optimize
 from scipy.special import erf, expit
+
+from lib import teacher_student as ts
 
 #: Activations (``erf`` is ``erf(z / sqrt 2)``, the convention of :mod:`lib.teacher_student`).
 ACTIVATIONS: tuple[str, ...] = ("softplus", "erf", "tanh", "relu")
@@ -39,8 +42,9 @@ ACTIVATIONS: tuple[str, ...] = ("softplus", "erf", "tanh", "relu")
 METHODS: tuple[str, ...] = ("Radau", "BDF", "LSODA", "RK45", "RK23", "DOP853")
 IMPLICIT_METHODS: tuple[str, ...] = ("Radau", "BDF", "LSODA")
 
-#: ``scipy.optimize.minimize`` methods accepted by :func:`minimise`.
-MINIMISERS: tuple[str, ...] = ("trust-exact", "BFGS", "L-BFGS-B", "Newton-CG")
+#: Methods accepted by :func:`minimise`: ``scipy.optimize.minimize`` methods, and ``"lm"``,
+#: Levenberg-Marquardt on the residuals (``scipy.optimize.least_squares``, MINPACK).
+MINIMISERS: tuple[str, ...] = ("trust-exact", "BFGS", "L-BFGS-B", "Newton-CG", "lm")
 
 #: Samples per chunk when the Hessian accumulates ``J^T J``.
 CHUNK = 4096
@@ -306,6 +310,14 @@ class Objective:
         """``max |grad MSE|``."""
         return float(np.abs(self.gradient(theta)).max())
 
+    def residuals(self, theta) -> np.ndarray:
+        """``r = (f(x_n) - y_n) / sqrt(N)``, so that ``MSE = r . r``."""
+        return (self.net.predict(theta, self.x) - self.y) / math.sqrt(self.n)
+
+    def residual_jacobian(self, theta) -> np.ndarray:
+        """The ``N x P`` Jacobian of :meth:`residuals`, ``J / sqrt(N)`` (materialised)."""
+        return self.net.jacobian(theta, self.x) / math.sqrt(self.n)
+
 
 # ----------------------------------------------------------------------------- trajectories
 
@@ -347,10 +359,10 @@ def integrate_flow(obj, theta0, *, method: str = "Radau", t_max: float = 1e4, rt
                    atol: float = 1e-6, grad_tol: float = 1e-12, max_steps: int = 100_000) -> Trajectory:
     """Integrate ``d theta/dt = -grad L(theta)`` with a ``scipy.integrate`` solver.
 
-    The solver is stepped one step at a time; it stops at ``t_max``, once the largest
-    gradient entry is below ``grad_tol``, or after ``max_steps`` steps (a deterministic compute
-    budget). The implicit
-    solvers get ``-hessian`` as their Jacobian.
+    The solver is stepped one step at a time (the loop :func:`lib.teacher_student.flow_steps`,
+    shared with the infinite-data flow); it stops at ``t_max``, once the largest gradient entry
+    is below ``grad_tol``, or after ``max_steps`` steps (a deterministic compute budget). The
+    implicit solvers get ``-hessian`` as their Jacobian.
 
     Args:
         obj: an :class:`Objective` or a :class:`lib.teacher_student.Problem`.
@@ -371,38 +383,23 @@ def integrate_flow(obj, theta0, *, method: str = "Radau", t_max: float = 1e4, rt
         _positive(val, name)
     max_steps = _positive_int(max_steps, "max_steps")
     theta0 = _array(theta0, "theta0", 1).copy()
-    count = {"g": 0, "h": 0}
-
-    def rhs(t, y):
-        count["g"] += 1
-        return -obj.gradient(y)
-
-    def jac(t, y):
-        count["h"] += 1
-        return -obj.hessian(y)
-
-    kw = {"jac": jac} if method in IMPLICIT_METHODS else {}
-    solver = getattr(integrate, method)(rhs, 0.0, theta0, float(t_max), rtol=rtol, atol=atol, **kw)
-    ts_, ys = [0.0], [theta0.copy()]
-    message = f"t_max = {t_max:g} reached"
-    while solver.status == "running":
-        if len(ts_) > max_steps:
-            message = f"step budget ({max_steps}) spent at t = {solver.t:.4g}"
-            break
-        msg = solver.step()
-        if solver.status == "failed":
-            message = f"{method} failed at t = {solver.t:.4g}: {msg}"
-            break
-        ts_.append(solver.t)
-        ys.append(solver.y.copy())
-        if np.abs(rhs(solver.t, solver.y)).max() < grad_tol:
-            message = f"max |grad| < {grad_tol:g} at t = {solver.t:.4g}"
-            break
-    return Trajectory(np.array(ts_), np.array(ys), count["g"], count["h"], method, message)
+    run = ts.flow_steps(obj.gradient, obj.hessian, theta0, method=method, t_max=t_max,
+                        rtol=rtol, atol=atol, grad_tol=grad_tol, max_steps=max_steps)
+    t_end = run.t[-1]
+    if run.failure:
+        message = f"{method} failed at t = {t_end:.4g}: {run.failure}"
+    elif run.converged:
+        message = f"max |grad| < {grad_tol:g} at t = {t_end:.4g}"
+    elif run.status == "running":
+        message = f"step budget ({max_steps}) spent at t = {t_end:.4g}"
+    else:
+        message = f"t_max = {t_max:g} reached"
+    return Trajectory(run.t, run.theta, run.n_grad, run.n_hess, method, message)
 
 
 def descent(obj, theta0, *, lr: float, n_steps: int, adam: bool = False, betas=(0.9, 0.999),
-            eps: float = 1e-8, record_every: int = 1) -> Trajectory:
+            eps: float = 1e-8, record_every: int = 1,
+            max_seconds: float | None = None) -> Trajectory:
     """Gradient descent ``theta <- theta - lr grad L`` or Adam (Kingma & Ba) on ``L``.
 
     Args:
@@ -413,12 +410,16 @@ def descent(obj, theta0, *, lr: float, n_steps: int, adam: bool = False, betas=(
         adam: Adam instead of plain descent.
         betas, eps: Adam's moment decay rates and denominator offset.
         record_every: keep every this many steps (and the last).
+        max_seconds: if given, also stop once this much CPU time (``time.process_time``) has
+            passed (a time budget: the number of steps then depends on the machine).
 
     Returns:
-        A :class:`Trajectory` (``t`` = steps times ``lr``).
+        A :class:`Trajectory` (``t`` = steps times ``lr``; ``n_grad`` = steps taken).
     """
     _check_objective(obj)
     lr = _positive(lr, "lr")
+    if max_seconds is not None:
+        max_seconds = _positive(max_seconds, "max_seconds")
     n_steps = _positive_int(n_steps, "n_steps")
     record_every = _positive_int(record_every, "record_every")
     b1, b2 = betas
@@ -428,6 +429,8 @@ def descent(obj, theta0, *, lr: float, n_steps: int, adam: bool = False, betas=(
     m = np.zeros_like(theta)
     v = np.zeros_like(theta)
     ts_, ys = [0.0], [theta.copy()]
+    t0 = time.process_time()
+    step = 0
     for step in range(1, n_steps + 1):
         g = obj.gradient(theta)
         if adam:
@@ -436,11 +439,14 @@ def descent(obj, theta0, *, lr: float, n_steps: int, adam: bool = False, betas=(
             theta = theta - lr * (m / (1 - b1 ** step)) / (np.sqrt(v / (1 - b2 ** step)) + eps)
         else:
             theta = theta - lr * g
-        if step % record_every == 0 or step == n_steps:
+        out_of_time = max_seconds is not None and time.process_time() - t0 > max_seconds
+        if step % record_every == 0 or step == n_steps or out_of_time:
             ts_.append(step * lr)
             ys.append(theta.copy())
+        if out_of_time:
+            break
     name = f"Adam({lr:g})" if adam else f"GD({lr:g})"
-    return Trajectory(np.array(ts_), np.array(ys), n_steps, 0, name, f"{n_steps} steps")
+    return Trajectory(np.array(ts_), np.array(ys), step, 0, name, f"{step} steps")
 
 
 def trajectory_distance(path, reference: Trajectory, n_samples: int = 200) -> tuple[float, float]:
@@ -625,17 +631,23 @@ def describe(obj, theta, n_iter: int = 0, method: str = "") -> Minimum:
 
 def minimise(obj, theta0, *, method: str = "trust-exact", gtol: float = 1e-14,
              max_iter: int = 2000) -> Minimum:
-    """``scipy.optimize.minimize`` with the analytic gradient (and Hessian where used).
+    """Minimise ``obj`` from ``theta0`` with its analytic derivatives.
+
+    ``scipy.optimize.minimize`` with the analytic gradient (and Hessian where used), or, for
+    ``method="lm"``, Levenberg-Marquardt on the residuals (``scipy.optimize.least_squares``,
+    MINPACK's ``lmder``, with the analytic Jacobian of :meth:`Objective.residual_jacobian`;
+    its tolerances at machine epsilon, so that the evaluation budget stops it).
 
     Args:
-        obj: an :class:`Objective` or a :class:`lib.teacher_student.Problem`.
+        obj: an :class:`Objective` or a :class:`lib.teacher_student.Problem` (``"lm"`` needs
+            an :class:`Objective`: the residuals of finite data).
         theta0: the start (typically the end of a gradient flow).
         method: one of :data:`MINIMISERS` (``trust-exact``: Newton trust region).
-        gtol: the optimiser's gradient tolerance.
-        max_iter: the most iterations.
+        gtol: the optimiser's gradient tolerance (``scipy.optimize.minimize`` methods).
+        max_iter: the most iterations (for ``"lm"``: residual evaluations).
 
     Returns:
-        A :class:`Minimum`.
+        A :class:`Minimum` (for ``"lm"``, ``n_iter`` counts residual evaluations).
     """
     _check_objective(obj)
     if method not in MINIMISERS:
@@ -643,6 +655,16 @@ def minimise(obj, theta0, *, method: str = "trust-exact", gtol: float = 1e-14,
     gtol = _positive(gtol, "gtol")
     max_iter = _positive_int(max_iter, "max_iter")
     theta0 = _array(theta0, "theta0", 1)
+    if method == "lm":
+        if not (callable(getattr(obj, "residuals", None))
+                and callable(getattr(obj, "residual_jacobian", None))):
+            raise ValueError("method 'lm' needs residuals(theta) and residual_jacobian(theta) "
+                             f"(an Objective), got {type(obj).__name__}")
+        eps = float(np.finfo(float).eps)
+        res = optimize.least_squares(obj.residuals, theta0, jac=obj.residual_jacobian,
+                                     method="lm", ftol=eps, xtol=eps, gtol=eps,
+                                     max_nfev=max_iter)
+        return describe(obj, res.x, res.nfev, method)
     opts: dict = {"maxiter": max_iter}
     kw: dict = {}
     if method in ("trust-exact", "Newton-CG"):

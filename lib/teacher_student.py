@@ -789,6 +789,82 @@ def newton_polish(problem: Problem, theta, tol: float = 1e-13, max_iter: int = 2
     return theta, steps, n_hess
 
 
+@dataclass(frozen=True)
+class FlowSteps:
+    """What :func:`flow_steps` returns: the accepted steps of one solver run.
+
+    Attributes:
+        t: times of the steps (the first is 0), shape ``(T,)``.
+        theta: the points, shape ``(T, P)``.
+        converged: whether ``max |grad| < grad_tol`` held at the last point.
+        status: the solver's status at the end (``"running"`` if stopped by the step budget).
+        failure: the solver's message if it failed, else ``""``.
+        grad_end: the gradient at the last point.
+        n_grad: gradient evaluations.
+        n_hess: Hessian evaluations (the implicit solvers' Jacobians).
+    """
+
+    t: np.ndarray
+    theta: np.ndarray
+    converged: bool
+    status: str
+    failure: str
+    grad_end: np.ndarray
+    n_grad: int
+    n_hess: int
+
+
+def flow_steps(gradient, hessian, theta0, *, method: str, t_max: float, rtol: float,
+               atol: float, grad_tol: float, max_steps: int,
+               use_hessian: bool = True) -> FlowSteps:
+    """The solver loop of the library: ``d theta/dt = -gradient(theta)`` one step at a time.
+
+    A ``scipy.integrate`` solver (one of :data:`METHODS`) is stepped until ``t_max``, until
+    ``max |gradient| < grad_tol`` at a step point (checked also at ``theta0``), until it fails,
+    or after ``max_steps`` steps. The implicit methods get ``-hessian`` as their Jacobian
+    (unless ``use_hessian`` is False: finite differences). The gradient of the last point
+    evaluated is cached, so the stopping rule costs no extra evaluation. Both
+    :func:`gradient_flow` (infinite data) and :func:`lib.gradflow.integrate_flow` (finite data)
+    run this loop; the callers check their arguments.
+    """
+    count = {"grad": 0, "hess": 0}
+    cache: dict = {}
+
+    def grad(y):
+        key = y.tobytes()
+        if key not in cache:
+            count["grad"] += 1
+            cache.clear()
+            cache[key] = gradient(y)
+        return cache[key]
+
+    def rhs(t, y):
+        return -grad(y)
+
+    def jac(t, y):
+        count["hess"] += 1
+        return -hessian(y)
+
+    kw = {"jac": jac} if (method in IMPLICIT_METHODS and use_hessian) else {}
+    theta0 = np.array(theta0, dtype=float)
+    solver = getattr(integrate, method)(rhs, 0.0, theta0.copy(), float(t_max), rtol=rtol,
+                                        atol=atol, **kw)
+    ts_, ys = [0.0], [theta0.copy()]
+    failure = ""
+    converged = float(np.abs(grad(theta0)).max()) < grad_tol
+    while not converged and solver.status == "running" and len(ts_) <= max_steps:
+        msg = solver.step()
+        if solver.status == "failed":
+            failure = str(msg)
+            break
+        ts_.append(solver.t)
+        ys.append(solver.y.copy())
+        converged = float(np.abs(grad(solver.y)).max()) < grad_tol
+    thetas = np.array(ys)
+    return FlowSteps(np.array(ts_), thetas, bool(converged), solver.status, failure,
+                     grad(thetas[-1]), count["grad"], count["hess"])
+
+
 def gradient_flow(problem: Problem, theta0, *, method: str = "BDF", t_max: float = 1e8,
                   rtol: float = 1e-8, atol: float = 1e-10, grad_tol: float = 1e-9,
                   polish_tol: float | None = 1e-13, use_hessian: bool = True,
@@ -831,52 +907,28 @@ def gradient_flow(problem: Problem, theta0, *, method: str = "BDF", t_max: float
     max_steps = _positive_int(max_steps, "max_steps")
     theta0 = _as_float(theta0, "theta0", ndim=1)
     problem.unpack(theta0)
-    count = {"grad": 0, "hess": 0}
-    cache: dict = {}
-
-    def grad(y):
-        key = y.tobytes()
-        if key not in cache:
-            count["grad"] += 1
-            cache.clear()
-            cache[key] = problem.gradient(y)
-        return cache[key]
-
-    def rhs(t, y):
-        return -grad(y)
-
-    def jac(t, y):
-        count["hess"] += 1
-        return -problem.hessian(y)
-
-    kw = {"jac": jac} if (method in IMPLICIT_METHODS and use_hessian) else {}
-    solver = getattr(integrate, method)(rhs, 0.0, theta0.copy(), float(t_max), rtol=rtol, atol=atol, **kw)
-    ts_, ys = [0.0], [theta0.copy()]
-    message = ""
-    converged = float(np.abs(grad(theta0)).max()) < grad_tol
-    while not converged and solver.status == "running" and len(ts_) <= max_steps:
-        msg = solver.step()
-        if solver.status == "failed":
-            message = f"the {method} solver failed at t = {solver.t:.4g}: {msg}"
-            break
-        ts_.append(solver.t)
-        ys.append(solver.y.copy())
-        converged = float(np.abs(grad(solver.y)).max()) < grad_tol
-    if not message:
-        message = "converged" if converged else (
-            f"stopped at t = {ts_[-1]:.4g} ({solver.status}, {len(ts_) - 1} steps) before max |grad| < {grad_tol:g}")
-    thetas = np.array(ys)
+    run = flow_steps(problem.gradient, problem.hessian, theta0, method=method, t_max=t_max,
+                     rtol=rtol, atol=atol, grad_tol=grad_tol, max_steps=max_steps,
+                     use_hessian=use_hessian)
+    ts_, thetas, converged = run.t, run.theta, run.converged
+    if run.failure:
+        message = f"the {method} solver failed at t = {ts_[-1]:.4g}: {run.failure}"
+    elif converged:
+        message = "converged"
+    else:
+        message = (f"stopped at t = {ts_[-1]:.4g} ({run.status}, {len(ts_) - 1} steps) "
+                   f"before max |grad| < {grad_tol:g}")
     end = thetas[-1]
-    gn_flow = float(np.abs(grad(end)).max())
-    steps = 0
+    gn_flow = float(np.abs(run.grad_end).max())
+    steps = nh = 0
     if converged and polish_tol is not None:
         end, steps, nh = newton_polish(problem, end, tol=polish_tol)
-        count["hess"] += nh
     return FlowResult(
-        t=np.array(ts_), theta=thetas, loss=problem.loss(thetas), theta_end=end, loss_end=problem.loss(end),
-        grad_norm_end=problem.grad_norm(end), grad_norm_flow=gn_flow, t_end=float(ts_[-1]),
-        flow_converged=bool(converged), n_grad=count["grad"], n_hess=count["hess"], n_newton=steps,
-        method=method, message=message,
+        t=ts_, theta=thetas, loss=problem.loss(thetas), theta_end=end,
+        loss_end=problem.loss(end), grad_norm_end=problem.grad_norm(end),
+        grad_norm_flow=gn_flow, t_end=float(ts_[-1]), flow_converged=converged,
+        n_grad=run.n_grad, n_hess=run.n_hess + nh, n_newton=steps, method=method,
+        message=message,
     )
 
 

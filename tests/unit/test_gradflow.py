@@ -194,3 +194,85 @@ def test_trajectory_distance_needs_a_reference_with_two_points():
     one = gf.Trajectory(np.zeros(1), th0[None], 0, 0, "start", "")
     with pytest.raises(ValueError, match="at least 2 points"):
         gf.trajectory_distance(one, one)
+
+
+# ----------------------------------------------------------------------------- Levenberg-Marquardt
+
+
+def test_residuals_give_the_mse_and_their_jacobian_the_gradient():
+    obj, th, _ = _problem()
+    r, J = obj.residuals(th), obj.residual_jacobian(th)
+    assert r @ r == pytest.approx(obj.loss(th), rel=1e-13)
+    assert np.allclose(2 * J.T @ r, obj.gradient(th), rtol=1e-12, atol=1e-15)
+    # at an exact fit the residuals vanish and the Hessian is the Gauss-Newton 2 J^T J
+    rng = np.random.default_rng(5)
+    th_t = obj.net.random(rng)
+    fit = gf.Objective(obj.net, obj.x, obj.net.predict(th_t, obj.x))
+    J = fit.residual_jacobian(th_t)
+    assert np.abs(fit.residuals(th_t)).max() < 1e-15
+    assert np.allclose(2 * J.T @ J, fit.hessian(th_t), rtol=1e-12, atol=1e-14)
+
+
+def test_levenberg_marquardt_converges_quadratically_on_an_isolated_exact_fit():
+    # the same problem as test_newton_finds_a_critical_point_of_an_exact_fit: LM reaches
+    # round-off in far fewer evaluations than a first-order method would need
+    rng = np.random.default_rng(21)
+    net = gf.MLP(2, 2)
+    th_t = net.random(rng)
+    x, y = gf.teacher_data(net, th_t, 200, rng)
+    obj = gf.Objective(net, x, y)
+    m = gf.minimise(obj, th_t + 1e-3 * rng.normal(size=net.n_params), method="lm",
+                    max_iter=50)
+    assert m.loss < 1e-25 and m.grad_norm < 1e-13 and m.n_iter <= 50
+    assert m.method == "lm"
+
+
+def test_levenberg_marquardt_needs_residuals():
+    problem = ts.Problem(ts.Teacher(np.ones(2), np.eye(2)), 2, "erf")
+    with pytest.raises(ValueError, match="residuals"):
+        gf.minimise(problem, np.ones(problem.n_params), method="lm")
+    obj, th, _ = _problem()
+    with pytest.raises(ValueError, match="max_iter"):
+        gf.minimise(obj, th, method="lm", max_iter=0)
+
+
+def test_descent_stops_at_its_time_budget():
+    obj, th, _ = _problem()
+    full = gf.descent(obj, th, lr=1e-3, n_steps=50, adam=True)
+    assert full.n_grad == 50
+    cut = gf.descent(obj, th, lr=1e-3, n_steps=10**7, adam=True, max_seconds=0.05,
+                     record_every=10**7)
+    assert 0 < cut.n_grad < 10**7 and len(cut.theta) == 2
+    assert cut.t[-1] == pytest.approx(cut.n_grad * 1e-3)
+    with pytest.raises(ValueError, match="max_seconds"):
+        gf.descent(obj, th, lr=1e-3, n_steps=3, max_seconds=-1.0)
+
+
+def test_minima_verdicts_take_the_best_second_order_arm_per_seed():
+    import pandas as pd
+
+    from lib.protocols import gradient_flow as proto
+    rows = []
+    for s, (lm, te, bf, ode, ad, ae, aw) in enumerate([(1e-13, 1e-8, 1e-6, 1e-4, 1e-5, 1e-4, 2e-6),
+                                                      (1e-9, 1e-12, 1e-6, 3e-4, 2e-5, 1e-4, 1e-6)]):
+        for m, g in (("LM", lm), ("trust-exact", te), ("BFGS", bf), ("ODE (Radau)", ode),
+                     ("Adam(0.001)", ad), ("Adam(0.001), equal evaluations", ae),
+                     (proto.ADAM_WARM, aw)):
+            rows.append({"seed": s, "method": m, "max |grad|": g})
+    v = proto.minima_verdicts(pd.DataFrame(rows))
+    assert v == {"second": 1e-12, "warm": 3e-4, "adam": 1e-5, "adam_warm": 2e-6,
+                 "adam_evals": 1e-4}
+
+
+def test_both_flows_run_the_one_solver_loop():
+    # lib.gradflow.integrate_flow and lib.teacher_student.gradient_flow step the same loop
+    # (teacher_student.flow_steps): on one Problem they take identical steps
+    problem = ts.Problem(ts.Teacher(np.array([1.0, -0.5]), np.eye(2)), 2, "erf")
+    th0 = ts.glorot_init(problem, np.random.default_rng(3))
+    a = gf.integrate_flow(problem, th0, method="BDF", t_max=50.0, rtol=1e-8, atol=1e-10,
+                          grad_tol=1e-9)
+    b = ts.gradient_flow(problem, th0, method="BDF", t_max=50.0, polish_tol=None)
+    assert np.array_equal(a.t, b.t) and np.array_equal(a.theta, b.theta)
+    assert (a.n_grad, a.n_hess) == (b.n_grad, b.n_hess)
+    c = gf.integrate_flow(problem, th0, method="BDF", t_max=50.0, max_steps=3)
+    assert len(c.t) == 4 and c.message.startswith("step budget (3) spent")
