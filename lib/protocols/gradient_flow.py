@@ -53,7 +53,7 @@ class Preset:
         descent: ``(name, lr, steps)`` of the gradient-descent and Adam arms.
         minima_seeds: seeds of the minima experiment.
         minima_n: its samples.
-        minima_adam_steps: steps of its Adam(1e-3) arm.
+        minima_lm_evals: residual evaluations of its Levenberg-Marquardt arm.
         minima_max_iter: iteration budget of Newton and BFGS.
         inf_n: sample sizes of the finite- vs infinite-data comparison.
         inf_seeds: data sets per sample size.
@@ -72,7 +72,7 @@ class Preset:
     descent: tuple[tuple[str, float, int], ...]
     minima_seeds: int
     minima_n: int
-    minima_adam_steps: int
+    minima_lm_evals: int
     minima_max_iter: int
     inf_n: tuple[int, ...]
     inf_seeds: int
@@ -85,15 +85,15 @@ PRESETS = {
     "ci": Preset(mc_samples=200_000, check_n=300, flow_n=1000, flow_seeds=1, flow_t_max=1e3,
                  flow_methods=("Radau", "BDF"), rk_max_steps=300,
                  descent=(("GD", 1e-2, 2000), ("Adam", 1e-3, 2000)),
-                 minima_seeds=1, minima_n=500, minima_adam_steps=2000, minima_max_iter=200,
+                 minima_seeds=1, minima_n=500, minima_lm_evals=500, minima_max_iter=50,
                  inf_n=(1000, 10_000), inf_seeds=2, speed_p=(41,), speed_n=(100, 1000),
                  speed_repeats=3),
     "book": Preset(mc_samples=1_000_000, check_n=1000, flow_n=1000, flow_seeds=2, flow_t_max=1e3,
                    flow_methods=("Radau", "BDF", "LSODA", "RK45"), rk_max_steps=600,
                    descent=(("GD", 1e-2, 5000), ("GD", 1e-3, 5000), ("Adam", 1e-3, 5000),
                             ("Adam", 1e-4, 5000)),
-                   minima_seeds=5, minima_n=500, minima_adam_steps=5000,
-                   minima_max_iter=500,
+                   minima_seeds=5, minima_n=500, minima_lm_evals=3000,
+                   minima_max_iter=200,
                    inf_n=(1000, 10_000, 100_000), inf_seeds=10, speed_p=(41, 201),
                    speed_n=(100, 1000), speed_repeats=5),
     "paper": Preset(mc_samples=4_000_000, check_n=1000, flow_n=10_000, flow_seeds=10, flow_t_max=1e5,
@@ -101,7 +101,7 @@ PRESETS = {
                     rk_max_steps=1_000_000,
                     descent=(("GD", 1e-2, 10**6), ("GD", 1e-3, 10**6), ("Adam", 1e-3, 10**6),
                              ("Adam", 1e-4, 10**6)),
-                    minima_seeds=30, minima_n=10_000, minima_adam_steps=10**6,
+                    minima_seeds=30, minima_n=10_000, minima_lm_evals=10**6,
                     minima_max_iter=100_000,
                     inf_n=(1000, 10_000, 100_000), inf_seeds=20, speed_p=(41, 201, 401),
                     speed_n=(10, 100, 1000, 10_000, 100_000), speed_repeats=10),
@@ -315,42 +315,120 @@ def lambda_class(lam: float) -> int:
 
 
 #: The control of ``adam-stays-orders-above``: Adam(1e-3) from the warm start, in place of the
-#: second-order optimisers.
+#: second-order optimisers, for the same CPU time.
 ADAM_WARM = "Adam(0.001) from warm start (control)"
 
+#: The arms of :func:`minima` that use second-order information.
+SECOND_ORDER = ("LM", "trust-exact", "BFGS")
 
-def minima(P: Preset, seed: int) -> pd.DataFrame:
+
+class _Recorder:
+    """An :class:`lib.gradflow.Objective` that records ``max |grad|`` at every Jacobian
+    evaluation of Levenberg-Marquardt (one per accepted or tried step)."""
+
+    def __init__(self, obj: gf.Objective):
+        self.obj, self.trace, self.n_res = obj, [], 0
+        self.loss, self.gradient, self.hessian = obj.loss, obj.gradient, obj.hessian
+
+    def residuals(self, theta):
+        self.n_res += 1
+        return self.obj.residuals(theta)
+
+    def residual_jacobian(self, theta):
+        J = self.obj.residual_jacobian(theta)
+        g = 2.0 * J.T @ self.obj.residuals(theta)
+        self.trace.append((self.n_res, float(np.abs(g).max())))
+        return J
+
+
+def minima(P: Preset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Finding minima: a 2-neuron softplus teacher, an 8-neuron student (33 parameters).
 
-    Per seed: gradient flow (Radau, to t = 1e3) from a Glorot start, then Newton trust region
-    (``trust-exact``) and BFGS from its end; Adam(1e-3) from the same start for
-    ``P.minima_adam_steps`` steps, and the control :data:`ADAM_WARM`, Adam(1e-3) from the
-    flow's end for as many steps. Columns: method, MSE, ``max |grad|``, ``lambda_min``.
+    Per seed: gradient flow (Radau, to t = 1e3) from a Glorot start, then from its end
+    Levenberg-Marquardt on the residuals (``LM``, ``P.minima_lm_evals`` evaluations), Newton
+    trust region (``trust-exact``) and BFGS (``P.minima_max_iter`` iterations). Adam(1e-3)
+    from the same Glorot start runs for the CPU time of the flow plus LM (``Adam(0.001)``, the
+    paper's comparison at equal time) and for as many derivative evaluations as they used
+    (gradients, Hessians and Jacobians counted one each: ``Adam(0.001), equal evaluations``);
+    the control :data:`ADAM_WARM` is Adam(1e-3) from the flow's end for the same CPU time.
+
+    Returns:
+        ``(table, trace)``: one row per seed and method (MSE, ``max |grad|``, ``lambda_min``,
+        its class, iterations, CPU seconds); and LM's ``max |grad|`` against residual
+        evaluations, per seed.
     """
-    rows = []
+    rows, traces = [], []
     for s in progress.bar(range(P.minima_seeds), desc="minima"):
         obj, th0 = softplus_problem(2, 2, 8, P.minima_n, rng_for(seed, EXP_MINIMA, s))
+        t0 = time.process_time()
         ode = gf.integrate_flow(obj, th0, method="Radau", t_max=1e3)
-        found = [gf.describe(obj, ode.end, len(ode.t) - 1, "ODE (Radau)")]
-        found += [gf.minimise(obj, ode.end, method=m, max_iter=P.minima_max_iter)
-                  for m in ("trust-exact", "BFGS")]
-        adam = gf.descent(obj, th0, lr=1e-3, n_steps=P.minima_adam_steps, adam=True,
-                          record_every=P.minima_adam_steps)
-        found.append(gf.describe(obj, adam.end, P.minima_adam_steps, "Adam(0.001)"))
-        warm = gf.descent(obj, ode.end, lr=1e-3, n_steps=P.minima_adam_steps, adam=True,
-                          record_every=P.minima_adam_steps)
-        found.append(gf.describe(obj, warm.end, P.minima_adam_steps, ADAM_WARM))
-        for r in found:
+        t_ode = time.process_time() - t0
+        found = [(gf.describe(obj, ode.end, len(ode.t) - 1, "ODE (Radau)"), t_ode)]
+        rec = _Recorder(obj)
+        t0 = time.process_time()
+        lm = gf.minimise(rec, ode.end, method="lm", max_iter=P.minima_lm_evals)
+        t_lm = time.process_time() - t0
+        found.append((_renamed(lm, "LM"), t_ode + t_lm))
+        traces += [{"seed": s, "evaluations": n, "max |grad|": g} for n, g in rec.trace]
+        for m in ("trust-exact", "BFGS"):
+            t0 = time.process_time()
+            r = gf.minimise(obj, ode.end, method=m, max_iter=P.minima_max_iter)
+            found.append((r, t_ode + time.process_time() - t0))
+        budget = t_ode + t_lm
+        n_eval = ode.n_grad + ode.n_hess + len(rec.trace) + rec.n_res
+        arms = [("Adam(0.001)", th0, 10**8, budget),
+                ("Adam(0.001), equal evaluations", th0, n_eval, None),
+                (ADAM_WARM, ode.end, 10**8, budget)]
+        for name, start, n, sec in arms:
+            t0 = time.process_time()
+            tr = gf.descent(obj, start, lr=1e-3, n_steps=n, adam=True, record_every=10**8,
+                            max_seconds=sec)
+            wall = time.process_time() - t0 + (t_ode if start is ode.end else 0.0)
+            found.append((gf.describe(obj, tr.end, tr.n_grad, name), wall))
+        for r, cpu in found:
             rows.append({"seed": s, "method": r.method, "MSE": r.loss, "max |grad|": r.grad_norm,
                          "lambda_min": r.lambda_min, "class": lambda_class(r.lambda_min),
-                         "iterations": r.n_iter})
-    return pd.DataFrame(rows)
+                         "iterations": r.n_iter, "CPU (s)": cpu})
+    return pd.DataFrame(rows), pd.DataFrame(traces)
+
+
+def _renamed(m: gf.Minimum, method: str) -> gf.Minimum:
+    return gf.Minimum(m.theta, m.loss, m.grad_norm, m.lambda_min, m.n_iter, method)
+
+
+def minima_verdicts(mins: pd.DataFrame) -> dict:
+    """The values of ``second-order-reach-machine-precision`` and ``adam-stays-orders-above``.
+
+    ``second``: the largest over seeds of the best ``max |grad|`` among :data:`SECOND_ORDER`;
+    ``warm``: the same for the warm start alone (its control); ``adam``: the smallest over
+    seeds of Adam's ``max |grad|`` at equal CPU time; ``adam_warm``: the largest of the control
+    :data:`ADAM_WARM`; ``adam_evals``: the smallest of Adam at equal evaluations.
+    """
+    g = mins.pivot(index="seed", columns="method", values="max |grad|")
+    return {"second": float(g[list(SECOND_ORDER)].min(axis=1).max()),
+            "warm": float(g["ODE (Radau)"].max()), "adam": float(g["Adam(0.001)"].min()),
+            "adam_warm": float(g[ADAM_WARM].max()),
+            "adam_evals": float(g["Adam(0.001), equal evaluations"].min())}
+
+
+def plot_lm_trace(trace: pd.DataFrame) -> None:
+    """LM's ``max |grad|`` against residual evaluations, one line per seed, log-log."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for i, (s, g) in enumerate(trace.groupby("seed")):
+        ax.plot(g["evaluations"], g["max |grad|"], color=plotting.color(i), label=f"run {s}")
+    ax.axhline(1e-12, color="k", lw=0.8, ls="--", label="criterion $10^{-12}$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("residual evaluations of Levenberg-Marquardt")
+    ax.set_ylabel(r"$\max|\nabla \mathrm{MSE}|$ (dimensionless)")
+    ax.legend(fontsize=7)
+    plt.show()
 
 
 def plot_minima(df: pd.DataFrame) -> None:
     """``max |grad|`` against MSE, marker per method, colour per class of ``lambda_min``."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    markers = dict(zip(df["method"].unique(), "osD^v", strict=False))
+    markers = dict(zip(df["method"].unique(), "osD^vPX*", strict=False))
     for m, g in df.groupby("method", sort=False):
         ax.scatter(np.maximum(g["MSE"], 1e-34), np.maximum(g["max |grad|"], 1e-34),
                    c=[plotting.color(c) for c in g["class"]], marker=markers[m], label=m,
