@@ -276,3 +276,14 @@ def test_both_flows_run_the_one_solver_loop():
     assert (a.n_grad, a.n_hess) == (b.n_grad, b.n_hess)
     c = gf.integrate_flow(problem, th0, method="BDF", t_max=50.0, max_steps=3)
     assert len(c.t) == 4 and c.message.startswith("step budget (3) spent")
+
+
+def test_equal_cost_steps_weigh_each_evaluation_by_its_cost():
+    from lib.protocols import gradient_flow as proto
+
+    c = proto.EVAL_COST
+    want = 10 * c["gradient"] + 2 * c["hessian"] + 3 * c["residuals"] + 4 * c["jacobian"]
+    assert proto.equal_cost_steps(10, 2, 3, 4) == int(np.ceil(want))
+    assert proto.equal_cost_steps(0, 0, 0, 0) == 0
+    with pytest.raises(ValueError, match="non-negative integers"):
+        proto.equal_cost_steps(-1, 0, 0, 0)
