@@ -28,9 +28,10 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import time  # noqa: E402
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import time  # noqa: E402
 
 from lib import sample_measure as sm  # noqa: E402
 
@@ -110,7 +111,7 @@ def run(B: int, T: int, nv: int, nh: int, repeat: int) -> bool:
     t_lib, t_np, t_th = t["lib"], t["np"], t["torch"]
     sim, (p_np, z_np), (p_th, z_th) = r["lib"], r["np"], r["torch"]
     same = (np.array_equal(sim.z[0].numpy(), z_np) and np.array_equal(z_th.numpy(), z_np))
-    dp = float(np.abs(sim.p[0].numpy() - p_np).max())
+    dp = float(max(np.abs(sim.p[0].numpy() - p_np).max(), np.abs(p_th.numpy() - p_np).max()))
 
     vis = sm.make_teacher(nv, 0, 0.0, np.random.default_rng(2))
     vnet = vis.network()

@@ -156,8 +156,9 @@ PRESETS = {
                  n_train=120, n_test=120, hidden_strengths=(3.0,), n_seeds=1,
                  variants=("MLE", "SM-h"), iterations=300, batch_size=40, lr=1e-2, clip=0.4,
                  mle_iterations=600,
-                 n_eval=200, theory_iterations=100, note="mini fit: 8 + 16 units, 40 bins, 300 iterations (MLE 600), one seed, "
-                 "the strongest hidden drive, MLE and SM-h"),
+                 n_eval=200, theory_iterations=100,
+                 note="mini fit: 8 + 16 units, 40 bins, 300 iterations (MLE 600), one seed, "
+                      "the strongest hidden drive, MLE and SM-h"),
     "book": Preset(n_visible=16, n_hidden=16, n_groups=2, n_delays=2, n_inputs=4, n_bins=60,
                    n_train=160, n_test=200, hidden_strengths=(0.0, 1.5, 3.0), n_seeds=3,
                    variants=_ALL, iterations=500, batch_size=40, lr=1e-2, clip=0.4, n_eval=400,

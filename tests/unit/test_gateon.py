@@ -448,6 +448,6 @@ def test_a_gated_baseline_trains_its_gate_column_and_penalises_only_shared_weigh
     x, y = tiny_batch()
     col = [c.detach().clone() for c in lrn.model.context_parameters(0)]
     lrn.step(x, y)
-    assert any(not torch.equal(a, b) for a, b in zip(col, lrn.model.context_parameters(0)))
+    assert any(not torch.equal(a, b) for a, b in zip(col, lrn.model.context_parameters(0), strict=True))
     lrn.end_task([tiny_batch(seed=s) for s in range(3)])
     assert len(lrn.ewc.w) == len(lrn.model.shared_parameters())
