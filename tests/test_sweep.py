@@ -86,3 +86,14 @@ def test_the_slurm_recipe_loads_and_renders_a_job_script():
             cluster.close()
     assert "#SBATCH" in script and "--cpus-per-task=2" in script and "#SBATCH -t 04:00:00" in script
     assert "OMP_NUM_THREADS=1" in script and "distributed.cli.dask_worker" in script
+
+
+def test_a_numeric_sweep_gets_its_figure_on_the_sweeps_page(tmp_path):
+    """The sweeps page draws one figure per numeric claim (it failed with an ImportError once
+    lib.build became a package, whenever a book was rendered after a sweep)."""
+    from lib.build import report
+
+    entry = {"id": "demo", "kind": "number", "values": [7.0, 8.0, None], "criterion": ">= 7"}
+    png = tmp_path / "fig" / "demo.png"
+    assert report.sweep_figure(entry, png) and png.stat().st_size > 1000
+    assert not report.sweep_figure({**entry, "kind": "bool"}, tmp_path / "no.png")

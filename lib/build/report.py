@@ -130,7 +130,7 @@ def sweep_figure(entry: dict, path: Path) -> bool:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from . import plotting
+    from .. import plotting
 
     plotting.setup()
     vals = np.array([np.nan if v is None else float(v) for v in entry["values"]])
