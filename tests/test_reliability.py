@@ -26,11 +26,19 @@ def set_theory(root: Path, slug: str, code: str) -> None:
     (root / "chapters" / slug / "theory.md").write_text(HEADER + "\n# Theory\n\n" + params + cell(code))
 
 
+def _as_from_a_terminal() -> None:
+    """In the child, before exec: SIGINT at its default and unblocked, as in a user's terminal
+    (the full pytest-xdist suite once launched the build with SIGINT not delivered)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def start(root: Path, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("BOOK_ROOT", "BOOK_RESULTS_DIR")}
     env.update(PYTHONPATH=str(root), TQDM_DISABLE="1")
     return subprocess.Popen([sys.executable, "-m", "lib.build", "--no-render", "--scale", "ci", "--jobs", "2", *args],
-                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_terminal)
 
 
 def wait_for(path: Path, timeout: float = 60) -> str:
