@@ -51,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib import torchkit
+from lib import seeds, torchkit
 
 #: Contexts the gating projection has inputs for (the original's ``n_contexts``).
 N_CONTEXTS = 110
@@ -417,7 +417,7 @@ def permutations(n_tasks: int, dim: int, seed: int) -> np.ndarray:
     """
     n_tasks, dim = _int(n_tasks, "n_tasks"), _int(dim, "dim", 2)
     seed = _int(seed, "seed", 0)
-    return np.stack([np.random.default_rng([seed, k]).permutation(dim) for k in range(n_tasks)])
+    return np.stack([seeds.rng(seed, k).permutation(dim) for k in range(n_tasks)])
 
 
 @dataclass(frozen=True)
@@ -496,7 +496,7 @@ def task_stream(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_
                          "training images")
     if n_test > len(x_test):
         raise ValueError(f"n_test = {n_test} exceeds the {len(x_test)} test images")
-    rng = np.random.default_rng([_int(seed, "seed", 0), 10**6])
+    rng = seeds.rng(_int(seed, "seed", 0), 10**6)
     idx = rng.permutation(len(x_train))
     tr, va = idx[:n_train], idx[n_train: n_train + n_val]
     te = rng.permutation(len(x_test))[:n_test]

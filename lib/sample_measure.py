@@ -44,6 +44,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from . import seeds as _seeds
 from . import torchkit
 
 #: Bin width of the paper (one movie frame), in seconds.
@@ -234,7 +235,7 @@ class RSNN(torch.nn.Module):
         self.n_hidden = _check_int(n_hidden, "n_hidden", 0)
         self.n_delays = _check_int(n_delays, "n_delays")
         self.n_inputs = _check_int(n_inputs, "n_inputs")
-        seeds = [torchkit._check_seed(s) for s in seeds]
+        seeds = [_seeds.check_seed(s) for s in seeds]
         if not seeds:
             raise ValueError("seeds must name at least one network")
         M, N, D, K = len(seeds), self.n_units, self.n_delays, self.n_inputs
@@ -245,7 +246,7 @@ class RSNN(torch.nn.Module):
         dtype = dtype or torch.get_default_dtype()
         Ws, Wins = [], []
         for s in seeds:
-            g = torch.Generator().manual_seed(s)
+            g = _seeds.torch_generator(s)
             Ws.append(_trunc_normal((N, N, D), INIT_SCALE / math.sqrt(D * N), g, dtype))
             Wins.append(_trunc_normal((N, K), INIT_SCALE / math.sqrt(K), g, dtype))
         self.W = torch.nn.Parameter(torch.stack(Ws))
@@ -885,7 +886,7 @@ def fit(net: RSNN, spikes, stim, weights: Sequence[LossWeights], *, iterations: 
     """
     iterations = _check_int(iterations, "iterations")
     select_every = _check_int(select_every, "select_every")
-    seed = torchkit._check_seed(seed)
+    seed = _seeds.check_seed(seed)
     if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if isinstance(clip, bool) or not (isinstance(clip, (int, float)) and math.isfinite(clip)
@@ -908,9 +909,8 @@ def fit(net: RSNN, spikes, stim, weights: Sequence[LossWeights], *, iterations: 
             raise ValueError(f"validation must have at least 2 trials of the {data.shape[2]} bins "
                              f"of the training trials, got shape {tuple(val.shape)}")
     dev = net.W.device
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    gen_val = torch.Generator(device=dev).manual_seed(int(np.random.SeedSequence([seed, 1])
-                                                          .generate_state(1)[0]))
+    gen = _seeds.torch_generator(seed, device=dev)
+    gen_val = _seeds.torch_generator(seed, 1, device=dev)
     opt = torch.optim.Adam(net.parameters(), lr=float(lr))
     params = list(net.parameters())
     best = [p.detach().clone() for p in params]
@@ -1061,7 +1061,7 @@ def sample_teacher(teacher: Teacher, stim, n_trials: int, seed: int) -> np.ndarr
         n_trials: trials, >= 1.
         seed: seeds the spike noise.
     """
-    gen = torch.Generator().manual_seed(torchkit._check_seed(seed))
+    gen = _seeds.torch_generator(seed)
     with torch.no_grad():
         sim = teacher.network().free_run(torch.as_tensor(stim, dtype=torch.float64), n_trials, gen)
     return sim.z[0].numpy()

@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 import torch
 
-from . import progress
+from . import progress, seeds
 
 #: Environment variable that asks for a GPU when :func:`device` is called with ``"auto"``.
 DEVICE_ENV = "BOOK_DEVICE"
@@ -90,10 +90,7 @@ def device(prefer: str = "auto") -> torch.device:
 _pick_device = device  # for fit, whose argument ``device`` shadows the function
 
 
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
+_check_seed = seeds.check_seed  # the book's one check (lib.seeds)
 
 
 def seed_all(seed: int) -> torch.Generator:
@@ -114,7 +111,7 @@ def seed_all(seed: int) -> torch.Generator:
     seed = _check_seed(seed)
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 -- the legacy global generator, on purpose
-    return torch.Generator().manual_seed(seed)
+    return seeds.torch_generator(seed)
 
 
 @contextlib.contextmanager
@@ -294,7 +291,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, data, *, epochs: int, lr: float
     dev = device if isinstance(device, torch.device) else _pick_device(device or "auto")
     model.to(dev)
     x, y = x.to(dev), y.to(dev)
-    gen = torch.Generator().manual_seed(seed)
+    gen = seeds.torch_generator(seed)
     opt = _optimizer(optimizer, model.parameters(), float(lr))
     sched = None if schedule is None else torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     hist = History()

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from lib import plotting, scales
+from lib import plotting, scales, seeds
 from lib import progress as _progress
 from lib.gof import (
     ALPHA,
@@ -517,7 +517,7 @@ def explore_rescaling(p: float = 0.05, seconds: float = 20.0, seed: int = 0) -> 
     """
     import matplotlib.pyplot as plt
 
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed)
     n = int(round(seconds / DT_S))
     y = (rng.random(n) < p).astype(np.int64)
     if y.sum() < 2:

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from lib import data as _data
-from lib import gof, plotting, progress, scales, torchkit
+from lib import gof, plotting, progress, scales, seeds, torchkit
 from lib import sample_measure as sm
 
 #: Streams of :func:`condition_data`: the teacher and stimulus, the training and test trials.
@@ -221,14 +221,6 @@ class ConditionData:
     val: np.ndarray = field(repr=False, default=None)
 
 
-def _rng(seed: int, k: int, stream: int, *more: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, k, stream, *more]))
-
-
-def _int_seed(seed: int, k: int, stream: int, *more: int) -> int:
-    return int(np.random.SeedSequence([seed, k, stream, *more]).generate_state(1)[0])
-
-
 def condition_data(P: Preset, hidden_strength: float, k: int, seed: int, draw: int = 0) -> ConditionData:
     """The teacher of seed index ``k`` at one hidden strength, with its trials.
 
@@ -238,12 +230,12 @@ def condition_data(P: Preset, hidden_strength: float, k: int, seed: int, draw: i
     same teacher). The validation trials are drawn after the test trials, so that the training
     and test trials do not depend on their number.
     """
-    r = _rng(seed, k, STREAM_TEACHER)
+    r = seeds.rng(seed, k, STREAM_TEACHER)
     stim = sm.stimulus(P.n_bins, P.n_inputs, r)
     teacher = sm.make_teacher(P.n_visible, P.n_hidden, hidden_strength, r, n_delays=P.n_delays,
                               n_inputs=P.n_inputs, n_groups=P.n_groups)
     z = sm.sample_teacher(teacher, stim, P.n_train + P.n_test + P.n_val,
-                          _int_seed(seed, k, STREAM_DATA, int(round(1000 * hidden_strength)),
+                          seeds.int_seed(seed, k, STREAM_DATA, int(round(1000 * hidden_strength)),
                                     *([draw] if draw else [])))
     nv, a, b = P.n_visible, P.n_train, P.n_train + P.n_test
     return ConditionData(teacher, stim, z[:a, :, :nv], z[a:b, :, :nv], z[:a, :, nv:],
@@ -407,7 +399,7 @@ def run_experiment(P: Preset, seed: int = 0, device=None) -> Experiment:
     for g, (group, items) in enumerate(jobs.items()):
         hidden = group == "hidden"
         net = sm.RSNN(P.n_visible, P.n_hidden if hidden else 0, P.n_delays, P.n_inputs,
-                      seeds=[_int_seed(seed, k, STREAM_INIT, int(hidden)) for _, _, k in items],
+                      seeds=[seeds.int_seed(seed, k, STREAM_INIT, int(hidden)) for _, _, k in items],
                       dtype=dtype).to(dev)
         cds = []
         for name, hs, k in items:
@@ -423,14 +415,14 @@ def run_experiment(P: Preset, seed: int = 0, device=None) -> Experiment:
         init = copy.deepcopy(net)
         its = P.mle_iterations if group == "mle" and P.mle_iterations else P.iterations
         hist[group] = sm.fit(net, spikes, stim, weights, iterations=its, batch_size=P.batch_size,
-                             seed=_int_seed(seed, g, STREAM_FIT), lr=P.lr, clip=P.clip,
+                             seed=seeds.int_seed(seed, g, STREAM_FIT), lr=P.lr, clip=P.clip,
                              validation=val, select_every=P.select_every,
                              progress=lambda it, d=group: progress.bar(it, desc=f"fit {d}"))
         nets[group] = net
         # the trained networks and, as the untrained control, their initialisation, evaluated on
         # the same spike noise
         for prefix, model in (("", net), (UNTRAINED, init)):
-            gen = torch.Generator(device=dev).manual_seed(_int_seed(seed, g, STREAM_EVAL))
+            gen = seeds.torch_generator(seed, g, STREAM_EVAL, device=dev)
             with torch.no_grad():
                 sim = model.free_run(stim, P.n_eval, gen)
             z = sim.z.cpu().numpy()
@@ -480,7 +472,7 @@ def ablation(exp: Experiment, seed: int) -> pd.DataFrame:
             if cut:
                 with torch.no_grad():
                     one.W[0, :nv, nv:] = 0.0
-            gen = torch.Generator().manual_seed(_int_seed(seed, k, STREAM_EVAL, 1))
+            gen = seeds.torch_generator(seed, k, STREAM_EVAL, 1)
             with torch.no_grad():
                 z = one.free_run(cd.stim, P.n_eval, gen).z[0].numpy()
             r, rmse = sm.nc_agreement(z[..., :nv], cd.test)
@@ -531,7 +523,7 @@ def start_at_teacher(exp: Experiment, seed: int, iterations: int) -> pd.DataFram
     rows = []
 
     def evaluate(when):
-        gen = torch.Generator(device=dev).manual_seed(_int_seed(seed, 0, STREAM_EVAL, 2))
+        gen = seeds.torch_generator(seed, 0, STREAM_EVAL, 2, device=dev)
         with torch.no_grad():
             z = net.free_run(stim, P.n_eval, gen).z.cpu().numpy()
         for m, (arm, k) in enumerate(items):
@@ -546,7 +538,7 @@ def start_at_teacher(exp: Experiment, seed: int, iterations: int) -> pd.DataFram
 
     evaluate("start")
     sm.fit(net, spikes, stim, [TEACHER_START[a] for a, _ in items], iterations=iterations,
-           batch_size=P.batch_size, seed=_int_seed(seed, 9, STREAM_FIT), lr=P.lr, clip=P.clip,
+           batch_size=P.batch_size, seed=seeds.int_seed(seed, 9, STREAM_FIT), lr=P.lr, clip=P.clip,
            validation=val, select_every=P.select_every)
     evaluate("trained")
     return pd.DataFrame(rows)
@@ -849,7 +841,7 @@ def explore_hidden_drive(hidden_strength: float = 3.0, n_hidden: int = 16, n_tri
     """
     import matplotlib.pyplot as plt
 
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed)
     teacher = sm.make_teacher(8, int(n_hidden), float(hidden_strength), rng)
     stim = sm.stimulus(40, 4, rng)
     z = sm.sample_teacher(teacher, stim, int(n_trials), seed)

@@ -64,6 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import seeds
 from .alpha1 import SNN, _flag_early, _pool_times
 from .common import INPUT_T_MAX, ZETA, _check_inputs, encode, windows
 from .relu import Architecture, Network, ReLUNet, _check_mapping_args, fold
@@ -504,7 +505,7 @@ class B1Net(_CopyWithoutActivity, nn.Module):
         self.sigma = 0.0
         self.time_bits: int | None = None
         self.weight_bits: int | None = None
-        self._noise = torch.Generator().manual_seed(0)
+        self._noise = seeds.torch_generator(0)
         self.last: Activity | None = None
         self.double()
 
@@ -549,7 +550,7 @@ class B1Net(_CopyWithoutActivity, nn.Module):
         if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
         self.sigma = float(sigma)
-        self._noise = torch.Generator().manual_seed(int(seed))
+        self._noise = seeds.torch_generator(seed)
 
     def set_quantisation(self, time_bits: int | None = None, weight_bits: int | None = None) -> None:
         """Fake-quantise spike times (``time_bits``) and weights (``weight_bits``); None: off."""
@@ -751,7 +752,7 @@ def _top_error(model: nn.Module, x, seed: int) -> tuple[list[torch.Tensor], torc
         model.train(was)
     if not hidden:
         raise ValueError("the model has no hidden layer")
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = seeds.torch_generator(seed)
     e = torch.randn(hidden[-1].shape, generator=gen, dtype=torch.float64)
     return hidden, e / e.reshape(len(e), -1).norm(dim=1).reshape((-1,) + (1,) * (e.ndim - 1))
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import torchkit
+from .. import seeds, torchkit
 from .common import PADDINGS, _check_inputs, _LayerShape
 
 _MNIST_SHAPE = (1, 28, 28)
@@ -649,7 +649,7 @@ def he_init(model: nn.Module, seed: int) -> nn.Module:
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"he_init expects a torch module (e.g. a ReLUNet), got {type(model).__name__}")
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = seeds.torch_generator(seed)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
