@@ -38,11 +38,12 @@ from scipy.stats import pearsonr, spearmanr
 
 from lib import data as _data
 from lib import mesoscopic as ms
-from lib import plotting, scales
+from lib import plotting, scales, seeds
 
 #: Name of the registered spike data set.
 DATASET = "neulvm-winner-take-all"
-#: Streams of the random draws (with the seed): micro runs, meso runs, init, perturbation.
+#: Streams of the random draws (labels of :func:`lib.seeds.rng` after the seed): micro runs,
+#: meso runs, init, perturbation micro and meso runs.
 STREAM_MICRO, STREAM_MESO, STREAM_INIT, STREAM_PERT_MICRO, STREAM_PERT_MESO = range(5)
 
 
@@ -141,10 +142,6 @@ def preset(scale: str) -> Preset:
     return scales.pick(PRESETS, scale)
 
 
-def _rng(seed: int, stream: int, *more: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, stream, *more]))
-
-
 # ----------------------------------------------------------------------------------------------
 # The simulated ground truth
 # ----------------------------------------------------------------------------------------------
@@ -227,8 +224,8 @@ def ground_truth(P: Preset, seed: int) -> GroundTruth:
     net = ms.winner_take_all()
     trial_s = max(P.train_s, P.estep_s)
     for attempt in range(5):
-        run = ms.simulate_micro(net, P.gt_s, _rng(seed, STREAM_MICRO, attempt), dt_s=P.dt_micro,
-                                n_trials=P.gt_trials, n_record=3)
+        run = ms.simulate_micro(net, P.gt_s, seeds.rng(seed, STREAM_MICRO, attempt),
+                                dt_s=P.dt_micro, n_trials=P.gt_trials, n_record=3)
         z, _ = ms.rebin(run, P.dt)
         if pick_window(z, P.dt, P.history_s, trial_s) is not None:
             break
@@ -292,7 +289,7 @@ def bias_runs(P: Preset, seed: int, net: ms.Network | None = None) -> dict:
     net = ms.winner_take_all() if net is None else net
     out = {}
     for k, (dt, A) in enumerate(((P.dt, P.n_ages), (P.dt_fine, P.n_ages_fine))):
-        out[dt] = ms.simulate_meso(net, P.gt_s, _rng(seed, STREAM_MESO, k), dt_s=dt, n_ages=A,
+        out[dt] = ms.simulate_meso(net, P.gt_s, seeds.rng(seed, STREAM_MESO, k), dt_s=dt, n_ages=A,
                                    n_trials=P.gt_trials)
     return out
 
@@ -315,7 +312,7 @@ def mean_field_run(P: Preset, seed: int, net: ms.Network | None = None) -> ms.Me
     seconds from the same initial rates (a deterministic run needs no more).
     """
     net = ms.winner_take_all() if net is None else net
-    return ms.simulate_meso(net, P.gt_s, _rng(seed, STREAM_MESO, 9), dt_s=P.dt_fine,
+    return ms.simulate_meso(net, P.gt_s, seeds.rng(seed, STREAM_MESO, 9), dt_s=P.dt_fine,
                             n_ages=P.n_ages_fine, n_trials=1, noise=False)
 
 
@@ -446,7 +443,7 @@ def fit_couplings(net: ms.Network, trial: ms.Trial, z, P: Preset, seed: int):
         ``(fitted_j / true_j, fitted (J / alpha_m) / true (J / alpha_m), initial j / true j)``.
     """
     m = net.m
-    u0 = _rng(seed, STREAM_INIT, 99).uniform(0.4, 2.0, 2 * m)
+    u0 = seeds.rng(seed, STREAM_INIT, 99).uniform(0.4, 2.0, 2 * m)
     th = net.theta.copy()
     th[:2 * m] *= u0[np.r_[m:2 * m, 0:m]]  # couplings first draw, as before alpha_m was freed
     free = np.zeros(4 * m, bool)
@@ -514,7 +511,7 @@ def fit(trial: ms.Trial, P: Preset, seed: int, rounds: int | None = None) -> Fit
     t0 = time.perf_counter()
     best, best_init, losses = None, None, []
     for r in range(P.restarts):
-        u = _rng(seed, STREAM_INIT, r).uniform(0.4, 2.0, gt.theta.size)
+        u = seeds.rng(seed, STREAM_INIT, r).uniform(0.4, 2.0, gt.theta.size)
         net0 = gt.with_theta(gt.theta * u)
         em = ms.fit_em(net0, trial, ms.smoothed_latent(trial), reference=gt, n_ages=P.n_ages,
                        n_iter=rounds or P.em_rounds, m_iter=P.m_iter, e_iter=P.e_iter)
@@ -537,7 +534,7 @@ def parameter_table(fitted: ms.Network, init: ms.Network) -> pd.DataFrame:
 
 def free_runs(net: ms.Network, P: Preset, seed: int, stream: int = 7) -> ms.MesoRun:
     """Free runs of a mesoscopic model at ``dt``: ``gt_trials`` x ``gt_s`` seconds."""
-    return ms.simulate_meso(net, P.gt_s, _rng(seed, STREAM_MESO, stream), dt_s=P.dt,
+    return ms.simulate_meso(net, P.gt_s, seeds.rng(seed, STREAM_MESO, stream), dt_s=P.dt,
                             n_ages=P.n_ages, n_trials=P.gt_trials)
 
 
@@ -554,13 +551,14 @@ def perturbation(P: Preset, seed: int, net: ms.Network | None = None, fine: bool
     amps = np.repeat(np.asarray(P.amplitudes, float), P.pert_trials)
     pulse = ms.Pulse(1, amps, P.pert_onset_s, P.pert_onset_s + P.pert_len_s)
     if net is None:
-        run = ms.simulate_micro(ms.winner_take_all(), P.pert_total_s, _rng(seed, STREAM_PERT_MICRO),
-                                dt_s=P.dt_micro, n_trials=amps.size, n_record=1, pulse=pulse)
+        run = ms.simulate_micro(ms.winner_take_all(), P.pert_total_s,
+                                seeds.rng(seed, STREAM_PERT_MICRO), dt_s=P.dt_micro,
+                                n_trials=amps.size, n_record=1, pulse=pulse)
         z, _ = ms.rebin(run, P.dt)
         dt = P.dt
     else:
         dt, A = (P.dt_fine, P.n_ages_fine) if fine else (P.dt, P.n_ages)
-        z = ms.simulate_meso(net, P.pert_total_s, _rng(seed, STREAM_PERT_MESO, int(fine)),
+        z = ms.simulate_meso(net, P.pert_total_s, seeds.rng(seed, STREAM_PERT_MESO, int(fine)),
                              dt_s=dt, n_ages=A, n_trials=amps.size, pulse=pulse).z
     valid, sw = ms.switch_probability(z / dt, dt, P.pert_onset_s)
     k = len(P.amplitudes)
@@ -652,7 +650,7 @@ def explore_meso(coupling: float = 1.0, dt_ms: int = 4, amplitude: float = 0.0,
     net = gt.with_theta(np.concatenate([gt.alpha_m, gt.j * coupling, gt.mu, gt.f_t]))
     dt = dt_ms * 1e-3
     pulse = ms.Pulse(1, [amplitude], 5.0, 5.5) if amplitude else None
-    run = ms.simulate_meso(net, duration_s, np.random.default_rng(seed), dt_s=dt,
+    run = ms.simulate_meso(net, duration_s, seeds.rng(seed), dt_s=dt,
                            n_ages=int(round(0.4 / dt)), pulse=pulse)
     st = ms.winner_states(run.rates[0], dt)
     n_sw, _ = ms.dwell_times(st, dt)
