@@ -38,6 +38,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from lib import seeds  # noqa: E402
 from lib import teacher_student as ts  # noqa: E402
 
 GRAD_TOL = 1e-12
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
 
     k, n = 4, 2
     problem = ts.Problem(ts.unit_orthonormal_teacher(k), n)
-    theta0 = ts.glorot_init(problem, np.random.default_rng(args.seed))
+    theta0 = ts.glorot_init(problem, seeds.rng(args.seed))
     target = ts.group_loss(k - n + 1)
     print(f"k = {k}, n = {n}, d = {k + 1}, seed {args.seed}: gradient flow to max|grad| < {GRAD_TOL:g}, "
           "no Newton polish, one thread")

@@ -9,12 +9,13 @@ is :mod:`lib.teacher_student`; this module holds what belongs to the chapter onl
 - the checks of the closed forms: :func:`monte_carlo_checks`, :func:`finite_difference_errors`,
   :func:`autograd_errors` (torch, float64, CPU);
 - the landscape: :func:`partition_table`, :func:`copy_average_checks`;
-- gradient flow: :func:`run_seed` (the random stream of one run), :func:`flow`,
+- gradient flow: :func:`flow`,
   :func:`phase_grid`, :func:`phase_summary`, :func:`single_neuron_runs`;
 - figures: :func:`plot_trajectory`, :func:`plot_phase`, :func:`plot_group_loss`.
 
-Every random draw comes from ``numpy.random.SeedSequence([seed, k, n, s, stream])``: a run is
-fixed by the notebook's seed, its teacher and student widths and its seed index.
+Every random draw of a run comes from ``lib.seeds.rng(seed, k, n, s, stream)`` (the book's seeding
+rule, ``SeedSequence([seed, k, n, s, stream])``): a run is fixed by the notebook's seed, its teacher
+and student widths and its seed index.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lib import plotting, progress, scales
+from lib import plotting, progress, scales, seeds
 from lib import teacher_student as ts
 
-#: Streams of :func:`run_seed` (a run's initialisation and the checks use different ones).
+#: The last label of a run's stream ``seeds.rng(seed, k, n, s, stream)``: its initialisation and
+#: its checks use different streams.
 STREAM_INIT, STREAM_CHECK = 0, 1
 
 
@@ -98,11 +100,6 @@ PRESETS: dict[str, Preset] = {
 def preset(scale: str) -> Preset:
     """The :class:`Preset` of ``scale`` (``"ci"``, ``"book"`` or ``"paper"``; else ``ValueError``)."""
     return scales.pick(PRESETS, scale)
-
-
-def run_seed(seed: int, k: int, n: int, s: int, stream: int = STREAM_INIT) -> np.random.Generator:
-    """The random generator of run ``s`` of cell ``(k, n)`` under the notebook's ``seed``."""
-    return np.random.default_rng(np.random.SeedSequence([seed, k, n, s, stream]))
 
 
 # ----------------------------------------------------------------------------- checks of the closed forms
@@ -333,7 +330,7 @@ def initial_point(k: int, n: int, s: int, seed: int,
     run ``(k, n, s)``: the start of :func:`flow`, and the "initialisation only" control of the
     flow claims."""
     problem = ts.Problem(ts.unit_orthonormal_teacher(k), n, activation)
-    return problem, ts.glorot_init(problem, run_seed(seed, k, n, s))
+    return problem, ts.glorot_init(problem, seeds.rng(seed, k, n, s, STREAM_INIT))
 
 
 def flow(P: Preset, k: int, n: int, s: int, seed: int, activation: str = "erf") -> tuple[ts.Problem, ts.FlowResult]:
@@ -561,7 +558,8 @@ def explore_flow(k: int = 4, n: int = 2, init_seed: int = 0, relu: int = 0) -> N
         raise ValueError(f"need 1 <= n < k, got n = {n}, k = {k}")
     activation = "relu" if relu else "erf"
     problem = ts.Problem(ts.unit_orthonormal_teacher(k), n, activation)
-    res = ts.gradient_flow(problem, ts.glorot_init(problem, run_seed(int(init_seed), k, n, 0)))
+    theta0 = ts.glorot_init(problem, seeds.rng(int(init_seed), k, n, 0, STREAM_INIT))
+    res = ts.gradient_flow(problem, theta0)
     ref = ts.group_loss(k - n + 1) if activation == "erf" else None
     fig, ax = plt.subplots(1, 2, figsize=(8, 3.4))
     plot_trajectory(ax[0], ax[1], problem, res, label=activation, reference=ref)

@@ -13,7 +13,8 @@ Gaussian input). This module holds what belongs to the chapter only:
 - figures: :func:`plot_integrators`, :func:`plot_minima`, :func:`plot_infinite`,
   :func:`plot_speed`, and :func:`draw_descent`, the theory page's explorer.
 
-Every random draw comes from ``numpy.random.SeedSequence([seed, experiment, index])``.
+Every random draw comes from ``lib.seeds.rng(seed, experiment, index)`` (the book's seeding rule,
+``SeedSequence([seed, experiment, index])``), with the experiment numbers ``EXP_*`` below.
 """
 
 from __future__ import annotations
@@ -26,16 +27,11 @@ import numpy as np
 import pandas as pd
 
 from lib import gradflow as gf
-from lib import plotting, progress, scales
+from lib import plotting, progress, scales, seeds
 from lib import teacher_student as ts
 
-#: Experiment numbers of :func:`rng_for`.
+#: Experiment numbers, the first stream label of ``seeds.rng(seed, experiment, index)``.
 EXP_CHECK, EXP_FLOW, EXP_MINIMA, EXP_INFINITE, EXP_SPEED = range(5)
-
-
-def rng_for(seed: int, experiment: int, index: int = 0) -> np.random.Generator:
-    """The random generator of one run: ``SeedSequence([seed, experiment, index])``."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(experiment), int(index)]))
 
 
 @dataclass(frozen=True)
@@ -229,7 +225,7 @@ def integrators(P: Preset, seed: int) -> pd.DataFrame:
     """
     rows = []
     for s in progress.bar(range(P.flow_seeds), desc="integrators"):
-        obj, th0 = softplus_problem(2, 4, 8, P.flow_n, rng_for(seed, EXP_FLOW, s))
+        obj, th0 = softplus_problem(2, 4, 8, P.flow_n, seeds.rng(seed, EXP_FLOW, s))
         ref, dense = gf.torch_flow(obj.net, th0, obj.x, obj.y, t_max=P.flow_t_max,
                                    rtol=REF_RTOL, atol=REF_ATOL)
         runs = []
@@ -376,7 +372,7 @@ def minima(P: Preset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     rows, traces = [], []
     for s in progress.bar(range(P.minima_seeds), desc="minima"):
-        obj, th0 = softplus_problem(2, 2, 8, P.minima_n, rng_for(seed, EXP_MINIMA, s))
+        obj, th0 = softplus_problem(2, 2, 8, P.minima_n, seeds.rng(seed, EXP_MINIMA, s))
         t0 = time.process_time()
         ode = gf.integrate_flow(obj, th0, method="Radau", t_max=1e3)
         t_ode = time.process_time() - t0
@@ -474,7 +470,7 @@ def infinite_vs_finite(P: Preset, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
         ``(table, theta_inf)``; the table has one row per ``(N, data set)`` with
         ``|theta_N - theta_inf|^2`` and the gradient norms.
     """
-    rng = rng_for(seed, EXP_INFINITE)
+    rng = seeds.rng(seed, EXP_INFINITE, 0)
     teacher = erf_teacher(9, 8, rng)
     problem = ts.Problem(teacher, 3, "erf")
     flow = ts.gradient_flow(problem, ts.glorot_init(problem, rng), method="BDF")
@@ -484,7 +480,7 @@ def infinite_vs_finite(P: Preset, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     rows = []
     for i, n in enumerate(progress.bar(P.inf_n, desc="infinite data")):
         for s in range(P.inf_seeds):
-            x, y = gf.teacher_data(tnet, th_t, n, rng_for(seed, EXP_INFINITE, 1 + 1000 * i + s))
+            x, y = gf.teacher_data(tnet, th_t, n, seeds.rng(seed, EXP_INFINITE, 1 + 1000 * i + s))
             res = gf.minimise(gf.Objective(net, x, y), th_inf, method="trust-exact")
             rows.append({"N": n, "data set": s, "distance^2": float(np.sum((res.theta - th_inf) ** 2)),
                          "max |grad| finite": res.grad_norm,
@@ -552,7 +548,7 @@ def speed_table(p_values, n_values, repeats: int, seed: int) -> pd.DataFrame:
         with threadpool_limits(1):
             for p in p_values:
                 for n in n_values:
-                    rows.append(_speed_cell(p, n, repeats, rng_for(seed, EXP_SPEED, p * 10**6 + n)))
+                    rows.append(_speed_cell(p, n, repeats, seeds.rng(seed, EXP_SPEED, p * 10**6 + n)))
     finally:
         torch.set_num_threads(old)
     return pd.DataFrame(rows)
@@ -627,7 +623,7 @@ def draw_descent(log10_lr: float = -1.0, steps: int = 300) -> None:
     if not (-4.0 <= log10_lr <= 1.0):
         raise ValueError(f"log10_lr must lie in [-4, 1], got {log10_lr!r}")
     lr = 10.0 ** log10_lr
-    obj, th0 = softplus_problem(1, 2, 2, 200, np.random.default_rng(0))
+    obj, th0 = softplus_problem(1, 2, 2, 200, seeds.rng(0))
     n = int(steps)
     gd = gf.descent(obj, th0, lr=lr, n_steps=n)
     ad = gf.descent(obj, th0, lr=lr, n_steps=n, adam=True)
