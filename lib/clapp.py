@@ -57,7 +57,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib import torchkit
+from lib import seeds, torchkit
 
 #: The training methods of :class:`CLAPPNet`.
 METHODS: dict[str, str] = {
@@ -702,7 +702,7 @@ def train(net: CLAPPNet, images, *, steps: int, batch_size: int, lr: float, seed
         raise ValueError(f"batch_size {batch_size} exceeds the {len(x)} images")
     if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    gen = torch.Generator().manual_seed(torchkit._check_seed(seed))
+    gen = seeds.torch_generator(seed)  # a stream of the protocol's (seeds.int_seed)
     dev = device if isinstance(device, torch.device) else torchkit.device(device or "auto")
     net.to(dev)
     x = x.to(dev, torch.get_default_dtype())
@@ -742,7 +742,7 @@ def score_gap(net: CLAPPNet, images, seed: int, batch_size: int = 64) -> np.ndar
     """
     x = _check_images(images, min_n=2)  # a negative needs another image
     batch_size = _check_int(batch_size, "batch_size", 2)
-    gen = torch.Generator().manual_seed(torchkit._check_seed(seed))
+    gen = seeds.torch_generator(seed)
     dev = next(net.parameters()).device
     sums, n = np.zeros((len(net.heads), 2)), 0
     net.eval()

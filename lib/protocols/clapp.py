@@ -18,10 +18,14 @@ to the chapter only:
   :func:`plot_filters`, :func:`plot_patch_grid` and :func:`draw_scores` (the theory page's
   explorer).
 
-Every random draw comes from the notebook's seed: the data split from ``seed``, and run ``i`` of
-a method from ``seed + i`` (its initialisation, batches, flips and positive/negative draws), so
-that run ``i`` of every method, and the random encoder of the same index, start from the same
-initial encoder.
+Every random draw comes from the notebook's seed through :mod:`lib.seeds`, one named stream per
+purpose: the data split from ``(seed, "split")``; run ``i`` of a method from ``(seed, "init", i)``
+(its initial encoder) and ``(seed, "batches", i)`` (its batches, flips and positive/negative
+draws), so that run ``i`` of every method, and the random encoder of the same index, start from
+the same initial encoder; the book claims' control encoders from ``(seed, "control-init", i)``;
+the smoke run from ``(seed, "smoke-init")``, ``(seed, "smoke-batches")`` and the held-out draws
+from ``(seed, "held-out")``. Different seeds never share a stream (with ``seed + i``, seed 0's
+second run was seed 1's first).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib import clapp, data, plotting, progress, scales, torchkit
+from lib import clapp, data, plotting, progress, scales, seeds, torchkit
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,7 @@ def load_split(P: Preset, seed: int) -> Split:
             f"{', '.join(data.DATASETS)}); the paper scale needs STL-10 (96 x 96 colour images, "
             "100k unlabeled, 5k train, 8k test; converted to grey levels and cropped to 64 x 64 "
             "as in the original). Add a loader to lib.data, or run the book scale.") from err
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, "split")
     x, xt = ds.images("train").astype(np.float32), ds.images("test").astype(np.float32)
     n = data.sizes(ds, train={"probe-train": P.n_probe_train, "unlabeled": P.n_unlabeled},
                    test={"probe-test": P.n_probe_test})
@@ -224,7 +228,7 @@ def gradient_check(seed: int, batch: int = 5, grid: int = 5, channels: int = 6, 
         (``W_pred``, ``W_retro``, ``weight``, ``bias``).
     """
     with torchkit.float64():
-        gen = torchkit.seed_all(seed)
+        gen = torchkit.seed_all(seeds.int_seed(seed, "gradient-check"))
         block = clapp.Block(3, (channels, "M") if pool else (channels,))
         x = torch.randn(batch * grid * grid, 3, size, size, generator=gen)
         W_pred = torch.randn(K, channels, channels, generator=gen, requires_grad=True)
@@ -289,7 +293,7 @@ def permute_pixels(images: torch.Tensor, seed: int) -> torch.Tensor:
         raise ValueError(f"images must be a non-empty batch (n, ...), got shape "
                          f"{tuple(images.shape)}")
     flat = images.reshape(len(images), -1)
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, "permute")
     idx = torch.as_tensor(rng.permuted(np.tile(np.arange(flat.shape[1]), (len(flat), 1)),
                                        axis=1))
     return torch.gather(flat, 1, idx).reshape(images.shape)
@@ -299,7 +303,7 @@ def held_out_loss(net: clapp.CLAPPNet, images: torch.Tensor, seed: int,
                   batch_size: int = 64) -> np.ndarray:
     """The loss of every head of ``net`` on ``images`` (no flips; negatives drawn from ``seed``,
     so that two networks of the same architecture see the same draws), mean over batches."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = seeds.torch_generator(seed, "held-out")
     dev = next(net.parameters()).device
     net.eval()
     out = []
@@ -320,23 +324,26 @@ def smoke_run(P: Preset, split: Split, seed: int, method: str = "clapp-s",
     With ``control``, the loss claim's control too: a copy of the initial network trained with
     the same steps, batches and draws on the same images with their pixels permuted
     (:func:`permute_pixels`), scored on the same held-out images."""
-    torchkit.seed_all(seed)
+    torchkit.seed_all(seeds.int_seed(seed, "smoke-init"))
     net = clapp.CLAPPNet(method, P.smoke_layers, P.K, patch=P.patch, stride=P.stride)
     init = copy.deepcopy(net)
     broken = copy.deepcopy(net) if control else None
     images = split.unlabeled[:P.smoke_images]
     dev = torchkit.device(P.device)
     log = clapp.train(net, images, steps=P.smoke_steps, batch_size=P.smoke_batch,
-                      lr=P.smoke_lr, seed=seed, device=dev, desc=f"smoke {method}")
+                      lr=P.smoke_lr, seed=seeds.int_seed(seed, "smoke-batches"), device=dev,
+                      desc=f"smoke {method}")
     init.to(next(net.parameters()).device)
     w = P.smoke_window
     per_step = log.loss.mean(1)
     held = [held_out_loss(m, split.test_x, seed) for m in (net, init)]
-    gaps = [clapp.score_gap(m, split.test_x, seed) for m in (net, init)]
+    partners = seeds.int_seed(seed, "held-out-partners")
+    gaps = [clapp.score_gap(m, split.test_x, partners) for m in (net, init)]
     held_control = None
     if control:
         clapp.train(broken, permute_pixels(images, seed), steps=P.smoke_steps,
-                    batch_size=P.smoke_batch, lr=P.smoke_lr, seed=seed, device=dev,
+                    batch_size=P.smoke_batch, lr=P.smoke_lr,
+                    seed=seeds.int_seed(seed, "smoke-batches"), device=dev,
                     desc=f"smoke {method}, pixels permuted")
         held_control = held_out_loss(broken, split.test_x, seed)
     return Smoke(log, float(per_step[:w].mean()), float(per_step[-w:].mean()), held[0], held[1],
@@ -349,7 +356,9 @@ class Run:
 
     Attributes:
         method: ``"random"`` or one of :data:`lib.clapp.METHODS`.
-        seed: its seed (initialisation, batches, draws).
+        seed: the notebook's seed.
+        run: the run's index ``i``: its streams are ``(seed, init, i)`` and
+            ``(seed, "batches", i)`` (see :func:`run_encoder`).
         accuracy: ``(modules,)`` the probe's test accuracy from each module.
         train_accuracy: ``(modules,)`` the probe's training accuracy.
         log: the :class:`lib.clapp.TrainLog` (None for the random encoder).
@@ -358,6 +367,7 @@ class Run:
 
     method: str
     seed: int
+    run: int
     accuracy: np.ndarray
     train_accuracy: np.ndarray
     log: clapp.TrainLog | None
@@ -373,29 +383,39 @@ def probe(P: Preset, encoder: clapp.Encoder, split: Split) -> list[clapp.ProbeRe
             for a, b in zip(f_tr, f_te, strict=True)]
 
 
-def run_encoder(P: Preset, split: Split, method: str, seed: int) -> Run:
-    """Build the encoder of ``seed``, train it with ``method`` (``"random"``: no training), probe it.
+def initial_net(P: Preset, method: str, seed: int, run: int = 0,
+                init: str = "init") -> clapp.CLAPPNet:
+    """The untrained network of run ``run``: torch's generator seeded from the stream
+    ``(seed, init, run)`` (:mod:`lib.seeds`), then :class:`lib.clapp.CLAPPNet` of ``method``
+    with the preset's architecture. Every method's run ``i`` starts from the same encoder."""
+    torchkit.seed_all(seeds.int_seed(seed, init, run))
+    return clapp.CLAPPNet(method, P.layers, P.K, patch=P.patch, stride=P.stride)
 
-    The random encoder of a seed is the initial encoder of every method's run of that seed (the
-    same draws from torch's generator seeded with ``seed``)."""
-    torchkit.seed_all(seed)
-    net = clapp.CLAPPNet("clapp" if method == "random" else method, P.layers, P.K,
-                         patch=P.patch, stride=P.stride)
+
+def run_encoder(P: Preset, split: Split, method: str, seed: int, run: int = 0,
+                init: str = "init") -> Run:
+    """Build encoder ``run`` of ``seed``, train it with ``method`` (``"random"``: no training),
+    probe it.
+
+    Its initial encoder comes from the stream ``(seed, init, run)`` and its batches, flips and
+    positive/negative draws from ``(seed, "batches", run)`` (:mod:`lib.seeds`): the random
+    encoder of run ``i`` is the initial encoder of every method's run ``i``. The controls of
+    the book claims use ``init="control-init"``."""
+    net = initial_net(P, "clapp" if method == "random" else method, seed, run, init)
     log = None
     if method != "random":
         log = clapp.train(net, split.unlabeled, steps=P.steps[method], batch_size=P.batch_size,
-                          lr=P.lr, seed=seed, device=torchkit.device(P.device),
-                          desc=f"{method} seed {seed}")
+                          lr=P.lr, seed=seeds.int_seed(seed, "batches", run),
+                          device=torchkit.device(P.device), desc=f"{method} run {run}")
     res = probe(P, net.encoder, split)
-    return Run(method, seed, np.array([r.test_accuracy for r in res]),
+    return Run(method, seed, run, np.array([r.test_accuracy for r in res]),
                np.array([r.train_accuracy for r in res]), log, net)
 
 
 def run_all(P: Preset, split: Split, seed: int) -> list[Run]:
-    """Every encoder of the preset: ``P.n_seeds[m]`` runs of each method ``m`` (seeds
-    ``seed``, ``seed + 1``, ...)."""
-    jobs = [(m, seed + i) for m in LABELS for i in range(P.n_seeds.get(m, 0))]
-    return [run_encoder(P, split, m, s) for m, s in progress.bar(jobs, desc="encoders")]
+    """Every encoder of the preset: runs ``0 .. P.n_seeds[m] - 1`` of each method ``m``."""
+    jobs = [(m, i) for m in LABELS for i in range(P.n_seeds.get(m, 0))]
+    return [run_encoder(P, split, m, seed, i) for m, i in progress.bar(jobs, desc="encoders")]
 
 
 def accuracy_table(runs: list[Run]) -> pd.DataFrame:
@@ -415,30 +435,26 @@ def accuracy_table(runs: list[Run]) -> pd.DataFrame:
 
 
 def paired(runs: list[Run], method: str, other: str, fn) -> np.ndarray:
-    """``fn(acc_method) - fn(acc_other)`` for the seeds both encoders have (paired by seed)."""
-    a = {r.seed: r.accuracy for r in runs if r.method == method}
-    b = {r.seed: r.accuracy for r in runs if r.method == other}
+    """``fn(acc_method) - fn(acc_other)`` for the runs both encoders have (paired by run)."""
+    a = {r.run: r.accuracy for r in runs if r.method == method}
+    b = {r.run: r.accuracy for r in runs if r.method == other}
     common = sorted(set(a) & set(b))
     if not common:
-        raise ValueError(f"no seed has both {method!r} and {other!r}")
+        raise ValueError(f"no run has both {method!r} and {other!r}")
     return np.array([fn(a[s]) - fn(b[s]) for s in common])
 
 
-#: Seed offset of the book claims' control encoders: run ``i`` of the controls is the untrained
-#: encoder of seed ``seed + CONTROL_SEED_OFFSET + i``, drawn independently of every method's run.
-CONTROL_SEED_OFFSET = 100
-
-
 def control_runs(P: Preset, split: Split, seed: int) -> list[Run]:
-    """The book claims' control: ``P.n_seeds["clapp"]`` untrained encoders of other seeds
-    (:data:`CONTROL_SEED_OFFSET`), probed like every run; control ``i`` stands in for the trained
-    encoder of run ``i`` (seed ``seed + i``)."""
-    seeds = [seed + CONTROL_SEED_OFFSET + i for i in range(P.n_seeds.get("clapp", 0))]
-    return [run_encoder(P, split, "random", s) for s in progress.bar(seeds, desc="controls")]
+    """The book claims' control: ``P.n_seeds["clapp"]`` untrained encoders from the streams
+    ``(seed, "control-init", i)``, independent of every method's run, probed like every run;
+    control ``i`` stands in for the trained encoder of run ``i``."""
+    runs = range(P.n_seeds.get("clapp", 0))
+    return [run_encoder(P, split, "random", seed, i, init="control-init")
+            for i in progress.bar(runs, desc="controls")]
 
 
 def _by_seed(runs: list[Run], method: str) -> list[np.ndarray]:
-    return [r.accuracy for r in sorted(runs, key=lambda r: r.seed) if r.method == method]
+    return [r.accuracy for r in sorted(runs, key=lambda r: r.run) if r.method == method]
 
 
 def book_claims(runs: list[Run], controls: list[Run]) -> dict[str, tuple]:
@@ -611,6 +627,6 @@ def draw_scores(net: clapp.CLAPPNet, images: torch.Tensor, image: int = 0, row: 
 
 __all__ = ["LABELS", "PAPER_TABLE1", "PRESETS", "Preset", "Run", "Smoke", "Split", "accuracy_table",
            "book_claims", "color_of", "control_runs", "draw_scores", "gradient_check",
-           "held_out_loss", "load_split", "mean_sd", "paired",
+           "held_out_loss", "initial_net", "load_split", "mean_sd", "paired",
            "plot_filters", "plot_hierarchy", "plot_losses", "plot_patch_grid", "plot_top_layer",
            "permute_pixels", "preset", "probe", "run_all", "run_encoder", "smoke_run"]
