@@ -647,7 +647,7 @@ class Learner:
 
     def __init__(self, n_in: int, n_out: int, hidden: Sequence[int], meth: Method,
                  lr: float = 1e-3, n_contexts: int = N_CONTEXTS, loss: str = "ce",
-                 frozen_below: float = 1e-3, device: str | torch.device = "cpu",
+                 frozen_below: float = 1e-3, device: str | torch.device = "auto",
                  watch: bool = True):
         if not isinstance(meth, Method):
             raise ValueError("meth must be a Method (see method())")
@@ -763,7 +763,7 @@ class Learner:
 def train_sequence(stream: TaskStream, meth: Method, hidden: Sequence[int], steps: int,
                    batch_size: int, lr: float, seed: int, eval_every: int = 25,
                    eval_batch: int = 500, loss: str = "ce", n_contexts: int = N_CONTEXTS,
-                   frozen_below: float = 1e-3, device: str | torch.device = "cpu",
+                   frozen_below: float = 1e-3, device: str | torch.device = "auto",
                    progress: bool = False, desc: str | None = None,
                    restore_availability: bool = False) -> SequenceResult:
     """Learn the tasks of ``stream`` one after the other with ``meth``; test after each task.
@@ -808,8 +808,9 @@ def train_sequence(stream: TaskStream, meth: Method, hidden: Sequence[int], step
     n_tasks = stream.n_tasks
     if _int(n_contexts, "n_contexts") < n_tasks:
         raise ValueError(f"n_contexts = {n_contexts} is smaller than the {n_tasks} tasks")
-    dev = device if isinstance(device, torch.device) else torchkit.device(device)
-    gen = torchkit.seed_all(seed)
+    loop = torchkit.Loop(n_tasks, seed=seed, device=device, desc=desc or meth.name,
+                         progress=progress, seed_globals=True)
+    dev, gen = loop.device, loop.gen
     stream = stream.to(dev)
     lrn = Learner(stream.dim, int(stream.y_train.max()) + 1, hidden, meth, lr, n_contexts, loss,
                   frozen_below, dev)
@@ -823,7 +824,7 @@ def train_sequence(stream: TaskStream, meth: Method, hidden: Sequence[int], step
         idx = torch.randint(n, (batch_size,), generator=gen).to(dev)
         return stream.x_train[idx][:, perm], stream.y_train[idx]
 
-    for task in torchkit.progress_bar(range(n_tasks), desc or meth.name, progress):
+    for task in loop:
         perm = stream.perms[task]
         lrn.start_task(task)
         best, best_state = -1.0, None
@@ -847,6 +848,7 @@ def train_sequence(stream: TaskStream, meth: Method, hidden: Sequence[int], step
             args = (lrn.model, stream.perms[j], j, eval_batch)
             acc[task, j] = accuracy(args[0], stream.x_test, stream.y_test, *args[1:])
             val[task, j] = accuracy(args[0], stream.x_val, stream.y_val, *args[1:])
+        loop.log(task=task, val_best=best, test_mean=float(acc[task, : task + 1].mean()))
     rng_a = tuple(lrn.a_range) if meth.obstruct else (float("nan"), float("nan"))
     return SequenceResult(meth, acc, val, val_best, avail, lrn.max_obstructed_update,
                           lrn.n_obstructed, lrn.frozen_below, rng_a, steps)

@@ -908,19 +908,18 @@ def fit(net: RSNN, spikes, stim, weights: Sequence[LossWeights], *, iterations: 
         if val.shape[1] < 2 or val.shape[2] != data.shape[2]:
             raise ValueError(f"validation must have at least 2 trials of the {data.shape[2]} bins "
                              f"of the training trials, got shape {tuple(val.shape)}")
-    dev = net.W.device
-    gen = _seeds.torch_generator(seed, device=dev)
-    gen_val = _seeds.torch_generator(seed, 1, device=dev)
+    loop = torchkit.Loop(iterations, seed=seed, device=net.W.device, desc="fit",
+                         progress=False if progress is None else progress, generator_on_device=True)
+    dev, gen = loop.device, loop.gen
+    gen_val = loop.generator(1, on_device=True)
     opt = torch.optim.Adam(net.parameters(), lr=float(lr))
     params = list(net.parameters())
     best = [p.detach().clone() for p in params]
     best_loss = torch.full((M,), float("inf"), dtype=net.W.dtype, device=dev)
     best_it = np.full(M, iterations - 1)
-    rec = {k: [] for k in ("mle", "psth", "nc", "rate", "total")}
-    norms, vals = [], []
-    steps = range(iterations) if progress is None else progress(range(iterations))
+    vals = []
     rows = torch.arange(M, device=dev)[:, None]
-    for it in steps:
+    for it in loop:
         if val is not None and it % select_every == 0:
             with torch.no_grad():
                 lv = losses(net, val, stim, weights, gen_val, n_lags, _trusted=True)["total"]
@@ -936,16 +935,20 @@ def fit(net: RSNN, spikes, stim, weights: Sequence[LossWeights], *, iterations: 
         out = losses(net, batch, stim, weights, gen, n_lags, _trusted=True)
         opt.zero_grad()
         out["total"].sum().backward()
-        norms.append(clip_per_tensor(params, float(clip)).detach().cpu().numpy())
+        norm = clip_per_tensor(params, float(clip)).detach().cpu().numpy()
         opt.step()
-        for k in rec:
-            rec[k].append(out[k].detach().cpu().numpy())
+        loop.log(**{k: out[k].detach().cpu().numpy() for k in _FIT_TERMS}, norm=norm)
     if val is not None:
         with torch.no_grad():
             for b_, p in zip(best, params, strict=True):
                 p.copy_(b_)
-    return FitHistory({k: np.array(v) for k, v in rec.items()}, np.array(norms),
-                      np.array(vals).reshape(-1, M), best_it)
+    h = loop.history
+    return FitHistory({k: np.array([r[k] for r in h.records]) for k in _FIT_TERMS},
+                      np.array([r["norm"] for r in h.records]), np.array(vals).reshape(-1, M), best_it)
+
+
+#: The loss terms :func:`fit` records per iteration (and network).
+_FIT_TERMS = ("mle", "psth", "nc", "rate", "total")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -180,6 +180,93 @@ class History:
         return dict(self.records[-1])
 
 
+class Loop:
+    """The scaffold of every training loop in the book: device, seeding, progress bar, per-step
+    log and an early-stop hook, so that each loop keeps only its own step.
+
+    ``Loop(steps, seed=..., device=...)`` resolves the device once (:func:`device`: the preset's
+    ``device`` reaches every computation, a GPU that is asked for and missing is an error, not a
+    silent CPU run) and makes the run's generator, ``loop.gen``, from :mod:`lib.seeds`
+    (``seeds.torch_generator(seed)``; with ``seed_globals``, :func:`seed_all` first, for loops
+    whose models draw their initialisation from torch's global generator). Iterating over it
+    yields the steps (an int ``n`` means ``range(n)``, or any iterable) behind a progress bar.
+    :meth:`log` appends one record to ``loop.history`` (a :class:`History`) and shows it on the
+    bar; :meth:`stop` (or ``early_stop(history)`` returning true after a log) ends the iteration
+    after the current step, and ``loop.stopped`` says why.
+
+    Example::
+
+        loop = torchkit.Loop(P.steps, seed=seed, device=P.device, desc="GateON")
+        model.to(loop.device)
+        for step in loop:
+            idx = torch.randint(n, (batch,), generator=loop.gen).to(loop.device)
+            loss = train_step(model, x[idx], y[idx])
+            loop.log(loss=loss)
+
+    Args:
+        steps: the number of steps (int >= 0) or an iterable of them.
+        seed: the run's seed (a non-negative int).
+        device: ``"cpu"``, ``"cuda"``, ``"auto"``, a ``torch.device`` or None (``"auto"``).
+        desc: the progress bar's label.
+        progress: show a bar (True), none (False), or a callable that wraps an iterable.
+        seed_globals: call :func:`seed_all` (torch's and numpy's global generators) as well.
+        generator_on_device: put ``loop.gen`` on ``loop.device`` (for draws made on the device)
+            rather than on the CPU.
+        early_stop: optional ``fn(history) -> bool``, asked after every :meth:`log`.
+    """
+
+    def __init__(self, steps, *, seed: int, device: str | torch.device | None = "auto",
+                 desc: str = "training", progress: bool | Callable = True, seed_globals: bool = False,
+                 generator_on_device: bool = False,
+                 early_stop: Callable[[History], bool] | None = None):
+        if isinstance(steps, bool) or (isinstance(steps, (int, np.integer)) and steps < 0):
+            raise ValueError(f"steps must be an int >= 0 or an iterable, got {steps!r}")
+        if isinstance(steps, (int, np.integer)):
+            steps = range(int(steps))
+        elif not hasattr(steps, "__iter__"):
+            raise ValueError(f"steps must be an int >= 0 or an iterable, got {steps!r}")
+        if early_stop is not None and not callable(early_stop):
+            raise ValueError(f"early_stop must be a callable fn(history) -> bool, got {early_stop!r}")
+        self.seed = _check_seed(seed)
+        self.device = device if isinstance(device, torch.device) else _pick_device(device or "auto")
+        if seed_globals:
+            gen = seed_all(self.seed)
+            self.gen = gen if not generator_on_device else seeds.torch_generator(self.seed, device=self.device)
+        else:
+            self.gen = seeds.torch_generator(self.seed, device=self.device if generator_on_device else "cpu")
+        self.history = History()
+        self.stopped: str | None = None
+        self._early_stop = early_stop
+        if callable(progress):
+            self._bar = progress(steps)
+        else:
+            self._bar = progress_bar(steps, desc, bool(progress))
+
+    def generator(self, *stream, on_device: bool = False) -> torch.Generator:
+        """Another generator of the run: the stream ``(seed, *stream)`` of :mod:`lib.seeds`."""
+        return seeds.torch_generator(self.seed, *stream, device=self.device if on_device else "cpu")
+
+    def __iter__(self):
+        for step in self._bar:
+            yield step
+            if self.stopped is not None:
+                break
+
+    def log(self, **values) -> None:
+        """Record one step's values (floats, or tensors/arrays kept as they are)."""
+        self.history.records.append(values)
+        if hasattr(self._bar, "set_postfix"):
+            shown = {k: f"{v:.4g}" for k, v in values.items() if isinstance(v, (int, float))}
+            if shown:
+                self._bar.set_postfix(shown, refresh=False)
+        if self._early_stop is not None and self.stopped is None and self._early_stop(self.history):
+            self.stop("early_stop")
+
+    def stop(self, reason: str = "stop") -> None:
+        """End the iteration after the current step; ``reason`` is kept in ``loop.stopped``."""
+        self.stopped = str(reason)
+
+
 def _as_tensor(a: Array, what: str) -> torch.Tensor:
     if isinstance(a, torch.Tensor):
         return a
@@ -288,16 +375,14 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, data, *, epochs: int, lr: float
     bad = [k for k in metrics if k in ("loss", "lr") or not callable(metrics[k])]
     if bad:
         raise ValueError(f"metrics must map names other than 'loss' and 'lr' to callables; bad: {bad}")
-    dev = device if isinstance(device, torch.device) else _pick_device(device or "auto")
+    loop = Loop(int(epochs), seed=seed, device=device, desc=desc, progress=progress)
+    dev, gen = loop.device, loop.gen
     model.to(dev)
     x, y = x.to(dev), y.to(dev)
-    gen = seeds.torch_generator(seed)
     opt = _optimizer(optimizer, model.parameters(), float(lr))
     sched = None if schedule is None else torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    hist = History()
     n = len(x)
-    epochs_bar = progress_bar(range(int(epochs)), desc, progress)
-    for _ in epochs_bar:
+    for _ in loop:
         model.train()
         perm = torch.randperm(n, generator=gen)
         sums, seen = dict.fromkeys(("loss", *metrics), 0.0), 0
@@ -324,11 +409,9 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, data, *, epochs: int, lr: float
         rec["lr"] = float(opt.param_groups[0]["lr"])
         if ev is not None:
             rec.update(_evaluate(model, loss_fn, metrics, *ev, int(batch_size), dev))
-        hist.records.append(rec)
-        if hasattr(epochs_bar, "set_postfix"):
-            epochs_bar.set_postfix(loss=f"{rec['loss']:.4g}", refresh=False)
+        loop.log(**rec)
     model.eval()
-    return hist
+    return loop.history
 
 
 def progress_bar(iterable, desc: str, show: bool = True):
@@ -344,5 +427,5 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(1) == labels).double().mean())
 
 
-__all__ = ["DEVICE_ENV", "OPTIMIZERS", "History", "accuracy", "device", "fit", "float64", "progress_bar",
+__all__ = ["DEVICE_ENV", "OPTIMIZERS", "History", "Loop", "accuracy", "device", "fit", "float64", "progress_bar",
            "seed_all", "set_float64"]

@@ -172,3 +172,74 @@ def test_float64_context_restores_the_default_dtype():
         assert torch.zeros(1).dtype == torch.float32
     finally:
         torch.set_default_dtype(before)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loop: the one training scaffold
+# ----------------------------------------------------------------------------------------------
+
+
+def test_loop_yields_its_steps_and_logs_a_history():
+    loop = torchkit.Loop(4, seed=3, device="cpu", progress=False)
+    seen = []
+    for step in loop:
+        seen.append(step)
+        loop.log(loss=float(step) ** 2)
+    assert seen == [0, 1, 2, 3]
+    assert loop.history.series("loss").tolist() == [0.0, 1.0, 4.0, 9.0]
+    assert loop.stopped is None and loop.device == torch.device("cpu")
+
+
+def test_loop_generator_is_the_seeds_stream():
+    from lib import seeds
+
+    loop = torchkit.Loop(1, seed=11, device="cpu", progress=False)
+    assert torch.equal(torch.rand(5, generator=loop.gen),
+                       torch.rand(5, generator=seeds.torch_generator(11)))
+    assert torch.equal(torch.rand(5, generator=loop.generator("val", 2)),
+                       torch.rand(5, generator=seeds.torch_generator(11, "val", 2)))
+
+
+def test_loop_with_global_seeding_draws_as_seed_all():
+    torchkit.Loop(1, seed=5, device="cpu", progress=False, seed_globals=True)
+    a = torch.rand(3)
+    torchkit.seed_all(5)
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_loop_early_stop_and_stop_end_after_the_current_step():
+    loop = torchkit.Loop(100, seed=0, device="cpu", progress=False,
+                         early_stop=lambda h: h.last["loss"] < 0.5)
+    steps = [s for s in loop if loop.log(loss=1.0 / (s + 1)) is None]
+    assert steps == [0, 1, 2] and loop.stopped == "early_stop"
+    loop = torchkit.Loop(range(10, 20), seed=0, device="cpu", progress=False)
+    out = []
+    for s in loop:
+        out.append(s)
+        if s == 12:
+            loop.stop("converged")
+    assert out == [10, 11, 12] and loop.stopped == "converged"
+
+
+def test_loop_takes_a_progress_wrapper():
+    wrapped = []
+
+    def wrap(it):
+        wrapped.append(True)
+        return it
+
+    assert list(torchkit.Loop(2, seed=0, device="cpu", progress=wrap)) == [0, 1] and wrapped
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a missing GPU")
+def test_loop_refuses_a_missing_gpu_instead_of_running_on_the_cpu():
+    with pytest.raises(RuntimeError, match="no GPU"):
+        torchkit.Loop(1, seed=0, device="cuda")
+
+
+@pytest.mark.parametrize("kw", [dict(steps=-1), dict(steps=True), dict(steps=2.5), dict(seed=-1),
+                                dict(seed=1.0), dict(early_stop=3), dict(device="tpu")])
+def test_loop_bad_input_raises(kw):
+    args = dict(steps=2, seed=0, device="cpu", progress=False) | kw
+    with pytest.raises(ValueError):
+        torchkit.Loop(args.pop("steps"), **args)
