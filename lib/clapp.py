@@ -29,8 +29,13 @@ own positive/negative choice and its own partners (``sg``: stop-gradient), so th
 used transposed (no weight transport).
 
 **Variants.** ``"clapp-s"`` (:func:`clapp_s_loss`): one symmetric ``W_k`` without stop-gradient,
-positives *and* ``n_negatives`` negatives drawn from all cells of all images at every step.
-``"hinge-cpc"``: the ``clapp-s`` loss at the last module only, trained end to end (no detach).
+positives *and* ``n_negatives`` negatives at every step, each drawn from the future cells (rows
+``d..G-1``, every column and image of the batch) as the authors' ``sample_negative_samples``
+draws them from ``W_k z[:, :, k+skip:]``. ``"hinge-cpc"``: the authors' Hinge-loss CPC
+(``scripts/vision_traineval_HingeLossCPC.sh``, "the end-to-end version of CLAPP"): the CLAPP loss
+(asymmetric ``W``, a positive *or* a negative per image) at the last module only, trained end to
+end (``--model_splits 1``, no detach). ``"clapp-s-e2e"``: the ``clapp-s`` loss at the last module,
+end to end (a second end-to-end comparison, not the authors' Hinge-loss CPC).
 
 **Local rule** (:func:`local_gradients`). The gradient of the CLAPP loss of a single-convolution
 module is a three-factor rule: ``gamma = dloss/du`` (``-1`` or ``0`` for a positive, ``0`` or
@@ -63,15 +68,20 @@ from lib import seeds, torchkit
 METHODS: dict[str, str] = {
     "clapp": "CLAPP (asymmetric W, per-image positive or negative)",
     "clapp-s": "CLAPP-s (symmetric W, positive and negatives every step)",
-    "hinge-cpc": "hinge-loss CPC (end to end, loss at the last layer)",
+    "hinge-cpc": "hinge-loss CPC (the CLAPP loss at the last layer, end to end)",
+    "clapp-s-e2e": "the CLAPP-s loss at the last layer, end to end",
 }
+#: The methods trained end to end (one loss at the last module, no gradient isolation).
+END_TO_END: tuple[str, ...] = ("hinge-cpc", "clapp-s-e2e")
+#: The methods with the CLAPP loss (asymmetric prediction and retrodiction matrices).
+CLAPP_LOSS: tuple[str, ...] = ("clapp", "hinge-cpc")
 #: The book's scaled architecture: three gradient-isolated modules for 28 x 28 images.
 LAYERS_BOOK: tuple[tuple, ...] = ((16,), (32, "M"), (64, "M"))
 #: The paper's VGG-6 with six gradient-isolated modules (STL-10, 64 x 64 grey crops).
 LAYERS_VGG6: tuple[tuple, ...] = ((128,), (256, "M"), (256,), (512, "M"), (1024, "M"), (1024, "M"))
 #: Patch side and stride of the book's grid (pixels): 28 x 28 images give a 6 x 6 grid.
 PATCH_BOOK, STRIDE_BOOK = 8, 4
-#: Negatives per context of ``clapp-s`` and ``hinge-cpc`` (the original's 16).
+#: Negatives per context of ``clapp-s`` and ``clapp-s-e2e`` (the original's 16).
 N_NEGATIVES = 16
 #: The hinge margin of the scores (dimensionless).
 MARGIN = 1.0
@@ -399,7 +409,12 @@ def _check_draws(draws, batch: int):
 
 def draw_negatives(h_shape: Sequence[int], K: int, gen: torch.Generator,
                    n_negatives: int = N_NEGATIVES) -> list[torch.Tensor]:
-    """Negatives of ``clapp-s`` and ``hinge-cpc``: for each step, context and negative, a cell.
+    """Negatives of ``clapp-s`` and ``clapp-s-e2e``: for each step, context and negative, a cell.
+
+    As the authors' ``ContrastiveLoss.sample_negative_samples``: the negatives of step ``k``
+    (row offset ``d = k + 2``) are drawn uniformly with replacement from the *future* cells of
+    that step, rows ``d .. G-1`` of every column and every image of the batch (their index
+    range ``y * x * b`` over ``W_k z[:, :, k+skip:]``), not from all ``G`` rows.
 
     Args:
         h_shape: the representation's shape ``(B, C, G, G)``.
@@ -409,15 +424,17 @@ def draw_negatives(h_shape: Sequence[int], K: int, gen: torch.Generator,
 
     Returns:
         For each step ``k``, an int64 tensor ``(B, G - k - 2, G, n_negatives)`` of indices into the
-        ``B * G * G`` cells of the batch (drawn uniformly with replacement).
+        ``B * (G - k - 2) * G`` future cells ``h[:, :, k + 2:]`` of the batch, flattened in the
+        order (image, row, column).
     """
     B, _, G, G2 = (int(s) for s in h_shape)
     n_negatives, K = _check_int(n_negatives, "n_negatives"), _check_int(K, "K")
-    return [torch.randint(B * G * G2, (B, G - k - 2, G2, n_negatives), generator=gen) for k in range(K)]
+    return [torch.randint(B * (G - k - 2) * G2, (B, G - k - 2, G2, n_negatives), generator=gen)
+            for k in range(K)]
 
 
 def clapp_s_loss(h: torch.Tensor, W: torch.Tensor, negatives: Sequence[torch.Tensor]):
-    """The CLAPP-s (and hinge-loss CPC) loss: symmetric ``W``, positives and negatives every step.
+    """The CLAPP-s loss: symmetric ``W``, positives and negatives (future cells) every step.
 
     Args:
         h: the representation ``(B, C, G, G)``.
@@ -432,7 +449,6 @@ def clapp_s_loss(h: torch.Tensor, W: torch.Tensor, negatives: Sequence[torch.Ten
     if len(negatives) != K:
         raise ValueError(f"negatives must hold one index tensor per step (K = {K}), got {len(negatives)}")
     B, C, G, G2 = h.shape
-    pool = h.permute(0, 2, 3, 1).reshape(-1, C)  # (B*G*G, C)
     loss = h.new_zeros(())
     up, un = [], []
     for k in range(K):
@@ -441,6 +457,7 @@ def clapp_s_loss(h: torch.Tensor, W: torch.Tensor, negatives: Sequence[torch.Ten
         idx = negatives[k].to(h.device)
         if idx.shape[:3] != (B, G - d, G2):
             raise ValueError(f"negatives[{k}] has shape {tuple(idx.shape)}, expected ({B}, {G - d}, {G2}, n)")
+        pool = z.permute(0, 2, 3, 1).reshape(-1, C)  # the future cells, (B*(G-d)*G, C)
         pred = torch.einsum("bcrg,cd->brgd", c, W[k])  # c^T W, (B, R, G, C)
         u_pos = torch.einsum("brgd,bdrg->brg", pred, z)
         u_neg = torch.einsum("brgd,brgnd->brgn", pred, pool[idx])
@@ -566,7 +583,8 @@ class CLAPPNet(torch.nn.Module):
     """An :class:`Encoder` with the loss heads of one training method.
 
     ``"clapp"`` and ``"clapp-s"`` put a loss on every module and detach between modules;
-    ``"hinge-cpc"`` puts the ``clapp-s`` loss on the last module only and trains end to end.
+    ``"hinge-cpc"`` puts the CLAPP loss and ``"clapp-s-e2e"`` the ``clapp-s`` loss on the last
+    module only and train end to end.
     Initialisation draws from torch's global generator: seed it first
     (:func:`lib.torchkit.seed_all`).
 
@@ -575,7 +593,7 @@ class CLAPPNet(torch.nn.Module):
         layers: the modules (see :class:`Encoder`).
         K: prediction steps (row offsets 2..K+1).
         in_channels, patch, stride: see :class:`Encoder`.
-        n_negatives: negatives per context of ``clapp-s`` and ``hinge-cpc``.
+        n_negatives: negatives per context of ``clapp-s`` and ``clapp-s-e2e``.
     """
 
     def __init__(self, method: str = "clapp", layers=LAYERS_BOOK, K: int = 2, in_channels: int = 1,
@@ -586,15 +604,16 @@ class CLAPPNet(torch.nn.Module):
         self.n_negatives = _check_int(n_negatives, "n_negatives")
         self.encoder = Encoder(layers, in_channels, patch, stride)
         chans = self.encoder.channels
-        self.heads = [m for m in range(len(chans)) if method != "hinge-cpc" or m == len(chans) - 1]
+        self.heads = [m for m in range(len(chans))
+                      if method not in END_TO_END or m == len(chans) - 1]
         self.W_pred = torch.nn.ParameterList([_init_matrices(self.K, chans[m]) for m in self.heads])
         self.W_retro = torch.nn.ParameterList(
-            [_init_matrices(self.K, chans[m]) for m in self.heads] if method == "clapp" else [])
+            [_init_matrices(self.K, chans[m]) for m in self.heads] if method in CLAPP_LOSS else [])
 
     @property
     def detach(self) -> bool:
-        """Whether modules are gradient-isolated (all methods but ``hinge-cpc``)."""
-        return self.method != "hinge-cpc"
+        """Whether modules are gradient-isolated (all methods but :data:`END_TO_END`)."""
+        return self.method not in END_TO_END
 
     def module_parameters(self) -> list[list[torch.nn.Parameter]]:
         """The parameters of each gradient-isolated unit (one Adam each); a single unit end to end."""
@@ -603,7 +622,7 @@ class CLAPPNet(torch.nn.Module):
         out = []
         for i, m in enumerate(self.heads):
             ps = list(self.encoder.blocks[m].parameters()) + [self.W_pred[i]]
-            out.append(ps + ([self.W_retro[i]] if self.method == "clapp" else []))
+            out.append(ps + ([self.W_retro[i]] if self.method in CLAPP_LOSS else []))
         return out
 
     def losses(self, images: torch.Tensor, gen: torch.Generator):
@@ -617,7 +636,7 @@ class CLAPPNet(torch.nn.Module):
         out, stats = [], []
         for i, m in enumerate(self.heads):
             h = hs[m]
-            if self.method == "clapp":
+            if self.method in CLAPP_LOSS:
                 draws = (draw_clapp(h.shape[0], gen), draw_clapp(h.shape[0], gen))
                 loss, s = clapp_loss(h, self.W_pred[i], self.W_retro[i], draws)
             else:
@@ -850,7 +869,7 @@ def linear_probe(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y
                        len(y_train), len(y_test))
 
 
-__all__ = ["LAYERS_BOOK", "LAYERS_VGG6", "MARGIN", "METHODS", "N_NEGATIVES", "PATCH_BOOK", "STRIDE_BOOK",
-           "Block", "CLAPPNet", "ClappDraw", "Encoder", "ProbeResult", "TrainLog", "clapp_loss",
+__all__ = ["CLAPP_LOSS", "END_TO_END", "LAYERS_BOOK", "LAYERS_VGG6", "MARGIN", "METHODS",
+           "N_NEGATIVES", "PATCH_BOOK", "STRIDE_BOOK", "Block", "CLAPPNet", "ClappDraw", "Encoder", "ProbeResult", "TrainLog", "clapp_loss",
            "clapp_s_loss", "draw_clapp", "draw_negatives", "features", "flip", "grid_size",
            "linear_probe", "local_gradients", "patchify", "score_gap", "train"]

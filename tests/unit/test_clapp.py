@@ -168,9 +168,32 @@ def test_methods_have_their_heads_and_parameter_groups():
     nets = {m: clapp.CLAPPNet(m, **arch) for m in clapp.METHODS}
     assert nets["clapp"].heads == [0, 1] and len(nets["clapp"].W_retro) == 2
     assert nets["clapp-s"].heads == [0, 1] and len(nets["clapp-s"].W_retro) == 0
+    # the authors' Hinge-loss CPC: the CLAPP loss (with W_retro) at the last module, end to end
     assert nets["hinge-cpc"].heads == [1] and not nets["hinge-cpc"].detach
+    assert len(nets["hinge-cpc"].W_retro) == 1
+    assert nets["clapp-s-e2e"].heads == [1] and not nets["clapp-s-e2e"].detach
+    assert len(nets["clapp-s-e2e"].W_retro) == 0
     assert len(nets["clapp"].module_parameters()) == 2
     assert len(nets["hinge-cpc"].module_parameters()) == 1
+
+
+def test_clapp_s_negatives_come_from_the_future_cells():
+    # as the authors' sample_negative_samples on W_k z[:, :, k+skip:]: rows d..G-1 only
+    B, C, G, K = 3, 4, 6, 2
+    negs = clapp.draw_negatives((B, C, G, G), K, torch.Generator().manual_seed(0), 50)
+    for k, idx in enumerate(negs):
+        d = k + 2
+        assert idx.shape == (B, G - d, G, 50)
+        assert int(idx.max()) < B * (G - d) * G and int(idx.min()) >= 0
+        assert int(idx.max()) >= B * (G - d) * G - 5  # the whole range is used
+    # an index pointing at each context's own future cell makes the negative equal the positive
+    h = torch.rand(B, C, G, G, generator=torch.Generator().manual_seed(1))
+    W = torch.rand(1, C, C, generator=torch.Generator().manual_seed(2))
+    R = G - 2
+    own = (torch.arange(B)[:, None, None] * R * G + torch.arange(R)[None, :, None] * G
+           + torch.arange(G)[None, None, :])[..., None]
+    _, st = clapp.clapp_s_loss(h, W, [own])
+    assert abs(st["u_pos"] - st["u_neg"]) < 1e-6
 
 
 def test_linear_probe_separates_separable_classes():
