@@ -116,6 +116,7 @@ class Preset:
             (every seed index).
         dtype: ``"float32"`` or ``"float64"``.
         note: what the scale is.
+        device: ``"auto"`` (a GPU only with ``BOOK_DEVICE=cuda``), ``"cpu"`` or ``"cuda"``.
     """
 
     n_visible: int
@@ -142,6 +143,7 @@ class Preset:
     controls: tuple[tuple[str, float], ...] = ()
     dtype: str = "float32"
     note: str = ""
+    device: str = "auto"
 
     @property
     def strongest(self) -> float:
@@ -380,12 +382,12 @@ def run_experiment(P: Preset, seed: int = 0, device=None) -> Experiment:
     Args:
         P: the preset.
         seed: the notebook's seed (all streams derive from it).
-        device: torch device (default :func:`lib.torchkit.device`).
+        device: torch device (default: the preset's, :func:`lib.torchkit.device` of ``P.device``).
 
     Returns:
         An :class:`Experiment`.
     """
-    dev = device or torchkit.device()
+    dev = device or torchkit.device(P.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[P.dtype]
     torchkit.seed_all(seed)
     data = {(hs, k): condition_data(P, hs, k, seed)

@@ -926,11 +926,12 @@ def evaluate(model: B1Net, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> t
     ``y`` their labels.
     """
     model.eval()
+    dev = model.widths.device
     correct, fired, total = 0, None, None
     with torch.no_grad():
         for s in range(0, len(x), batch):
-            out = model(torch.from_numpy(x[s: s + batch]))
-            correct += int((out.argmax(1).numpy() == y[s: s + batch]).sum())
+            out = model(torch.from_numpy(x[s: s + batch]).to(dev))
+            correct += int((out.argmax(1).cpu().numpy() == y[s: s + batch]).sum())
             f = np.array([float(a.sum()) for a in model.last.fired])
             n = np.array([float(a.numel()) for a in model.last.fired])
             fired, total = (f, n) if fired is None else (fired + f, total + n)
@@ -947,13 +948,14 @@ def fit_windows(model: B1Net, x: np.ndarray, quantile: float = 1.0, batch: int =
     if not 0.0 < quantile <= 1.0:
         raise ValueError(f"quantile must be in (0, 1], got {quantile}")
     model.eval()
+    dev = model.widths.device
     for n in range(len(model.widths)):
         vals = []
         with torch.no_grad():
             for s in range(0, len(x), batch):
-                model(torch.from_numpy(x[s: s + batch]))
+                model(torch.from_numpy(x[s: s + batch]).to(dev))
                 v = model.last.values[n].reshape(-1)
-                vals.append(v[v > 0].numpy())
+                vals.append(v[v > 0].cpu().numpy())
         v = np.concatenate(vals)
         w = model.widths.clone()
         w[n] = float(np.quantile(v, quantile)) if v.size else 1.0
