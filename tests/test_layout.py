@@ -23,10 +23,13 @@ ROOT = LIB.parent
 #: The kit: modules every chapter shares (dotted names below ``lib``). ``lib`` is the package itself.
 KIT: tuple[str, ...] = (
     "lib", "lib.claims", "lib.data", "lib.torchkit", "lib.scales", "lib.provenance", "lib.plotting",
-    "lib.progress", "lib.build", "lib.teaching",
+    "lib.progress", "lib.build", "lib.teaching", "lib.seeds",
 )
-#: The one kit module that science may import.
-SCIENCE_MAY_IMPORT: tuple[str, ...] = ("lib.torchkit",)
+#: The kit modules that science may import.
+SCIENCE_MAY_IMPORT: tuple[str, ...] = ("lib.torchkit", "lib.seeds")
+#: Calls that start a random stream. Only ``lib/seeds.py`` makes them (and ``torchkit.seed_all``
+#: seeds the global generators): everything else asks ``lib.seeds`` (CONTRIBUTING, "Seeds").
+SEEDING_CALLS: tuple[str, ...] = ("default_rng", "SeedSequence", "manual_seed", "RandomState", "seed")
 
 
 def module_name(path: Path) -> str:
@@ -118,6 +121,75 @@ def test_a_protocol_imports_no_other_chapters_protocol(name):
 def test_the_kit_imports_no_science_and_no_protocol(name):
     bad = sorted(m for m in lib_imports(name) if not is_kit(m))
     assert not bad, f"{MODULES[name].relative_to(ROOT)} is kit but imports {', '.join(bad)}"
+
+
+def _seeding_calls(path: Path, skip_functions: tuple[str, ...] = ()) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name in skip_functions:
+            skip.update(id(n) for n in ast.walk(node))
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or id(node) in skip:
+            continue
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+        if name in SEEDING_CALLS and (name != "seed" or isinstance(f, ast.Attribute)
+                                      and ast.unparse(f.value) in ("np.random", "numpy.random", "random")):
+            out.append(f"line {node.lineno}: {ast.unparse(node)[:80]}")
+    return out
+
+
+@pytest.mark.parametrize("name", [n for n in MODULES if n != "lib.seeds"])
+def test_random_streams_come_from_lib_seeds(name):
+    bad = _seeding_calls(MODULES[name], ("seed_all",) if name == "lib.torchkit" else ())
+    assert not bad, (f"{MODULES[name].relative_to(ROOT)} seeds a generator itself ({'; '.join(bad)}): "
+                     "derive every stream with lib.seeds (seeds.rng / seeds.torch_generator / "
+                     "seeds.int_seed), so no two notebook seeds share draws")
+
+
+def _seed_arithmetic(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
+            names = [o.id for o in (node.left, node.right) if isinstance(o, ast.Name)]
+            if any(n == "seed" or n.endswith("_seed") for n in names):
+                out.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return out
+
+
+@pytest.mark.parametrize("name", [n for n in MODULES if n != "lib.seeds"])
+def test_no_arithmetic_on_seeds(name):
+    """``seed + i`` makes seed 0's run 1 the run 0 of seed 1: the streams of two notebook seeds
+    overlap. With every stream ``SeedSequence([seed, *labels])`` (lib.seeds) and no arithmetic,
+    the streams of any two seeds are distinct (``tests/unit/test_seeds.py``)."""
+    bad = _seed_arithmetic(MODULES[name])
+    assert not bad, (f"{MODULES[name].relative_to(ROOT)} does arithmetic on a seed ({'; '.join(bad)}): "
+                     "name the stream instead, seeds.rng(seed, 'label', i)")
+
+
+def _cpu_literals(path: Path) -> list[str]:
+    """``"cpu"`` given as an argument or as a parameter's default: a device hard-coded."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        values = []
+        if isinstance(node, ast.Call):
+            values = [*node.args, *(k.value for k in node.keywords)]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            values = [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+        out += [f"line {v.lineno}" for v in values if isinstance(v, ast.Constant) and v.value == "cpu"]
+    return out
+
+
+@pytest.mark.parametrize("name", [n for n in MODULES if not is_kit(n)])
+def test_no_protocol_or_science_module_hard_codes_the_cpu(name):
+    """One device policy: the preset's ``device`` reaches every torch computation, through
+    ``torchkit.device`` (CPU unless a GPU is asked for); a literal ``"cpu"`` would keep part of a
+    chapter on the CPU silently at paper scale on a GPU."""
+    bad = _cpu_literals(MODULES[name])
+    assert not bad, (f"{MODULES[name].relative_to(ROOT)} hard-codes the device 'cpu' ({', '.join(bad)}): "
+                     "take the preset's device (torchkit.device(P.device)) or the model's")
 
 
 def test_no_science_module_defines_presets():

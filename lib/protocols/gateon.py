@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib import data, gateon, plotting, progress, scales, torchkit
+from lib import data, gateon, plotting, progress, scales, seeds, torchkit
 
 
 @dataclass(frozen=True)
@@ -221,9 +221,9 @@ class Controls:
     Attributes:
         gradmask: GateON with the gradient masked instead of the update (the original's
             obstruction, nearly inert under Adam): the control of ``unavailable-units-frozen``.
-        eps0_other: GateON with epsilon = 0 from seed ``seed + 1`` (initialisation and
-            minibatches; the same tasks): the control of ``reactivation-against-saturation``
-            (None below 10 tasks).
+        eps0_other: GateON with epsilon = 0 from the stream ``seeds.int_seed(seed,
+            "eps0-other")`` (another initialisation and minibatch order; the same tasks):
+            the control of ``reactivation-against-saturation`` (None below 10 tasks).
         frozen: test accuracy on every task of fine-tuning's network after task 1, which then
             stops learning: the control of ``mean-above-finetune`` and ``plasticity-kept``.
     """
@@ -255,7 +255,7 @@ def run_controls(P: Preset, stream, seed: int) -> Controls:
     frozen = frozen_after_first(P, stream, seed)
     if stream.n_tasks < 10:
         return Controls(grad, frozen)
-    return Controls(grad, frozen, run(P, stream, "gateon-eps0", seed + 1))
+    return Controls(grad, frozen, run(P, stream, "gateon-eps0", seeds.int_seed(seed, "eps0-other")))
 
 
 #: Margin of GateON over fine-tuning in the retention claims (task 1, and the mean at 10 tasks).
@@ -330,7 +330,7 @@ def claim_values(P: Preset, stream, results: dict[str, gateon.SequenceResult],
         late_o = C.eps0_other.just_learned[half:].mean()
         out.append(("reactivation-against-saturation", float(late - late0),
                     f"tasks {half + 1}-{n}: epsilon = 1 {late:.3f}, epsilon = 0 {late0:.3f}",
-                    float(late_o - late0), f"epsilon = 0 of seed + 1 in place of epsilon = 1: "
+                    float(late_o - late0), f"epsilon = 0 of another initialisation in place of epsilon = 1: "
                     f"{late_o:.3f}"))
         # on equal information: EWC and SI get the task id through the same gates as GateON
         for cid, base in (("matches-ewc", "ewc-gated"), ("matches-si", "si-gated")):

@@ -17,7 +17,9 @@ chapter only:
 
 Every random draw comes from the notebook's seed: initialisations through
 :func:`lib.torchkit.seed_all`, minibatch orders through the seed given to
-:func:`lib.torchkit.fit` (the same for the nets compared), noise through explicit generators.
+:func:`lib.torchkit.fit` (the same for the nets compared), noise through explicit generators;
+where one seed feeds many runs (gain runs, epochs, noise trials), each run is a named stream of
+:mod:`lib.seeds`, so no two notebook seeds share a run.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib import data, plotting, progress, scales, torchkit
+from lib import data, plotting, progress, scales, seeds, torchkit
 from lib.ttfs import (
     Alpha1Net,
     Architecture,
@@ -448,7 +450,7 @@ class Alpha1Result:
 THRESHOLD_NUDGE = 1e-6
 
 
-def alpha1_foil(pair: Pair, ds: data.Dataset, seed: int, lrs: tuple[float, ...], device: str = "cpu"
+def alpha1_foil(pair: Pair, ds: data.Dataset, seed: int, lrs: tuple[float, ...], device: str = "auto"
                 ) -> Alpha1Result:
     """The α1 model mapped exactly from a ReLU initialisation, then trained on its own parameters.
 
@@ -481,7 +483,7 @@ def alpha1_foil(pair: Pair, ds: data.Dataset, seed: int, lrs: tuple[float, ...],
 
     def one_step(model):
         opt = torch.optim.SGD(model.parameters(), lr=pair.lr)
-        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: pair.batch_size]
+        perm = torch.randperm(len(x), generator=seeds.torch_generator(seed))[: pair.batch_size]
         loss = F.cross_entropy(model(torch.from_numpy(x[perm.numpy()])), torch.from_numpy(y[perm.numpy()]))
         opt.zero_grad()
         loss.backward()
@@ -555,8 +557,8 @@ def gains(P: Preset, seed: int) -> dict[str, np.ndarray]:
     w = P.gain_width
     jobs = [(i, L, s) for i, L in enumerate(P.gain_depths) for s in range(P.gain_seeds)]
     for i, L, s in progress.bar(jobs, desc="backward gains"):
-        sd = seed * 1000 + s
-        gen = torch.Generator().manual_seed(sd)
+        sd = seeds.int_seed(seed, "gain", s)
+        gen = seeds.torch_generator(sd)
         x = torch.rand((P.gain_inputs, w), generator=gen, dtype=torch.float64).numpy()
         torchkit.seed_all(sd)
         relu = he_init(ReLUNet(Architecture((1, 1, w), dense=(w,) * L, n_classes=10)), sd).eval()
@@ -588,8 +590,8 @@ def alpha1_explosions(P: Preset, seed: int, depth: int, runs: int, limit: float 
     """
     n = 0
     for s in range(runs):
-        sd = seed * 1000 + s
-        gen = torch.Generator().manual_seed(sd)
+        sd = seeds.int_seed(seed, "gain", s)
+        gen = seeds.torch_generator(sd)
         x = torch.rand((P.gain_inputs, P.gain_width), generator=gen, dtype=torch.float64).numpy()
         try:
             with np.errstate(over="ignore", invalid="ignore"):
@@ -649,10 +651,10 @@ def depth_training(P: Preset, ds: data.Dataset, seed: int) -> dict[str, DepthRun
     (identity mapping), the α1 net mapped exactly from it (folded, scaled and mapped as in
     :func:`alpha1_foil`), and two α1 nets initialised in their own weights
     (:func:`lib.ttfs.naive_alpha1`, zero-mean and positive-mean ``J``, He readout), all trained
-    with plain SGD at the same learning rate, epoch ``k`` with the minibatch order of seed
-    ``1000 seed + k``. Before training and after every epoch: test accuracy, the backward gain of
-    a random top error (seed ``seed``) and the per-layer weight gradients, both on the first
-    ``n_probe`` training images. Returns ``name -> DepthRun`` in the order of
+    with plain SGD at the same learning rate, epoch ``k`` with the minibatch order of the stream
+    ``seeds.int_seed(seed, "depth-epoch", k)``. Before training and after every epoch: test
+    accuracy, the backward gain of a random top error (seed ``seed``) and the per-layer weight
+    gradients, both on the first ``n_probe`` training images. Returns ``name -> DepthRun`` in the order of
     :data:`DEPTH_MODELS`.
     """
     D = P.depth
@@ -667,7 +669,7 @@ def depth_training(P: Preset, ds: data.Dataset, seed: int) -> dict[str, DepthRun
     scaled = scale_weights(fold(copy.deepcopy(relu).eval()))
     models = {"ReLU": relu, "B1 identity": B1Net.from_relu(relu),
               "α1 mapped from ReLU": Alpha1Net.from_snn(map_to_snn(scaled, layer_maxima(scaled, x)))}
-    gen = torch.Generator().manual_seed(1000 * seed + 999)
+    gen = seeds.torch_generator(seed, "depth-probe")
     for init in ("zero-mean", "positive-mean"):
         with np.errstate(over="ignore", invalid="ignore"):
             models[f"α1 {init} init"] = naive_alpha1(D.width, D.layers, init, x, gen,
@@ -686,7 +688,7 @@ def depth_training(P: Preset, ds: data.Dataset, seed: int) -> dict[str, DepthRun
         loss, rows = [np.nan], [first]
         for k in range(D.epochs):
             h = torchkit.fit(m, F.cross_entropy, (x, y), epochs=1, lr=D.lr, batch_size=D.batch_size,
-                             seed=1000 * seed + k, optimizer="sgd", device=P.device,
+                             seed=seeds.int_seed(seed, "depth-epoch", k), optimizer="sgd", device=P.device,
                              desc=f"{name}, epoch {k + 1}")
             m.cpu()
             loss.append(float(h.series("loss")[-1]))
@@ -839,7 +841,7 @@ def _accuracy(model: B1Net, x, y, trials: int = 1, seed: int = 0) -> float:
     accs = []
     for k in range(trials):
         if model.sigma > 0:
-            model.set_noise(model.sigma, seed=seed + k)
+            model.set_noise(model.sigma, seed=seeds.int_seed(seed, "noise-trial", k))
         accs.append(evaluate(model, x, y)[0])
     return float(np.mean(accs))
 
@@ -861,14 +863,14 @@ def hardware(P: Preset, base: B1Net, ds: data.Dataset, seed: int, cost: float = 
     """
     x_ft, y_ft = ds.x_train[: P.hw_n_finetune], ds.y_train[: P.hw_n_finetune].astype(np.int64)
     x_ev, y_ev = ds.x_test[: P.hw_n_eval], ds.y_test[: P.hw_n_eval]
-    ref = copy.deepcopy(base).cpu()
+    ref = copy.deepcopy(base).to(torchkit.device(P.device))
     ref.adapt = False
     fit_windows(ref, ds.x_train[: max(P.hw_n_finetune, 10_000)])
     mean_window = float(ref.widths.mean())
     res = HardwareResult(_accuracy(ref, x_ev, y_ev), mean_window, n_eval=len(x_ev))
     tune = Pair("fine-tune", ref.arch, "adam", P.hw_finetune_lr, P.hw_finetune_epochs, 128)
     clean = copy.deepcopy(ref)
-    _fit(clean, tune, x_ft, y_ft, None, seed, "cpu", "fine-tune without effects")
+    _fit(clean, tune, x_ft, y_ft, None, seed, P.device, "fine-tune without effects")
     levels = ([("noise", s) for s in P.hw_sigmas if s > 0] + [("time bits", b) for b in P.hw_time_bits]
               + [("weight bits", b) for b in P.hw_weight_bits] + [("latency", q) for q in P.hw_quantiles])
     x_win = ds.x_train[: max(P.hw_n_finetune, 10_000)]
@@ -887,23 +889,23 @@ def hardware(P: Preset, base: B1Net, ds: data.Dataset, seed: int, cost: float = 
     for effect, level in progress.bar(levels, desc="hardware effects"):
         trials = P.hw_trials if effect == "noise" else 1
         m = apply(copy.deepcopy(ref), effect, level, seed)
-        before = _accuracy(m, x_ev, y_ev, trials, seed=10_000 + seed)
+        before = _accuracy(m, x_ev, y_ev, trials, seed=seeds.int_seed(seed, "hardware-eval"))
         control = _accuracy(apply(copy.deepcopy(clean), effect, level, seed), x_ev, y_ev, trials,
-                            seed=10_000 + seed)
+                            seed=seeds.int_seed(seed, "hardware-eval"))
         if effect == "noise":
-            m.set_noise(level * mean_window, seed=seed + 1)
-        _fit(m, tune, x_ft, y_ft, None, seed, "cpu", f"fine-tune {effect} {level:g}")
-        after = _accuracy(m, x_ev, y_ev, trials, seed=10_000 + seed)
+            m.set_noise(level * mean_window, seed=seeds.int_seed(seed, "hardware-tune"))
+        _fit(m, tune, x_ft, y_ft, None, seed, P.device, f"fine-tune {effect} {level:g}")
+        after = _accuracy(m, x_ev, y_ev, trials, seed=seeds.int_seed(seed, "hardware-eval"))
         res.rows.append(dict(effect=effect, level=level, before=before, after=after, control=control,
                              latency=m.latency))
     for r in res.costly(cost):  # the claims' control: gradient ascent under the effect
         m = apply(copy.deepcopy(ref), r["effect"], r["level"], seed)
         if r["effect"] == "noise":
-            m.set_noise(r["level"] * mean_window, seed=seed + 1)
-        _fit(m, tune, x_ft, y_ft, None, seed, "cpu", f"ascent {r['effect']} {r['level']:g}",
+            m.set_noise(r["level"] * mean_window, seed=seeds.int_seed(seed, "hardware-tune"))
+        _fit(m, tune, x_ft, y_ft, None, seed, P.device, f"ascent {r['effect']} {r['level']:g}",
              loss=_ascent)
         r["ascent"] = _accuracy(m, x_ev, y_ev, P.hw_trials if r["effect"] == "noise" else 1,
-                                seed=10_000 + seed)
+                                seed=seeds.int_seed(seed, "hardware-eval"))
     return res
 
 
