@@ -219,7 +219,11 @@ class GateMLP(torch.nn.Module):
         if x.shape[0] < 2:
             raise ValueError("a batch needs at least 2 samples (batch statistics)")
         _tensor(x, "x")  # floating point and finite: a NaN would spread through the batch norm
-        gates = self.gates(context) if self.gating else None
+        return self._forward(x, self._check_context(context), keep)
+
+    def _forward(self, x: torch.Tensor, context: int, keep: bool) -> torch.Tensor:
+        """:meth:`forward` without the checks of its inputs (for :meth:`Learner.step`)."""
+        gates = [retanh(cols[context]) for cols in self.ctx] if self.gating else None
         self.hidden_out = []
         h = x
         for li, layer in enumerate(self.layers):
@@ -246,12 +250,11 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, loss: str = "ce") -> tor
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
     _tensor(logits, "logits", 2)
-    labels = _labels(labels, logits.shape[0], logits.shape[1])
-    if loss == "ce":
-        return F.cross_entropy(logits, labels)
-    if loss == "softmax-ce":
-        return F.cross_entropy(logits.softmax(dim=1), labels)
-    raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+    return _loss(logits, _labels(labels, logits.shape[0], logits.shape[1]), loss)
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
+    return F.cross_entropy(logits.softmax(dim=1) if loss == "softmax-ce" else logits, labels)
 
 
 def hidden_parameters(model: GateMLP) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -280,6 +283,10 @@ def relevance(h: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         raise ValueError("h and grad must be tensors of the same shape (batch, units)")
     _tensor(h, "h")
     _tensor(grad, "grad")
+    return _relevance(h, grad)
+
+
+def _relevance(h: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     r = ((grad * h) ** 2).mean(dim=0)
     return r / (r.mean() + RELEVANCE_EPS)
 
@@ -309,6 +316,10 @@ def update_availability(a: torch.Tensor, rel: torch.Tensor, eta: float = ETA_A,
         raise ValueError("availabilities a must lie in [0, 1]")
     if rel.numel() and float(rel.min()) < 0.0:
         raise ValueError("relevances rel must be >= 0 (squares over their layer mean)")
+    return _update_availability(a, rel, eta, epsilon)
+
+
+def _update_availability(a: torch.Tensor, rel: torch.Tensor, eta: float, epsilon: float) -> torch.Tensor:
     return torch.clamp(a - eta * a * (rel - epsilon), 0.0, 1.0)
 
 
@@ -685,15 +696,26 @@ class Learner:
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One training step on the minibatch ``(x, y)`` of the current task; returns the loss."""
         meth, hid = self.meth, self.hid
-        out = self.model(x, self.task, keep=meth.obstruct)
+        # Shapes and labels are checked here; finiteness through the loss (a NaN or inf in x
+        # makes it non-finite), which saves a pass over the batch in every step.
+        n_in = self.model.sizes[0]
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 2 \
+                or x.shape[1] != n_in or x.shape[0] < 2:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be a floating-point tensor of shape (batch >= 2, {n_in}), "
+                             f"got {shape}")
+        y = _labels(y, x.shape[0], self.model.sizes[-1])
+        out = self.model._forward(x, self.task, meth.obstruct)
         self.opt.zero_grad()
-        loss = loss_fn(out, y, self.loss)
+        loss = _loss(out, y, self.loss)
+        if not bool(torch.isfinite(loss)):
+            raise ValueError("the loss is not finite: x must be finite (no NaN or inf)")
         loss.backward()
         with torch.no_grad():
             if meth.obstruct:
                 for li, h in enumerate(self.model.hidden_out):
-                    self.a_run[li] = update_availability(self.a_run[li], relevance(h, h.grad),
-                                                         meth.eta_a, meth.epsilon)
+                    self.a_run[li] = _update_availability(self.a_run[li], _relevance(h, h.grad),
+                                                          meth.eta_a, meth.epsilon)
                 self.a_range[0] = min(self.a_range[0], *(float(a.min()) for a in self.a_run))
                 self.a_range[1] = max(self.a_range[1], *(float(a.max()) for a in self.a_run))
                 if meth.mask == "gradient":

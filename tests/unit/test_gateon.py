@@ -359,6 +359,13 @@ def test_ewc_and_si_run_and_record_no_availability(digits_stream):
     (lambda: tiny_learner(g.method("gateon")).step(torch.full((6, 8), float("nan")),
                                                    torch.zeros(6, dtype=torch.long)),
      "x must be finite"),
+    (lambda: tiny_learner(g.method("finetune")).step(torch.full((6, 8), float("inf")),
+                                                     torch.zeros(6, dtype=torch.long)),
+     "x must be finite"),
+    (lambda: tiny_learner(g.method("gateon")).step(torch.zeros(6, 7),
+                                                   torch.zeros(6, dtype=torch.long)), "shape"),
+    (lambda: tiny_learner(g.method("gateon")).step(torch.zeros(1, 8),
+                                                   torch.zeros(1, dtype=torch.long)), "batch >= 2"),
     (lambda: tiny_learner(g.method("ewc")).end_task(
         [(torch.full((6, 8), float("nan")), torch.zeros(6, dtype=torch.long))]),
      "x must be finite"),
