@@ -260,14 +260,23 @@ class Encoder(torch.nn.Module):
             positions of each patch; with ``inputs``, the pair (that list, the list of the inputs
             ``(B * G * G, C, h, w)`` each module received).
         """
-        # channels-last memory: the CPU convolutions (oneDNN) run about twice as fast in it
-        x = patchify(images, self.patch, self.stride).contiguous(memory_format=torch.channels_last)
+        # channels-last memory: the CPU convolutions (oneDNN) run about twice as fast in it and
+        # the max-pools about five times. Every module's input is converted: a 1-channel input
+        # is channels-last and contiguous at once, so the first module's output comes back in
+        # the contiguous format (issue 29: module 2 then ran its convolution and max-pool there)
+        x = patchify(images, self.patch, self.stride)
         B, G = images.shape[0], grid_size(images.shape[2], self.patch, self.stride)
         hs, xs = [], []
         for block in self.blocks:
+            x = x.contiguous(memory_format=torch.channels_last)
             xs.append(x)
             z = block(x)
-            hs.append(z.mean((2, 3)).reshape(B, G, G, -1).permute(0, 3, 1, 2))
+            # the mean over in-patch positions, taken in the (N, h, w, C) view of channels-last
+            # memory: its backward stays channels-last (z.mean((2, 3)) made the max-pool's
+            # backward copy its gradient between formats, a fifth of the step)
+            n, c = z.shape[0], z.shape[1]
+            h = z.permute(0, 2, 3, 1).reshape(n, -1, c).mean(1)
+            hs.append(h.reshape(B, G, G, c).permute(0, 3, 1, 2))
             x = z.detach() if detach else z
         return (hs, xs) if inputs else hs
 
@@ -457,10 +466,14 @@ def clapp_s_loss(h: torch.Tensor, W: torch.Tensor, negatives: Sequence[torch.Ten
         idx = negatives[k].to(h.device)
         if idx.shape[:3] != (B, G - d, G2):
             raise ValueError(f"negatives[{k}] has shape {tuple(idx.shape)}, expected ({B}, {G - d}, {G2}, n)")
-        pool = z.permute(0, 2, 3, 1).reshape(-1, C)  # the future cells, (B*(G-d)*G, C)
+        # the scores of every context against every future cell are one (M, C) x (C, M)
+        # product (M = B * (G - d) * G contexts and as many future cells); the negatives are
+        # picked from it, cheaper than gathering (M, n, C) future vectors (issue 29)
+        pool = z.permute(0, 2, 3, 1).reshape(-1, C)  # the future cells, (M, C)
         pred = torch.einsum("bcrg,cd->brgd", c, W[k])  # c^T W, (B, R, G, C)
-        u_pos = torch.einsum("brgd,bdrg->brg", pred, z)
-        u_neg = torch.einsum("brgd,brgnd->brgn", pred, pool[idx])
+        u_pos = (pred * z.permute(0, 2, 3, 1)).sum(-1)
+        u_all = pred.reshape(-1, C) @ pool.T  # (M, M)
+        u_neg = u_all.gather(1, idx.reshape(len(u_all), -1)).reshape(idx.shape)
         loss = loss + (F.relu(MARGIN - u_pos).mean() + F.relu(MARGIN + u_neg).mean()) / K
         up.append(u_pos.detach().flatten())
         un.append(u_neg.detach().flatten())
