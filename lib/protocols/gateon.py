@@ -21,7 +21,7 @@ layers and the same minibatches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,6 +29,26 @@ import pandas as pd
 import torch
 
 from lib import data, gateon, plotting, progress, scales, seeds, torchkit
+
+
+@dataclass(frozen=True)
+class Many:
+    """The many-task run (:func:`many_tasks`): GateON with and without re-activation.
+
+    Attributes:
+        n_tasks: permuted tasks (30: where saturation without re-activation shows).
+        hidden: hidden layer sizes (smaller than the preset's, to fit the budget: fewer units
+            also saturate sooner).
+        steps: optimiser steps per task.
+        n_train: training images per task.
+        n_eval: validation and test images per task.
+    """
+
+    n_tasks: int
+    hidden: tuple[int, ...]
+    steps: int
+    n_train: int
+    n_eval: int
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,7 @@ class Preset:
         theory_tasks, theory_steps, theory_hidden, theory_n_train: sizes of the small runs of
             the theory page; theory_epochs: epochs per task of its plain two-task run.
         device: ``"auto"`` (a GPU only with ``BOOK_DEVICE=cuda``) or ``"cpu"``.
+        many: the many-task run (:class:`Many`; None: not run).
     """
 
     dataset: str
@@ -85,6 +106,7 @@ class Preset:
     theory_n_train: int = 10_000
     theory_epochs: int = 3
     device: str = "auto"
+    many: Many | None = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -100,7 +122,9 @@ PRESETS: dict[str, Preset] = {
     # the gates, issue 24; the ungated EWC and SI are in the paper preset)
     "book": Preset(dataset="fashion-mnist", n_tasks=10, hidden=(256, 256), steps=150,
                    batch_size=256, lr=1e-3, n_train=20_000, n_val=2_000, n_test=2_000,
-                   eval_every=25, eval_batch=500),
+                   eval_every=25, eval_batch=500,
+                   # 30 tasks in about 2 CPU-minutes: 3 runs of 128 + 128 units (issue 24)
+                   many=Many(30, (128, 128), 100, 10_000, 1_000)),
     # the original's defaults (pkg/general_utils.py): 4 x 5000 units, Adam 5e-3, 1000 images
     # per step, 500 steps per task; 100 permuted MNIST tasks; a GPU (BOOK_DEVICE=cuda)
     "paper": Preset(dataset="mnist", n_tasks=100, hidden=(5000, 5000, 5000, 5000), steps=500,
@@ -174,6 +198,77 @@ def load_stream(P: Preset, seed: int, n_tasks: int | None = None, n_train: int |
     stream = gateon.task_stream(ds.x_train, ds.y_train, ds.x_test, ds.y_test,
                                 n_tasks or P.n_tasks, seed, n["train"], n["val"], n["test"])
     return stream, n
+
+
+@dataclass
+class ManyTasks:
+    """What :func:`many_tasks` returns.
+
+    Attributes:
+        results: ``"gateon"`` (epsilon = P.epsilon), ``"gateon-eps0"`` (epsilon = 0) and
+            ``"eps0-other"`` (epsilon = 0 from another initialisation and minibatch order, the
+            control), on the same tasks.
+        data: what the tasks were made of (:attr:`lib.data.Sizes.description`).
+    """
+
+    results: dict[str, gateon.SequenceResult]
+    data: str
+
+    @property
+    def late(self) -> slice:
+        """The last third of the tasks, where saturation shows."""
+        n = len(self.results["gateon"].acc)
+        return slice(n - n // 3, n)
+
+
+def many_tasks(P: Preset, seed: int) -> ManyTasks:
+    """GateON over ``P.many.n_tasks`` permuted tasks, with and without re-activation.
+
+    The tasks are a stream of their own (``seeds.int_seed(seed, "many-tasks")``), with
+    ``P.many``'s sizes; the methods are trained as in :func:`run` (model selection on
+    validation data every ``P.eval_every`` steps). The control, ``eps0-other``, is epsilon = 0
+    again from another initialisation and minibatch order: the run-to-run spread of the metric.
+    """
+    M = P.many
+    if M is None:
+        raise ValueError("this scale has no many-task run (Preset.many is None)")
+    Q = replace(P, n_val=M.n_eval, n_test=M.n_eval)
+    stream, sizes = load_stream(Q, seeds.int_seed(seed, "many-tasks"), n_tasks=M.n_tasks,
+                                n_train=M.n_train)
+    runs = (("gateon", "gateon", seed), ("gateon-eps0", "gateon-eps0", seed),
+            ("eps0-other", "gateon-eps0", seeds.int_seed(seed, "many-eps0-other")))
+    results = {key: run(Q, stream, name, s, hidden=M.hidden, steps=M.steps)
+               for key, name, s in progress.bar(runs, desc=f"{M.n_tasks} tasks")}
+    return ManyTasks(results, sizes.description)
+
+
+def many_claim(m: ManyTasks) -> tuple[float, str, float, str]:
+    """``reactivation-many-tasks``: mean accuracy of the last third of the tasks right after each
+    was learned, epsilon = 1 minus epsilon = 0; the control puts the second epsilon = 0 run in
+    place of epsilon = 1. Returns ``(value, detail, control, control detail)``."""
+    R, sl = m.results, m.late
+    go, go0, oth = (R[k].just_learned[sl].mean() for k in ("gateon", "gateon-eps0", "eps0-other"))
+    first, last = sl.start + 1, sl.stop
+    return (float(go - go0), f"tasks {first}-{last} of {last}: epsilon = 1 {go:.3f}, "
+            f"epsilon = 0 {go0:.3f}", float(oth - go0),
+            f"epsilon = 0 of another initialisation in place of epsilon = 1: {oth:.3f}")
+
+
+def plot_many_tasks(m: ManyTasks):
+    """The many-task run: accuracy right after learning each task and the available units."""
+    R = {"gateon": m.results["gateon"], "gateon-eps0": m.results["gateon-eps0"]}
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, r in R.items():
+        t = np.arange(1, len(r.acc) + 1)
+        a1.plot(t, r.just_learned, marker="o", ms=3, color=color_of(name),
+                ls="--" if name == "gateon-eps0" else "-", label=LABELS.get(name, name))
+    a1.axvspan(m.late.start + 0.5, m.late.stop + 0.5, color="0.9", zorder=0)
+    a1.set_xlabel("task")
+    a1.set_ylabel("test accuracy right after learning it (fraction)")
+    a1.legend(fontsize=8)
+    plot_available_fraction(a2, R)
+    fig.tight_layout()
+    return fig
 
 
 def permuted(stream, task: int, split: str = "train"):

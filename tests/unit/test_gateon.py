@@ -458,3 +458,23 @@ def test_a_gated_baseline_trains_its_gate_column_and_penalises_only_shared_weigh
     assert any(not torch.equal(a, b) for a, b in zip(col, lrn.model.context_parameters(0), strict=True))
     lrn.end_task([tiny_batch(seed=s) for s in range(3)])
     assert len(lrn.ewc.w) == len(lrn.model.shared_parameters())
+
+
+def test_many_task_run_gives_three_runs_on_the_same_tasks_and_its_claim():
+    from dataclasses import replace
+
+    from lib.protocols import gateon as proto
+
+    P = replace(proto.preset("ci"), eval_every=5,
+                many=proto.Many(n_tasks=3, hidden=(8, 8), steps=5, n_train=300, n_eval=100))
+    m = proto.many_tasks(P, 7919)
+    assert set(m.results) == {"gateon", "gateon-eps0", "eps0-other"}
+    assert all(r.acc.shape == (3, 3) for r in m.results.values())
+    assert m.late == slice(2, 3)
+    x, detail, c, c_detail = proto.many_claim(m)
+    go, go0, oth = (m.results[k].just_learned[2] for k in ("gateon", "gateon-eps0", "eps0-other"))
+    assert x == pytest.approx(go - go0) and c == pytest.approx(oth - go0)
+    assert "tasks 3-3 of 3" in detail
+    proto.plot_many_tasks(m)
+    with pytest.raises(ValueError, match="no many-task run"):
+        proto.many_tasks(proto.preset("ci"), 0)
