@@ -56,6 +56,7 @@ class Preset:
         speed_p: parameter counts of the speed table (``P = 4 k + 1``).
         speed_n: batch sizes of the speed table.
         speed_repeats: timed repeats per cell (median reported).
+        cost_repeats: timed samples of each constant of the cost model (:func:`eval_costs`).
     """
 
     mc_samples: int
@@ -75,6 +76,7 @@ class Preset:
     speed_p: tuple[int, ...]
     speed_n: tuple[int, ...]
     speed_repeats: int
+    cost_repeats: int
 
 
 PRESETS = {
@@ -83,7 +85,7 @@ PRESETS = {
                  descent=(("GD", 1e-2, 2000), ("Adam", 1e-3, 2000)),
                  minima_seeds=1, minima_n=500, minima_lm_evals=500, minima_max_iter=50,
                  inf_n=(1000, 10_000), inf_seeds=2, speed_p=(41,), speed_n=(100, 1000),
-                 speed_repeats=3),
+                 speed_repeats=3, cost_repeats=1),
     "book": Preset(mc_samples=1_000_000, check_n=1000, flow_n=1000, flow_seeds=2, flow_t_max=1e3,
                    flow_methods=("Radau", "BDF", "LSODA", "RK45"), rk_max_steps=600,
                    descent=(("GD", 1e-2, 5000), ("GD", 1e-3, 5000), ("Adam", 1e-3, 5000),
@@ -91,7 +93,7 @@ PRESETS = {
                    minima_seeds=5, minima_n=500, minima_lm_evals=3000,
                    minima_max_iter=200,
                    inf_n=(1000, 10_000, 100_000), inf_seeds=10, speed_p=(41, 201),
-                   speed_n=(100, 1000), speed_repeats=5),
+                   speed_n=(100, 1000), speed_repeats=5, cost_repeats=5),
     "paper": Preset(mc_samples=4_000_000, check_n=1000, flow_n=10_000, flow_seeds=10, flow_t_max=1e5,
                     flow_methods=("Radau", "BDF", "LSODA", "RK45", "DOP853"),
                     rk_max_steps=1_000_000,
@@ -100,7 +102,8 @@ PRESETS = {
                     minima_seeds=30, minima_n=10_000, minima_lm_evals=10**6,
                     minima_max_iter=100_000,
                     inf_n=(1000, 10_000, 100_000), inf_seeds=20, speed_p=(41, 201, 401),
-                    speed_n=(10, 100, 1000, 10_000, 100_000), speed_repeats=10),
+                    speed_n=(10, 100, 1000, 10_000, 100_000), speed_repeats=10,
+                    cost_repeats=10),
 }
 
 
@@ -314,18 +317,26 @@ def lambda_class(lam: float) -> int:
 #: second-order optimisers, for the same cost.
 ADAM_WARM = "Adam(0.001) from warm start (control)"
 
-#: The cost of one evaluation in gradient evaluations (an Adam step costs one), for the
-#: equal-time comparison of :func:`minima`. Measured with ``time.process_time`` on its problem
-#: (33 parameters, 500 samples, one thread): a Hessian 4.7 gradients, the residuals 0.68, their
-#: Jacobian 1.85; rounded up, so that Adam's budget is if anything longer than the solvers'
-#: time. A fixed cost model, not a clock, keeps Adam's step count, and so every printed number,
-#: the same from run to run and machine to machine.
-EVAL_COST = {"gradient": 1.0, "hessian": 5.0, "residuals": 1.0, "jacobian": 2.0}
+#: The cost of one evaluation or solver step in gradient evaluations (an Adam step counts as
+#: one), for the equal-time comparison of :func:`minima`. Measured by :func:`eval_costs` on its
+#: problem (33 parameters, 500 samples, one thread, ``time.process_time``; seeds 0 and 1, six
+#: runs on a loaded 2-core machine): a Hessian 3.8-4.9 gradients, the residuals 0.6-0.75, their
+#: Jacobian 1.3-1.7, an Adam step 1.0-1.4; besides the evaluations, MINPACK's own work per LM
+#: iteration (its QR step) 5.8-7.5 and Radau's per step (its linear algebra) 3.3-11.3, without
+#: which Adam got less than half the solvers' CPU time. Rounded up, and an Adam step counted as
+#: one gradient, so that Adam's budget is if anything longer than the solvers' time. A fixed
+#: cost model, not a clock, keeps Adam's step count, and so every printed number, the same from
+#: run to run and machine to machine.
+EVAL_COST = {"gradient": 1.0, "hessian": 6.0, "residuals": 1.0, "jacobian": 2.0,
+             "lm_iteration": 8.0, "ode_step": 12.0}
 
 
-def equal_cost_steps(n_grad: int, n_hess: int, n_res: int, n_jac: int) -> int:
-    """Adam steps that cost as much as these evaluations under :data:`EVAL_COST`."""
-    counts = {"gradient": n_grad, "hessian": n_hess, "residuals": n_res, "jacobian": n_jac}
+def equal_cost_steps(n_grad: int, n_hess: int, n_res: int, n_jac: int,
+                     n_ode_steps: int = 0) -> int:
+    """Adam steps that cost as much as these evaluations and solver steps under
+    :data:`EVAL_COST` (an LM iteration is one Jacobian evaluation)."""
+    counts = {"gradient": n_grad, "hessian": n_hess, "residuals": n_res, "jacobian": n_jac,
+              "lm_iteration": n_jac, "ode_step": n_ode_steps}
     if any(int(n) != n or n < 0 for n in counts.values()):
         raise ValueError(f"evaluation counts must be non-negative integers, got {counts}")
     return int(np.ceil(sum(EVAL_COST[k] * n for k, n in counts.items())))
@@ -388,7 +399,8 @@ def minima(P: Preset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
             r = gf.minimise(obj, ode.end, method=m, max_iter=P.minima_max_iter)
             found.append((r, t_ode + time.process_time() - t0))
         n_eval = ode.n_grad + ode.n_hess + len(rec.trace) + rec.n_res
-        n_cost = equal_cost_steps(ode.n_grad, ode.n_hess, rec.n_res, len(rec.trace))
+        n_cost = equal_cost_steps(ode.n_grad, ode.n_hess, rec.n_res, len(rec.trace),
+                                  len(ode.t) - 1)
         arms = [("Adam(0.001)", th0, n_cost),
                 ("Adam(0.001), equal evaluations", th0, n_eval),
                 (ADAM_WARM, ode.end, n_cost)]
@@ -398,10 +410,36 @@ def minima(P: Preset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
             wall = time.process_time() - t0 + (t_ode if start is ode.end else 0.0)
             found.append((gf.describe(obj, tr.end, tr.n_grad, name), wall))
         for r, cpu in found:
+            lam = np.abs(np.linalg.eigvalsh(obj.hessian(r.theta)))
             rows.append({"seed": s, "method": r.method, "MSE": r.loss, "max |grad|": r.grad_norm,
                          "lambda_min": r.lambda_min, "class": lambda_class(r.lambda_min),
+                         f"|lambda| < {FLAT:g}": int(np.sum(lam < FLAT)),
                          "iterations": r.n_iter, "CPU (s)": cpu})
     return pd.DataFrame(rows), pd.DataFrame(traces)
+
+
+#: Hessian eigenvalues below this (in absolute value) count as flat directions in :func:`minima`.
+FLAT = 1e-10
+
+
+def lm_decay(trace: pd.DataFrame, floor: float = 1e-15) -> pd.DataFrame:
+    """How LM's ``max |grad|`` falls in each run of :func:`minima`: the end value, the
+    least-squares slope of ``log10 max|grad|`` against ``log10`` evaluations over the last
+    decade of evaluations, and whether it reached round-off (below ``floor``).
+
+    Quadratic convergence squares the gradient norm at each step and reaches round-off in a few
+    steps (the slope over a decade is then unbounded); a power law ``g ~ n^b`` keeps a finite
+    slope ``b``.
+    """
+    rows = []
+    for s, g in trace.groupby("seed"):
+        n, v = g["evaluations"].to_numpy(float), g["max |grad|"].to_numpy(float)
+        last = (n >= n.max() / 10) & (v > 0)
+        slope = float(np.polyfit(np.log10(n[last]), np.log10(v[last]), 1)[0])
+        rows.append({"seed": s, "LM end max |grad|": float(v[-1]),
+                     "slope over last decade": slope,
+                     "reached round-off": bool(v.min() < floor)})
+    return pd.DataFrame(rows).set_index("seed")
 
 
 def _renamed(m: gf.Minimum, method: str) -> gf.Minimum:
@@ -520,18 +558,42 @@ def plot_infinite(df: pd.DataFrame) -> None:
 # ----------------------------------------------------------------------------- speed
 
 
-def _median_time(f, repeats: int) -> tuple[float, float, float]:
-    f()  # warm-up
-    ts_ = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def timed(f, repeats: int, min_sample: float = 2e-3,
+          warm_up: bool = True) -> tuple[float, float, float]:
+    """CPU time of one call of ``f()``: ``(median, lower quartile, upper quartile)`` in seconds.
+
+    ``time.process_time`` (the process's CPU time, so time the machine spends on other work
+    does not count) over ``repeats`` samples after one warm-up call (``warm_up=False``: the
+    caller has warmed it up); a sample times as many calls as take about ``min_sample``
+    seconds (measured on a second call; none if ``min_sample`` is 0), so that short calls are
+    not lost in the clock's resolution.
+    """
+    repeats = int(repeats)
+    if repeats < 1:
+        raise ValueError(f"repeats must be a positive int, got {repeats!r}")
+    if warm_up:
         f()
-        ts_.append(time.perf_counter() - t0)
-    return float(np.median(ts_)), float(np.min(ts_)), float(np.max(ts_))
+    inner = 1
+    if min_sample > 0:
+        t0 = time.process_time()
+        f()
+        inner = max(1, int(np.ceil(min_sample / max(time.process_time() - t0, 1e-7))))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        for _ in range(inner):
+            f()
+        samples.append((time.process_time() - t0) / inner)
+    q25, med, q75 = np.percentile(samples, [25, 50, 75])
+    return float(med), float(q25), float(q75)
 
 
 def speed_table(p_values, n_values, repeats: int, seed: int) -> pd.DataFrame:
-    """Gradient and Hessian times, ours against torch, one thread each (medians, s).
+    """Gradient and Hessian times, ours against torch, one thread each.
+
+    Each time is the median CPU time of one call over ``repeats`` warmed-up samples
+    (:func:`timed`), with its spread (interquartile range over median) in the column
+    ``<name> spread``.
 
     The paper's set-up: ``d = 2``, a softplus student of ``k = (P - 1) / 4`` neurons with biases,
     targets of a random 4-neuron softplus teacher, float64. Before timing, the Hessians must
@@ -554,6 +616,11 @@ def speed_table(p_values, n_values, repeats: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Above this many entries of torch.func.hessian's ``N x P x P`` intermediate a cell of
+#: :func:`speed_table` times gradients only (the Hessian columns are NaN).
+HESSIAN_MAX_ENTRIES = 10**8
+
+
 def _speed_cell(p: int, n: int, repeats: int, rng) -> dict:
     import torch
 
@@ -564,32 +631,103 @@ def _speed_cell(p: int, n: int, repeats: int, rng) -> dict:
     mse = gf.torch_mse(net)
     tt = torch.as_tensor(th)
     xt, yt = torch.as_tensor(obj.x), torch.as_tensor(obj.y)
-    H_t = gf.torch_derivatives(net, th, obj.x, obj.y, "func")[1]
-    err = _rel(obj.hessian(th), H_t)
-    if err > 1e-10:
-        raise RuntimeError(f"Hessians differ by {err:.2e} (P = {p}, N = {n}); not timing")
+    f_grad, f_hess = torch.func.grad(mse), torch.func.hessian(mse)
+    hessians = n * p * p <= HESSIAN_MAX_ENTRIES
+    err_g = _rel(obj.gradient(th), f_grad(tt, xt, yt).numpy())
+    err = _rel(obj.hessian(th), f_hess(tt, xt, yt).numpy()) if hessians else float("nan")
+    if err_g > 1e-10 or err > 1e-10:
+        raise RuntimeError(f"derivatives differ from torch by {err_g:.2e} (gradient), {err:.2e} "
+                           f"(Hessian) at P = {p}, N = {n}; not timing")
 
     def backward():
         v = tt.clone().requires_grad_(True)
         mse(v, xt, yt).backward()
 
-    f_grad, f_hess = torch.func.grad(mse), torch.func.hessian(mse)
     times = {
         "ours grad": lambda: obj.gradient(th),
         "torch .backward()": backward,
         "torch.func.grad": lambda: f_grad(tt, xt, yt),
-        "ours Hessian": lambda: obj.hessian(th),
-        "torch.func.hessian": lambda: f_hess(tt, xt, yt),
-        "autograd.functional.hessian": lambda: torch.autograd.functional.hessian(
-            lambda v: mse(v, xt, yt), tt),
     }
+    if hessians:
+        times |= {
+            "ours Hessian": lambda: obj.hessian(th),
+            "torch.func.hessian": lambda: f_hess(tt, xt, yt),
+            "autograd.functional.hessian": lambda: torch.autograd.functional.hessian(
+                lambda v: mse(v, xt, yt), tt),
+        }
     row = {"P": p, "N": n, "Hessian rel. error": err}
-    for name, f in times.items():
-        row[name] = _median_time(f, repeats)[0]
+    for name in ("ours grad", "torch .backward()", "torch.func.grad", "ours Hessian",
+                 "torch.func.hessian", "autograd.functional.hessian"):
+        med, q25, q75 = timed(times[name], repeats) if name in times else (np.nan,) * 3
+        row[name] = med
+        row[f"{name} spread"] = (q75 - q25) / med  # interquartile range over the median
     row["ratio grad (func.grad)"] = row["torch.func.grad"] / row["ours grad"]
     row["ratio Hessian (func.hessian)"] = row["torch.func.hessian"] / row["ours Hessian"]
     row["ratio Hessian (functional)"] = row["autograd.functional.hessian"] / row["ours Hessian"]
     return row
+
+
+def eval_costs(n: int = 500, repeats: int = 7, seed: int = 0, adam_steps: int = 200) -> pd.DataFrame:
+    """The measured cost of one evaluation on the minima problem, in gradient evaluations.
+
+    The problem of :func:`minima` (2-neuron softplus teacher, 8-neuron student, 33 parameters,
+    ``d = 2``, ``n`` samples), one thread; CPU times by :func:`timed`. Rows: the gradient, the
+    Hessian, the residuals, their Jacobian and one Adam step (:func:`lib.gradflow.descent`,
+    ``adam_steps`` steps per call). Columns: median CPU time per call (microseconds), spread
+    (interquartile range over median), the median in gradient units, and the rounded value of
+    :data:`EVAL_COST` that :func:`minima` uses (an Adam step counts as one gradient). Two more
+    rows give the solvers' own work besides evaluations: per LM iteration and per Radau step
+    (:func:`_solver_overheads`).
+    """
+    from threadpoolctl import threadpool_limits
+
+    obj, th = softplus_problem(2, 2, 8, n, seeds.rng(seed, EXP_MINIMA, 0))
+    calls = {
+        "gradient": (lambda: obj.gradient(th), 1),
+        "hessian": (lambda: obj.hessian(th), 1),
+        "residuals": (lambda: obj.residuals(th), 1),
+        "jacobian": (lambda: obj.residual_jacobian(th), 1),
+        "Adam step": (lambda: gf.descent(obj, th, lr=1e-3, n_steps=adam_steps, adam=True,
+                                         record_every=10**8), adam_steps),
+    }
+    rows = []
+    with threadpool_limits(1):
+        for name, (f, per) in calls.items():
+            med, q25, q75 = timed(f, repeats)
+            rows.append({"evaluation": name, "CPU per call (us)": 1e6 * med / per,
+                         "spread": (q75 - q25) / med})
+        per = {r["evaluation"]: 1e-6 * r["CPU per call (us)"] for r in rows}
+        rows += _solver_overheads(obj, th, per, repeats)
+    df = pd.DataFrame(rows).set_index("evaluation")
+    df["gradient units"] = df["CPU per call (us)"] / df.loc["gradient", "CPU per call (us)"]
+    df["EVAL_COST"] = [EVAL_COST.get(e, 1.0) for e in df.index]
+    return df
+
+
+def _solver_overheads(obj, th, per: dict, repeats: int) -> list[dict]:
+    """The solvers' own work besides evaluations: per LM iteration (``lm_iteration``: 300
+    residual evaluations of :func:`lib.gradflow.minimise` ``"lm"`` from the warm start, with the
+    recorder of :func:`minima`) and per Radau step (``ode_step``: the warm start, the flow to
+    ``t = 1000``), their CPU time less that of the evaluations
+    they made, at the per-call costs ``per`` (seconds)."""
+    ode = gf.integrate_flow(obj, th, method="Radau", t_max=1e3)
+    steps = len(ode.t) - 1
+    evals = ode.n_grad * per["gradient"] + ode.n_hess * per["hessian"]
+    rec = _Recorder(obj)
+    gf.minimise(rec, ode.end, method="lm", max_iter=300)
+    n_res, n_jac = rec.n_res, len(rec.trace)
+    # the recorder evaluates the residuals once more per Jacobian (for its trace)
+    lm_evals = (n_res + n_jac) * per["residuals"] + n_jac * per["jacobian"]
+    out = []
+    for name, f, n, ev in (
+            ("ode_step", lambda: gf.integrate_flow(obj, th, method="Radau", t_max=1e3),
+             steps, evals),
+            ("lm_iteration", lambda: gf.minimise(_Recorder(obj), ode.end, method="lm",
+                                                 max_iter=300), n_jac, lm_evals)):
+        med, q25, q75 = timed(f, repeats, min_sample=0.0, warm_up=False)  # warmed up above
+        out.append({"evaluation": name, "CPU per call (us)": 1e6 * (med - ev) / n,
+                    "spread": (q75 - q25) / (med - ev)})
+    return out
 
 
 def plot_speed(df: pd.DataFrame) -> None:

@@ -282,8 +282,56 @@ def test_equal_cost_steps_weigh_each_evaluation_by_its_cost():
     from lib.protocols import gradient_flow as proto
 
     c = proto.EVAL_COST
-    want = 10 * c["gradient"] + 2 * c["hessian"] + 3 * c["residuals"] + 4 * c["jacobian"]
-    assert proto.equal_cost_steps(10, 2, 3, 4) == int(np.ceil(want))
+    want = (10 * c["gradient"] + 2 * c["hessian"] + 3 * c["residuals"]
+            + 4 * (c["jacobian"] + c["lm_iteration"]) + 5 * c["ode_step"])
+    assert proto.equal_cost_steps(10, 2, 3, 4, 5) == int(np.ceil(want))
     assert proto.equal_cost_steps(0, 0, 0, 0) == 0
     with pytest.raises(ValueError, match="non-negative integers"):
         proto.equal_cost_steps(-1, 0, 0, 0)
+
+
+def test_fused_softplus_is_accurate_over_all_of_float64():
+    z = np.concatenate([np.linspace(-800, 800, 20001), np.random.default_rng(2).normal(size=999) * 5])
+    s, s1 = gf._softplus(z.copy())
+    ref, ref1 = np.logaddexp(0.0, z), 1.0 / (1.0 + np.exp(-z))
+    ok = ref > 1e-300  # below: both underflow to (sub)normals
+    assert np.all(np.abs(s - ref)[ok] <= 1e-15 * ref[ok])
+    assert np.all(np.abs(s1 - ref1)[ref1 > 1e-300] <= 1e-15 * ref1[ref1 > 1e-300])
+    assert np.all(np.isfinite(s)) and np.all(np.isfinite(s1))
+
+
+@pytest.mark.parametrize("act", ["softplus", "erf"])
+def test_gradient_in_chunks_equals_one_pass(act, monkeypatch):
+    obj, th, _ = _problem(act, k=5, n=301)
+    one = obj.gradient(th)
+    monkeypatch.setattr(gf, "GRAD_CHUNK_VALUES", 5 * 64)  # 64 samples a chunk: 5 chunks
+    g_t, _ = gf.torch_derivatives(obj.net, th, obj.x, obj.y, "functional")
+    assert np.allclose(obj.gradient(th), one, rtol=0, atol=1e-14 * np.abs(one).max())
+    assert np.allclose(one, g_t, rtol=0, atol=1e-12 * np.abs(g_t).max())
+
+
+def test_timed_and_eval_costs():
+    from lib.protocols import gradient_flow as proto
+
+    med, q25, q75 = proto.timed(lambda: sum(range(1000)), 3)
+    assert 0 < q25 <= med <= q75
+    with pytest.raises(ValueError, match="repeats"):
+        proto.timed(lambda: None, 0)
+    costs = proto.eval_costs(n=50, repeats=1, adam_steps=5)
+    assert list(costs.index) == ["gradient", "hessian", "residuals", "jacobian", "Adam step",
+                                 "ode_step", "lm_iteration"]
+    assert costs.loc["gradient", "gradient units"] == 1.0
+    assert list(costs["EVAL_COST"]) == [1.0, 6.0, 1.0, 2.0, 1.0, 12.0, 8.0]
+
+
+def test_lm_decay_tells_a_power_law_from_quadratic_convergence():
+    import pandas as pd
+
+    from lib.protocols import gradient_flow as proto
+    n = np.arange(10, 1001, 10)
+    power = pd.DataFrame({"seed": 0, "evaluations": n, "max |grad|": 1e-3 * n ** -2.5})
+    quad = 1e-3 ** (2.0 ** np.minimum(np.arange(len(n)), 3)) + 1e-17
+    quick = pd.DataFrame({"seed": 1, "evaluations": n, "max |grad|": quad})
+    d = proto.lm_decay(pd.concat([power, quick]))
+    assert abs(d.loc[0, "slope over last decade"] + 2.5) < 1e-9
+    assert not d.loc[0, "reached round-off"] and d.loc[1, "reached round-off"]
