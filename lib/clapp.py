@@ -702,7 +702,8 @@ def flip(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def train(net: CLAPPNet, images, *, steps: int, batch_size: int, lr: float, seed: int,
-          augment: bool = True, device=None, progress: bool = True, desc: str | None = None) -> TrainLog:
+          augment: bool = True, device=None, progress: bool = True, desc: str | None = None,
+          checkpoints: Sequence[int] = (), on_checkpoint=None) -> TrainLog:
     """Train ``net`` with its method's layer-local (or end-to-end) loss: the paper's algorithm.
 
     Every step draws ``batch_size`` images uniformly (with replacement across steps, without
@@ -721,6 +722,10 @@ def train(net: CLAPPNet, images, *, steps: int, batch_size: int, lr: float, seed
         device: ``"cpu"``, ``"cuda"``, ``"auto"`` or a ``torch.device`` (None: auto).
         progress: show a progress bar (:func:`lib.torchkit.progress_bar`).
         desc: the bar's label (default: the method).
+        checkpoints: step counts (``1 .. steps``) after which ``on_checkpoint(count, net)`` is
+            called (a learning curve; it draws nothing from the training's generator, so the
+            training is the same with or without it).
+        on_checkpoint: the callable of ``checkpoints``.
 
     Returns:
         The :class:`TrainLog`.
@@ -734,6 +739,10 @@ def train(net: CLAPPNet, images, *, steps: int, batch_size: int, lr: float, seed
         raise ValueError(f"batch_size {batch_size} exceeds the {len(x)} images")
     if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    checkpoints = sorted({_check_int(c, "a checkpoint") for c in checkpoints})
+    if checkpoints and (checkpoints[-1] > steps or not callable(on_checkpoint)):
+        raise ValueError(f"checkpoints must lie in 1..steps ({steps}) and come with a callable "
+                         f"on_checkpoint, got {checkpoints} and {on_checkpoint!r}")
     gen = seeds.torch_generator(seed)  # a stream of the protocol's (seeds.int_seed)
     dev = device if isinstance(device, torch.device) else torchkit.device(device or "auto")
     net.to(dev)
@@ -751,6 +760,11 @@ def train(net: CLAPPNet, images, *, steps: int, batch_size: int, lr: float, seed
         loss[s] = [float(v.detach()) for v in losses]
         u_pos[s] = [st["u_pos"] for st in stats]
         u_neg[s] = [st["u_neg"] for st in stats]
+        if s + 1 in checkpoints:
+            t1 = time.perf_counter()
+            on_checkpoint(s + 1, net)
+            net.train()
+            t0 += time.perf_counter() - t1  # the log times the training only
     seconds = time.perf_counter() - t0
     net.eval()
     return TrainLog(loss, u_pos, u_neg, seconds, steps * batch_size / seconds if steps else float("nan"))

@@ -64,6 +64,10 @@ class Preset:
             Adam's learning rate: three times ``lr``, so that 150 steps lower the held-out
             loss by more than 10 % at every seed).
         theory_layers, theory_steps: the small CLAPP run of the theory page.
+        curve_every, curve_probe: the learning curve of run 0 of every trained method: a
+            linear probe every ``curve_every`` steps (and at step 0), fitted on the first
+            ``curve_probe[0]`` probe-training images and scored on the first ``curve_probe[1]``
+            test images (a smaller probe than the final one, the same at every point).
         device: ``"auto"`` (a GPU only with ``BOOK_DEVICE=cuda``) or ``"cpu"``.
     """
 
@@ -88,6 +92,8 @@ class Preset:
     smoke_lr: float = 3e-3
     theory_layers: tuple = ((8,), (16, "M"))
     theory_steps: int = 100
+    curve_every: int = 100
+    curve_probe: tuple = (1000, 1000)
     device: str = "auto"
 
 
@@ -100,7 +106,7 @@ PRESETS: dict[str, Preset] = {
                  n_seeds={"random": 1, "clapp": 1, "clapp-s": 1, "hinge-cpc": 1,
                           "clapp-s-e2e": 1},
                  n_unlabeled=2_000, n_probe_train=500, n_probe_test=500,
-                 theory_steps=60),
+                 theory_steps=60, curve_every=20, curve_probe=(300, 300)),
     # the chapter's results: three seeds of CLAPP, hinge CPC and the random encoder, one of
     # CLAPP-s; 300 steps of 32 images each (about 10k images seen; the budget of a 2-core laptop)
     "book": Preset(dataset="fashion-mnist", layers=_BOOK_LAYERS, patch=8, stride=4, K=2, lr=1e-3,
@@ -370,6 +376,9 @@ class Run:
         train_accuracy: ``(modules,)`` the probe's training accuracy.
         log: the :class:`lib.clapp.TrainLog` (None for the random encoder).
         net: the network (its encoder was probed).
+        curve_steps, curve: the learning curve, where one was asked for: the step counts and
+            ``(points, modules)`` the smaller probe's test accuracy there
+            (:attr:`Preset.curve_probe`).
     """
 
     method: str
@@ -379,6 +388,8 @@ class Run:
     train_accuracy: np.ndarray
     log: clapp.TrainLog | None
     net: clapp.CLAPPNet = field(repr=False)
+    curve_steps: np.ndarray | None = None
+    curve: np.ndarray | None = None
 
 
 def probe(P: Preset, encoder: clapp.Encoder, split: Split) -> list[clapp.ProbeResult]:
@@ -399,30 +410,54 @@ def initial_net(P: Preset, method: str, seed: int, run: int = 0,
     return clapp.CLAPPNet(method, P.layers, P.K, patch=P.patch, stride=P.stride)
 
 
+def curve_probe(P: Preset, encoder: clapp.Encoder, split: Split) -> np.ndarray:
+    """The learning curve's probe: test accuracy per module of the smaller probe
+    (:attr:`Preset.curve_probe`: the first probe-training and test images)."""
+    n_tr, n_te = P.curve_probe
+    small = Split(split.unlabeled[:0], split.probe_x[:n_tr], split.probe_y[:n_tr],
+                  split.test_x[:n_te], split.test_y[:n_te], split.description, split.classes)
+    return np.array([r.test_accuracy for r in probe(P, encoder, small)])
+
+
 def run_encoder(P: Preset, split: Split, method: str, seed: int, run: int = 0,
-                init: str = "init") -> Run:
+                init: str = "init", curve: bool = False) -> Run:
     """Build encoder ``run`` of ``seed``, train it with ``method`` (``"random"``: no training),
     probe it.
 
     Its initial encoder comes from the stream ``(seed, init, run)`` and its batches, flips and
     positive/negative draws from ``(seed, "batches", run)`` (:mod:`lib.seeds`): the random
     encoder of run ``i`` is the initial encoder of every method's run ``i``. The controls of
-    the book claims use ``init="control-init"``."""
+    the book claims use ``init="control-init"``. With ``curve``, a learning curve
+    (:func:`curve_probe` at step 0 and every ``P.curve_every`` steps; the training is the same
+    with or without it)."""
     net = initial_net(P, "clapp" if method == "random" else method, seed, run, init)
-    log = None
+    log, steps, points = None, [], []
     if method != "random":
+        marks = range(P.curve_every, P.steps[method] + 1, P.curve_every) if curve else ()
+        if curve:
+            steps.append(0)
+            points.append(curve_probe(P, net.encoder, split))
+
+        def mark(count, trained):
+            steps.append(count)
+            points.append(curve_probe(P, trained.encoder, split))
+
         log = clapp.train(net, split.unlabeled, steps=P.steps[method], batch_size=P.batch_size,
                           lr=P.lr, seed=seeds.int_seed(seed, "batches", run),
-                          device=torchkit.device(P.device), desc=f"{method} run {run}")
+                          device=torchkit.device(P.device), desc=f"{method} run {run}",
+                          checkpoints=marks, on_checkpoint=mark)
     res = probe(P, net.encoder, split)
     return Run(method, seed, run, np.array([r.test_accuracy for r in res]),
-               np.array([r.train_accuracy for r in res]), log, net)
+               np.array([r.train_accuracy for r in res]), log, net,
+               np.array(steps) if steps else None, np.array(points) if points else None)
 
 
 def run_all(P: Preset, split: Split, seed: int) -> list[Run]:
-    """Every encoder of the preset: runs ``0 .. P.n_seeds[m] - 1`` of each method ``m``."""
+    """Every encoder of the preset: runs ``0 .. P.n_seeds[m] - 1`` of each method ``m``; run 0
+    of every trained method with its learning curve."""
     jobs = [(m, i) for m in LABELS for i in range(P.n_seeds.get(m, 0))]
-    return [run_encoder(P, split, m, seed, i) for m, i in progress.bar(jobs, desc="encoders")]
+    return [run_encoder(P, split, m, seed, i, curve=(i == 0 and m != "random"))
+            for m, i in progress.bar(jobs, desc="encoders")]
 
 
 def accuracy_table(runs: list[Run]) -> pd.DataFrame:
@@ -498,7 +533,7 @@ def book_claims(runs: list[Run], controls: list[Run]) -> dict[str, tuple]:
     for cid, fn in (("clapp-beats-random-top", top), ("clapp-hierarchy", gain)):
         x, c = diff(clp, rnd, fn), diff(ctl, rnd, fn)
         out[cid] = (float(x.mean()), mean_sd(x), float(c.mean()),
-                    "untrained encoder of another seed in place of CLAPP: " + mean_sd(c))
+                    "independent untrained encoder in place of CLAPP: " + mean_sd(c))
     a, b = diff(e2e, clp, top), diff(e2e, rnd, top)
     ca, cb = diff(ctl, clp, top), diff(ctl, rnd, top)
     out["end-to-end-ahead-of-clapp"] = (
@@ -534,6 +569,35 @@ def plot_hierarchy(ax, runs: list[Run]):
         ax.set_xticks(layers)
     ax.set(xlabel="layer (module)", ylabel="linear-probe test accuracy (%)")
     ax.legend(loc="lower right")
+
+
+def plot_curves(axes, runs: list[Run], batch_size: int):
+    """Learning curves: the smaller probe's test accuracy of each module against the images
+    seen in training (steps times ``batch_size``), run 0 of every trained method; one axis per
+    module. The first point of every curve is the shared initial (random) encoder."""
+    axes = np.atleast_1d(axes)
+    for r in runs:
+        if r.curve is None:
+            continue
+        for m, ax in enumerate(axes):
+            ax.plot(r.curve_steps * batch_size / 1000, 100 * r.curve[:, m], "o-", ms=3,
+                    color=color_of(r.method), label=LABELS[r.method])
+    for m, ax in enumerate(axes):
+        ax.set(xlabel="images seen in training (thousands)", title=f"layer {m + 1}")
+    axes[0].set_ylabel("probe test accuracy (%)")
+    axes[-1].legend(loc="lower right", fontsize=7)
+
+
+def curve_table(runs: list[Run]) -> pd.DataFrame:
+    """The learning curves as a table: one row per method and point, one column per module."""
+    rows = []
+    for r in runs:
+        if r.curve is None:
+            continue
+        for s, acc in zip(r.curve_steps, r.curve, strict=True):
+            rows.append({"encoder": LABELS[r.method], "step": int(s),
+                         **{f"L{m + 1}": a for m, a in enumerate(acc)}})
+    return pd.DataFrame(rows)
 
 
 def plot_top_layer(ax, runs: list[Run]):
@@ -633,7 +697,7 @@ def draw_scores(net: clapp.CLAPPNet, images: torch.Tensor, image: int = 0, row: 
 
 
 __all__ = ["LABELS", "PAPER_TABLE1", "PRESETS", "Preset", "Run", "Smoke", "Split", "accuracy_table",
-           "book_claims", "color_of", "control_runs", "draw_scores", "gradient_check",
+           "book_claims", "color_of", "control_runs", "curve_probe", "curve_table", "draw_scores", "gradient_check",
            "held_out_loss", "initial_net", "load_split", "mean_sd", "paired",
-           "plot_filters", "plot_hierarchy", "plot_losses", "plot_patch_grid", "plot_top_layer",
+           "plot_curves", "plot_filters", "plot_hierarchy", "plot_losses", "plot_patch_grid", "plot_top_layer",
            "permute_pixels", "preset", "probe", "run_all", "run_encoder", "smoke_run"]

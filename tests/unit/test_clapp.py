@@ -177,6 +177,22 @@ def test_methods_have_their_heads_and_parameter_groups():
     assert len(nets["hinge-cpc"].module_parameters()) == 1
 
 
+def test_checkpoints_do_not_change_the_training():
+    x = torch.rand(40, 1, 12, 12, generator=torch.Generator().manual_seed(3))
+    seen, states = [], []
+    for marks in ((), (2, 5)):
+        torchkit.seed_all(6)
+        net = clapp.CLAPPNet("clapp", ((3,), (4, "M")), K=1, patch=6, stride=3)
+        clapp.train(net, x, steps=5, batch_size=8, lr=3e-3, seed=7, progress=False,
+                    checkpoints=marks, on_checkpoint=lambda n, m: seen.append(n))
+        states.append(net.state_dict())
+    assert seen == [2, 5]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    with pytest.raises(ValueError, match="checkpoints must lie"):
+        clapp.train(net, x, steps=5, batch_size=8, lr=3e-3, seed=7, progress=False,
+                    checkpoints=(6,), on_checkpoint=print)
+
+
 def test_clapp_s_negatives_come_from_the_future_cells():
     # as the authors' sample_negative_samples on W_k z[:, :, k+skip:]: rows d..G-1 only
     B, C, G, K = 3, 4, 6, 2
