@@ -67,6 +67,9 @@ class Preset:
         m_iter: L-BFGS-B iterations per M-step.
         e_iter: L-BFGS-B iterations per E-step.
         restarts: random initialisations of the EM (the lowest loss is kept).
+        laplace: M-steps on the Laplace-corrected objective (``True``, the book's deviation
+            from the paper; see :func:`lib.mesoscopic.m_step`) or on the joint likelihood at
+            the MAP latent (``False``, the authors' MAP-EM).
         profile: coupling scales of the likelihood profile.
         amplitudes: stimulus amplitudes of the perturbation (voltage units per second).
         pert_trials: trials per amplitude.
@@ -97,6 +100,7 @@ class Preset:
     pert_onset_s: float = 0.7
     pert_len_s: float = 0.5
     pert_total_s: float = 2.0
+    laplace: bool = True
     note: str = ""
 
     @property
@@ -120,16 +124,18 @@ PRESETS = {
                    train_s=10.0, em_rounds=4, m_iter=40, e_iter=40, restarts=1, profile=_PROFILE,
                    amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=32,
                    note="4 x 50 s of ground truth (dt 0.5 ms); E-step check of 200 iterations; EM "
-                        "on 10 s (1 restart, <= 4 rounds of 40 + 40 iterations, 0.4-s age table); "
-                        "5 amplitudes x 32 trials"),
+                        "on 10 s (1 restart, <= 4 rounds of 40 + 40 iterations, 0.4-s age table, "
+                        "Laplace-corrected M-step); 5 amplitudes x 32 trials"),
     # The paper's settings: micro at 0.2 ms, 5 restarts, <= 20 EM rounds, M-step <= 200
-    # iterations, 1-s age table (250 bins of 4 ms), 20 trials per amplitude. Documented, not run.
+    # iterations, 1-s age table (250 bins of 4 ms), 20 trials per amplitude, the authors'
+    # MAP-EM objective (laplace=False). Documented, not run.
     "paper": Preset(dt_micro=2e-4, dt=0.004, dt_fine=0.001, n_ages=250, n_ages_fine=500,
                     gt_trials=4, gt_s=50.0, history_s=1.0, estep_s=4.0, estep_iter=200,
                     train_s=10.0, em_rounds=20, m_iter=200, e_iter=200, restarts=5,
                     profile=_PROFILE, amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=20,
+                    laplace=False,
                     note="the paper's EM settings (5 restarts, <= 20 rounds, 200 iterations, "
-                         "1-s age table), micro at 0.2 ms"),
+                         "1-s age table, MAP-EM objective), micro at 0.2 ms"),
 }
 
 
@@ -499,11 +505,13 @@ class Fit:
     seconds: float
 
 
-def fit(trial: ms.Trial, P: Preset, seed: int, rounds: int | None = None) -> Fit:
+def fit(trial: ms.Trial, P: Preset, seed: int, rounds: int | None = None,
+        laplace: bool | None = None) -> Fit:
     """The neuLVM fit: parameters from ``U[0.4, 2] x`` truth, latent from smoothed spikes, EM.
 
     Populations of the recorded neurons are given (as in the paper); the bounds of the M-step
-    are ``[0.4, 2] x`` truth.
+    are ``[0.4, 2] x`` truth. ``laplace`` (default ``P.laplace``): the M-step's objective (see
+    :func:`lib.mesoscopic.m_step`).
     """
     import time
 
@@ -514,11 +522,37 @@ def fit(trial: ms.Trial, P: Preset, seed: int, rounds: int | None = None) -> Fit
         u = seeds.rng(seed, STREAM_INIT, r).uniform(0.4, 2.0, gt.theta.size)
         net0 = gt.with_theta(gt.theta * u)
         em = ms.fit_em(net0, trial, ms.smoothed_latent(trial), reference=gt, n_ages=P.n_ages,
-                       n_iter=rounds or P.em_rounds, m_iter=P.m_iter, e_iter=P.e_iter)
+                       n_iter=rounds or P.em_rounds, m_iter=P.m_iter, e_iter=P.e_iter,
+                       laplace=P.laplace if laplace is None else laplace)
         losses.append(em.losses[-1])
         if best is None or em.losses[-1] < best.losses[-1]:
             best, best_init = em, net0
     return Fit(best, best_init, tuple(losses), time.perf_counter() - t0)
+
+
+def objective_parts(net: ms.Network, trial: ms.Trial, z, n_ages: int) -> dict:
+    """The terms of the negative log joint of a latent ``z`` under ``net`` (nats).
+
+    ``nll_y`` (the recorded neurons); the Gaussian transition density's normaliser, ``sum
+    1/2 log(2 pi var)`` (``log-variance``, lower where the latent is quiet); its squared part,
+    ``sum (Z - Zbar)^2 / (2 var)`` (about half a nat per bin and population for a latent with
+    the model's own noise); their sum (``MAP-EM objective``); ``nll_y`` plus the squared part
+    (``Laplace-corrected``, up to a constant, see :func:`lib.mesoscopic.m_step`); and the
+    mean rate of each population (Hz).
+    """
+    with torch.no_grad():
+        ny, _, zb = ms.neg_log_joint(net, trial, z, n_ages, return_zbar=True)
+    zb = zb.numpy()[trial.start:]
+    z = np.asarray(z, float)
+    N = np.asarray(net.n, float)
+    var = zb / N + ms.VAR_FLOOR * trial.dt / N
+    logvar = float((0.5 * np.log(2 * np.pi * var)).sum())
+    sq = float(((z - zb) ** 2 / (2 * var)).sum())
+    out = {"nll_y": float(ny), "log-variance": logvar, "squared": sq,
+           "MAP-EM objective": float(ny) + logvar + sq, "Laplace-corrected": float(ny) + sq}
+    out.update({f"rate {p} (Hz)": float(r) for p, r in
+                zip(net.names, z.mean(0) / trial.dt, strict=True)})
+    return out
 
 
 def parameter_table(fitted: ms.Network, init: ms.Network) -> pd.DataFrame:

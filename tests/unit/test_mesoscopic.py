@@ -227,6 +227,52 @@ def test_fit_em_alternates_m_and_e_steps(small_data):
     assert em.z.shape == (trial.n_latent, 3)
 
 
+def test_laplace_objective_drops_the_log_variance_normaliser():
+    rng = np.random.default_rng(SEED + 11)
+    net = two_pops()
+    trial, z = random_trial(rng, net, T=120, start=40)
+    ny, nz, zb = ms.neg_log_joint(net, trial, z, 25, return_zbar=True)
+    ly, lz = ms.neg_log_joint(net, trial, z, 25, laplace=True)
+    var = zb[trial.start:] / torch.as_tensor(np.asarray(net.n, float)) \
+        + ms.VAR_FLOOR * trial.dt / torch.as_tensor(np.asarray(net.n, float))
+    assert float(ly) == float(ny)
+    assert float(nz - lz) == pytest.approx(float((0.5 * torch.log(2 * math.pi * var)).sum()),
+                                           rel=1e-12)
+
+
+def test_laplace_m_step_recovers_the_couplings_given_the_true_latent(small_data):
+    net, trial, z = small_data
+    free = np.zeros(12, bool)
+    free[3:6] = True
+    start = net.with_theta(net.theta * np.r_[np.ones(3), [0.7, 1.4, 0.8], np.ones(6)])
+    fitted, res = ms.m_step(start, trial, z, reference=net, n_ages=80, max_iter=40, free=free,
+                            laplace=True)
+    np.testing.assert_allclose(fitted.j / net.j, 1.0, atol=0.25)
+    with torch.no_grad():
+        before = sum(float(x) for x in ms.neg_log_joint(start, trial, z, 80, laplace=True))
+    assert res.loss < before
+
+
+def test_fit_em_passes_laplace_to_the_m_step(small_data):
+    net, trial, _ = small_data
+    z0 = ms.smoothed_latent(trial)
+    a = ms.fit_em(net, trial, z0, n_ages=80, n_iter=1, m_iter=2, e_iter=1)
+    b = ms.fit_em(net, trial, z0, n_ages=80, n_iter=1, m_iter=2, e_iter=1, laplace=True)
+    _, rb = ms.m_step(net, trial, z0, n_ages=80, max_iter=2, laplace=True)
+    assert b.losses[0] == pytest.approx(rb.loss) and a.losses[0] != pytest.approx(rb.loss)
+
+
+def test_objective_parts_add_up(small_data):
+    net, trial, z = small_data
+    parts = proto.objective_parts(net, trial, z, 80)
+    with torch.no_grad():
+        ny, nz = ms.neg_log_joint(net, trial, z, 80)
+    assert parts["MAP-EM objective"] == pytest.approx(float(ny + nz), rel=1e-10)
+    assert parts["Laplace-corrected"] == pytest.approx(parts["nll_y"] + parts["squared"])
+    # a latent with the model's own noise: about half a nat per bin and population
+    assert 0.2 < parts["squared"] / z.size < 1.5
+
+
 # ------------------------------------------------------------------ measures
 
 
