@@ -9,8 +9,8 @@ Three steps on the same minibatches, timed one after the other in one process, o
   availability update, update masking, with some units frozen so that the watch of frozen units
   runs too.
 
-It prints the time per step of each (the fastest of many short interleaved blocks) and the
-ratios to the plain MLP. A side-by-side comparison,
+It prints the CPU time per step of each (``time.process_time``; median and quartiles over
+many short interleaved blocks) and the ratios of the medians to the plain MLP. A side-by-side comparison,
 not a timed test.
 
 Usage: ``python benchmarks/gateon_step.py [--hidden 256] [--batch 256] [--steps 200]``
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -70,25 +71,30 @@ def main(argv: list[str] | None = None) -> None:
     go.start_task(1)
     variants = {"plain MLP": plain_step, "GateMLP, no gating (fine-tuning)": ft.step,
                 "GateON (gates + availability + update mask)": go.step}
-    # short blocks, interleaved, the fastest block of each kept: robust to a busy machine
-    best = dict.fromkeys(variants, float("inf"))
+    # short blocks, interleaved, CPU time (process_time) of each: robust to a busy machine
+    times = {name: [] for name in variants}
     block = max(1, args.steps // args.blocks)
     for step in variants.values():
         step(xs[0], ys[0])  # warm-up
     for _ in range(args.repeat):
         for b in range(args.blocks):
             for name, step in variants.items():
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 for i in range(b * block, (b + 1) * block):
                     step(xs[i], ys[i])
-                best[name] = min(best[name], (time.perf_counter() - t0) / block)
+                times[name].append((time.process_time() - t0) / block)
+    med = {k: statistics.median(v) for k, v in times.items()}
     print(f"MLP {'-'.join(map(str, sizes))}, batch {args.batch}, {args.steps} steps, one thread, "
-          f"fastest of {args.repeat * args.blocks} interleaved blocks of {block} steps:")
-    for name, t in best.items():
-        print(f"  {name:45s} {1e3 * t:7.2f} ms/step  ({t / best['plain MLP']:.2f}x plain)")
-    ratio = best["GateON (gates + availability + update mask)"] / best["plain MLP"]
-    print(f"  GateON step / plain MLP step: {ratio:.2f}x (target <= 1.5x)")
-
+          f"CPU time per step over {args.repeat * args.blocks} interleaved blocks of {block} steps "
+          "(median, quartiles):")
+    for name, v in times.items():
+        q1, _, q3 = statistics.quantiles(v, n=4)
+        print(f"  {name:45s} {1e3 * med[name]:7.2f} ms/step [{1e3 * q1:.2f}, {1e3 * q3:.2f}]  "
+              f"({med[name] / med['plain MLP']:.2f}x plain)")
+    ratio = med["GateON (gates + availability + update mask)"] / med["plain MLP"]
+    base = med["GateON (gates + availability + update mask)"] / med["GateMLP, no gating (fine-tuning)"]
+    print(f"  GateON step / plain MLP step: {ratio:.2f}x (target <= 1.5x); "
+          f"/ the same network without gating: {base:.2f}x")
 
 if __name__ == "__main__":
     main()
