@@ -107,8 +107,9 @@ PRESETS: dict[str, Preset] = {
                           "clapp-s-e2e": 1},
                  n_unlabeled=2_000, n_probe_train=500, n_probe_test=500,
                  theory_steps=60, curve_every=20, curve_probe=(300, 300)),
-    # the chapter's results: three seeds of CLAPP, hinge CPC and the random encoder, one of
-    # CLAPP-s; 300 steps of 32 images each (about 10k images seen; the budget of a 2-core laptop)
+    # the chapter's results: three runs of CLAPP, hinge CPC and the random encoder, one of
+    # CLAPP-s and of the CLAPP-s loss end to end; 300 steps of 32 images each (about 10k images
+    # seen; the budget of a 2-core laptop, learning curves of run 0 every 100 steps)
     "book": Preset(dataset="fashion-mnist", layers=_BOOK_LAYERS, patch=8, stride=4, K=2, lr=1e-3,
                    batch_size=32,
                    steps={"clapp": 300, "clapp-s": 300, "hinge-cpc": 300, "clapp-s-e2e": 300},
