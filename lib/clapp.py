@@ -897,6 +897,7 @@ def linear_probe(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y
 
 
 __all__ = ["CLAPP_LOSS", "END_TO_END", "LAYERS_BOOK", "LAYERS_VGG6", "MARGIN", "METHODS",
-           "N_NEGATIVES", "PATCH_BOOK", "STRIDE_BOOK", "Block", "CLAPPNet", "ClappDraw", "Encoder", "ProbeResult", "TrainLog", "clapp_loss",
+           "N_NEGATIVES", "PATCH_BOOK", "STRIDE_BOOK", "Block", "CLAPPNet", "ClappDraw", "Encoder",
+           "ProbeResult", "TrainLog", "clapp_loss",
            "clapp_s_loss", "draw_clapp", "draw_negatives", "features", "flip", "grid_size",
            "linear_probe", "local_gradients", "patchify", "score_gap", "train"]
