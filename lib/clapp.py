@@ -743,8 +743,11 @@ def train(net: CLAPPNet, images, *, steps: int, batch_size: int, lr: float, seed
     if checkpoints and (checkpoints[-1] > steps or not callable(on_checkpoint)):
         raise ValueError(f"checkpoints must lie in 1..steps ({steps}) and come with a callable "
                          f"on_checkpoint, got {checkpoints} and {on_checkpoint!r}")
-    gen = seeds.torch_generator(seed)  # a stream of the protocol's (seeds.int_seed)
-    dev = device if isinstance(device, torch.device) else torchkit.device(device or "auto")
+    # the scaffold: the device, and the run's generator (seeds.torch_generator(seed), a stream
+    # of the protocol's seeds.int_seed)
+    loop = torchkit.Loop(steps, seed=seed, device=device, desc=desc or net.method,
+                         progress=progress)
+    gen, dev = loop.gen, loop.device
     net.to(dev)
     x = x.to(dev, torch.get_default_dtype())
     opts = [torch.optim.Adam(ps, lr=float(lr)) for ps in net.module_parameters()]
@@ -753,13 +756,14 @@ def train(net: CLAPPNet, images, *, steps: int, batch_size: int, lr: float, seed
     u_pos, u_neg = loss.copy(), loss.copy()
     net.train()
     t0 = time.perf_counter()
-    for s in torchkit.progress_bar(range(steps), desc or net.method, progress):
+    for s in loop:
         idx = torch.randperm(len(x), generator=gen)[:batch_size].to(dev)
         xb = flip(x[idx], gen) if augment else x[idx]
         losses, stats = net.step(xb, gen, opts)
         loss[s] = [float(v.detach()) for v in losses]
         u_pos[s] = [st["u_pos"] for st in stats]
         u_neg[s] = [st["u_neg"] for st in stats]
+        loop.log(loss=float(loss[s].mean()))
         if s + 1 in checkpoints:
             t1 = time.perf_counter()
             on_checkpoint(s + 1, net)
