@@ -23,7 +23,10 @@ image and cell. Each image is independently a *positive* ("no saccade": the true
 *negative* ("saccade": the same cell of a partner image drawn with replacement) with probability
 one half; the hinge losses are ``max(0, 1 - u)`` for positives and ``max(0, 1 + u)`` for
 negatives, averaged over cells, then over the positive images and over the negative images, and
-summed; the module loss averages over ``k``. The loss is asymmetric: a *prediction* term
+summed; the module loss averages over ``k``. As in the authors' ``ContrastiveLoss.forward``
+(``--sample_negs_locally_same_everywhere``), the positive/negative choice is drawn once per
+forward pass and holds for every ``k``, while a negative's partner image is redrawn for every
+``k``. The loss is asymmetric: a *prediction* term
 ``L(z, sg(c); W_k)`` and a *retrodiction* term ``L(sg(z), c; W'_k)`` with its own matrices, its
 own positive/negative choice and its own partners (``sg``: stop-gradient), so that no matrix is
 used transposed (no weight transport).
@@ -288,34 +291,42 @@ class Encoder(torch.nn.Module):
 
 @dataclass(frozen=True)
 class ClappDraw:
-    """The random choices of one CLAPP loss term (prediction or retrodiction) for one step.
+    """The random choices of one CLAPP loss term (prediction or retrodiction) for one batch.
+
+    As in the authors' ``ContrastiveLoss.forward``: the positive/negative choice
+    (``which_update``) is drawn once per forward pass and holds for every prediction step; the
+    partner (``sample_negative_samples_locally``, the same partner at every cell) is redrawn for
+    every step ``k``.
 
     Attributes:
         positive: ``(B,)`` bool, True where the image is a positive ("no saccade") sample.
-        partner: ``(B,)`` int64, the image whose future a negative sample sees (drawn with
-            replacement, so occasionally the image itself).
+        partner: ``(K, B)`` int64, per step, the image whose future a negative sample sees
+            (drawn with replacement, so occasionally the image itself).
     """
 
     positive: torch.Tensor
     partner: torch.Tensor
 
 
-def draw_clapp(batch: int, gen: torch.Generator, p_positive: float = 0.5) -> ClappDraw:
-    """Draw the per-image positive/negative choice and the partners of one CLAPP term.
+def draw_clapp(batch: int, gen: torch.Generator, p_positive: float = 0.5, K: int = 1) -> ClappDraw:
+    """Draw the per-image positive/negative choice and the per-step partners of one CLAPP term.
 
     Args:
         batch: images in the batch (>= 2).
         gen: the torch generator (CPU) the draws come from.
         p_positive: probability that an image is a positive sample, in [0, 1].
+        K: prediction steps; each gets its own partners.
 
     Returns:
-        A :class:`ClappDraw` on the CPU.
+        A :class:`ClappDraw` on the CPU: the choice ``(batch,)`` first, then the partners
+        ``(K, batch)``.
     """
     batch = _check_int(batch, "batch", 2)
+    K = _check_int(K, "K")
     if not (isinstance(p_positive, (int, float)) and 0.0 <= p_positive <= 1.0):
         raise ValueError(f"p_positive must be a probability in [0, 1], got {p_positive!r}")
     pos = torch.rand(batch, generator=gen) < p_positive
-    partner = torch.randint(batch, (batch,), generator=gen)
+    partner = torch.randint(batch, (K, batch), generator=gen)
     return ClappDraw(pos, partner)
 
 
@@ -343,9 +354,9 @@ def _split_mean(per_image: torch.Tensor, positive: torch.Tensor) -> torch.Tensor
     return (per_image * pos).sum() / n_pos.clamp(min=1) + (per_image * (1 - pos)).sum() / n_neg.clamp(min=1)
 
 
-def _clapp_term(c: torch.Tensor, z: torch.Tensor, W: torch.Tensor, draw: ClappDraw):
+def _clapp_term(c: torch.Tensor, z: torch.Tensor, W: torch.Tensor, draw: ClappDraw, k: int):
     dev = c.device
-    pos, partner = draw.positive.to(dev), draw.partner.to(dev)
+    pos, partner = draw.positive.to(dev), draw.partner[k].to(dev)
     shown = torch.where(pos[:, None, None, None], z, z[partner])
     u = scores(c, W, shown)
     sign = torch.where(pos, -1.0, 1.0).to(u.dtype)[:, None, None]
@@ -362,8 +373,9 @@ def clapp_loss(h: torch.Tensor, W_pred: torch.Tensor, W_retro: torch.Tensor,
         W_pred: prediction matrices ``(K, C, C)``; step ``k`` (0-based) predicts row offset
             ``k + 2``.
         W_retro: retrodiction matrices ``(K, C, C)``.
-        draws: the pair (prediction draw, retrodiction draw) of :func:`draw_clapp`, shared by all
-            ``K`` steps (the saccade concerns the whole image).
+        draws: the pair (prediction draw, retrodiction draw) of :func:`draw_clapp` with ``K``
+            steps: the positive/negative choice holds for all ``K`` steps, the partners are
+            those of each step (as the authors draw them).
 
     Returns:
         ``(loss, stats)``: the scalar loss ``(1/K) sum_k [L_pred,k + L_retro,k]`` and a dict with
@@ -371,14 +383,14 @@ def clapp_loss(h: torch.Tensor, W_pred: torch.Tensor, W_retro: torch.Tensor,
         samples (floats, NaN where a set is empty).
     """
     K = _check_weights(W_pred, W_retro, h)
-    d_pred, d_retro = _check_draws(draws, h.shape[0])
+    d_pred, d_retro = _check_draws(draws, h.shape[0], K)
     loss = h.new_zeros(())
     up, un = [], []
     for k in range(K):
         d = k + 2
         c, z = h[:, :, :-d], h[:, :, d:]
-        l_pred, u, pos = _clapp_term(c.detach(), z, W_pred[k], d_pred)
-        l_retro, _, _ = _clapp_term(c, z.detach(), W_retro[k], d_retro)
+        l_pred, u, pos = _clapp_term(c.detach(), z, W_pred[k], d_pred, k)
+        l_retro, _, _ = _clapp_term(c, z.detach(), W_retro[k], d_retro, k)
         loss = loss + (l_pred + l_retro) / K
         up.append(u[pos].detach().flatten())
         un.append(u[~pos].detach().flatten())
@@ -406,13 +418,17 @@ def _check_weights(W_pred, W_retro, h) -> int:
     return K
 
 
-def _check_draws(draws, batch: int):
+def _check_draws(draws, batch: int, K: int):
     if not (isinstance(draws, (tuple, list)) and len(draws) == 2
             and all(isinstance(d, ClappDraw) for d in draws)):
         raise ValueError("draws must be a pair (prediction, retrodiction) of ClappDraw")
     for d in draws:
-        if d.positive.shape != (batch,) or d.partner.shape != (batch,):
-            raise ValueError(f"draws are for a batch of {d.positive.shape[0]}, the representation has {batch}")
+        if d.positive.shape != (batch,) or d.partner.ndim != 2 or d.partner.shape[1] != batch:
+            raise ValueError(f"draws are for a batch of {d.positive.shape[0]} (partners "
+                             f"{tuple(d.partner.shape)}), the representation has {batch}")
+        if d.partner.shape[0] != K:
+            raise ValueError(f"draws hold partners for {d.partner.shape[0]} steps, the loss has "
+                             f"K = {K}: draw them with draw_clapp(..., K={K})")
     return draws
 
 
@@ -485,9 +501,9 @@ def clapp_s_loss(h: torch.Tensor, W: torch.Tensor, negatives: Sequence[torch.Ten
 # ----------------------------------------------------------------------------------------------
 
 
-def _third_factor(c, z, W, draw):
+def _third_factor(c, z, W, draw, k):
     """gamma, the shown futures and the per-sample weights of one CLAPP term (no autograd)."""
-    pos, partner = draw.positive.to(c.device), draw.partner.to(c.device)
+    pos, partner = draw.positive.to(c.device), draw.partner[k].to(c.device)
     shown = torch.where(pos[:, None, None, None], z, z[partner])
     u = scores(c, W, shown)
     # dloss/du: -1 where a positive is inside the margin, +1 where a negative is
@@ -555,21 +571,21 @@ def local_gradients(block: Block, x: torch.Tensor, W_pred: torch.Tensor, W_retro
         B, C = x.shape[0] // grid ** 2, conv.out_channels
         h = y.mean((2, 3)).reshape(B, grid, grid, C).permute(0, 3, 1, 2)
         K = _check_weights(W_pred, W_retro, h)
-        d_pred, d_retro = _check_draws(draws, B)
+        d_pred, d_retro = _check_draws(draws, B, K)
         G = torch.zeros_like(h)
         gW_pred, gW_retro = torch.zeros_like(W_pred), torch.zeros_like(W_retro)
         for k in range(K):
             d = k + 2
             c, z = h[:, :, :-d], h[:, :, d:]
             # prediction: feedback W_k^T c to the shown future (the true or the partner's)
-            g, shown, pos, partner = _third_factor(c, z, W_pred[k], d_pred)
+            g, shown, pos, partner = _third_factor(c, z, W_pred[k], d_pred, k)
             gW_pred[k] = torch.einsum("brg,bcrg,bdrg->cd", g, c, shown) / K
             fb = torch.einsum("brg,cd,bcrg->bdrg", g, W_pred[k], c) / K
             G[:, :, d:] += fb * pos[:, None, None, None]
             if omit != "partner":
                 G[:, :, d:].index_add_(0, partner[~pos], fb[~pos])
             # retrodiction: feedback W'_k z to the context
-            g, shown, _, _ = _third_factor(c, z, W_retro[k], d_retro)
+            g, shown, _, _ = _third_factor(c, z, W_retro[k], d_retro, k)
             gW_retro[k] = torch.einsum("brg,bcrg,bdrg->cd", g, c, shown) / K
             G[:, :, :-d] += torch.einsum("brg,cd,bdrg->bcrg", g, W_retro[k], shown) / K
         # per patch: the broadcast error times rho'(a) (the postsynaptic factor), per position
@@ -650,7 +666,7 @@ class CLAPPNet(torch.nn.Module):
         for i, m in enumerate(self.heads):
             h = hs[m]
             if self.method in CLAPP_LOSS:
-                draws = (draw_clapp(h.shape[0], gen), draw_clapp(h.shape[0], gen))
+                draws = (draw_clapp(h.shape[0], gen, K=self.K), draw_clapp(h.shape[0], gen, K=self.K))
                 loss, s = clapp_loss(h, self.W_pred[i], self.W_retro[i], draws)
             else:
                 negs = draw_negatives(h.shape, self.K, gen, self.n_negatives)

@@ -247,7 +247,7 @@ def gradient_check(seed: int, batch: int = 5, grid: int = 5, channels: int = 6, 
         x = torch.randn(batch * grid * grid, 3, size, size, generator=gen)
         W_pred = torch.randn(K, channels, channels, generator=gen, requires_grad=True)
         W_retro = torch.randn(K, channels, channels, generator=gen, requires_grad=True)
-        draws = (clapp.draw_clapp(batch, gen), clapp.draw_clapp(batch, gen))
+        draws = (clapp.draw_clapp(batch, gen, K=K), clapp.draw_clapp(batch, gen, K=K))
         z = block(x)
         h = z.mean((2, 3)).reshape(batch, grid, grid, channels).permute(0, 3, 1, 2)
         loss, _ = clapp.clapp_loss(h, W_pred, W_retro, draws)

@@ -18,7 +18,7 @@ def _module_case(seed, spec=(4, "M"), batch=4, grid=4, size=4, K=1, c_in=2):
         x = torch.randn(batch * grid * grid, c_in, size, size, generator=gen)
         Wp = torch.randn(K, C, C, generator=gen, requires_grad=True)
         Wr = torch.randn(K, C, C, generator=gen, requires_grad=True)
-        draws = (clapp.draw_clapp(batch, gen), clapp.draw_clapp(batch, gen))
+        draws = (clapp.draw_clapp(batch, gen, K=K), clapp.draw_clapp(batch, gen, K=K))
     return block, x, Wp, Wr, draws, grid
 
 
@@ -55,7 +55,7 @@ def test_clapp_loss_closed_form_at_zero_matrices():
     # with W = 0 every score is 0: each term contributes 1 (positives) + 1 (negatives)
     h = torch.rand(6, 3, 5, 4)
     gen = torch.Generator().manual_seed(5)
-    draws = (clapp.draw_clapp(6, gen), clapp.draw_clapp(6, gen))
+    draws = (clapp.draw_clapp(6, gen, K=2), clapp.draw_clapp(6, gen, K=2))
     Z = torch.zeros(2, 3, 3)
     loss, stats = clapp.clapp_loss(h, Z, Z, draws)
     both = [bool(d.positive.any() and (~d.positive).any()) for d in draws]
@@ -69,7 +69,7 @@ def test_clapp_loss_is_zero_when_scores_clear_the_margin():
     # one channel, W = +10: positives score 10 c z > 1; a partner identical to the image is a
     # positive pair too, so use all-positive draws and check the hinge is inactive
     h = torch.full((4, 1, 5, 2), 1.0)
-    draw = clapp.ClappDraw(torch.ones(4, dtype=torch.bool), torch.arange(4))
+    draw = clapp.ClappDraw(torch.ones(4, dtype=torch.bool), torch.arange(4)[None])
     W = torch.full((1, 1, 1), 10.0)
     loss, stats = clapp.clapp_loss(h, W, W, (draw, draw))
     assert float(loss) == 0.0 and stats["u_pos"] == pytest.approx(10.0)
@@ -90,6 +90,23 @@ def test_draws_follow_their_probability():
     assert abs(float(d.positive.double().mean()) - 0.3) < 0.02
     assert int(d.partner.min()) >= 0 and int(d.partner.max()) < 20_000
     assert bool(clapp.draw_clapp(50, gen, 1.0).positive.all())
+
+
+def test_partners_are_redrawn_per_step_and_the_choice_is_not():
+    # the authors' ContrastiveLoss.forward: which_update once per forward pass, the partner of
+    # sample_negative_samples_locally once per prediction step k
+    d = clapp.draw_clapp(1000, torch.Generator().manual_seed(3), K=3)
+    assert d.positive.shape == (1000,) and d.partner.shape == (3, 1000)
+    assert float((d.partner[0] == d.partner[1]).double().mean()) < 0.01
+    # the loss of step k uses partner row k: changing either row changes the loss
+    gen = torch.Generator().manual_seed(4)
+    h, W = torch.randn(6, 3, 6, 2, generator=gen), torch.randn(2, 3, 3, generator=gen)
+    neg, r = torch.zeros(6, dtype=torch.bool), torch.arange(6)
+    losses = [float(clapp.clapp_loss(h, W, W, (clapp.ClappDraw(neg, torch.stack(p)),) * 2)[0])
+              for p in ((r.roll(1), r.roll(2)), (r.roll(1), r.roll(3)), (r.roll(4), r.roll(2)))]
+    assert losses[0] != losses[1] and losses[0] != losses[2]
+    with pytest.raises(ValueError, match="K = 2"):
+        clapp.clapp_loss(h, W, W, (clapp.draw_clapp(6, gen),) * 2)
 
 
 # ---------------------------------------------------------------------------- the local rule
@@ -248,7 +265,7 @@ def test_bad_inputs_raise_clear_errors():
         clapp.draw_clapp(4, torch.Generator(), p_positive=1.5)
     with pytest.raises(ValueError, match="too few"):
         clapp.clapp_loss(torch.rand(4, 2, 3, 3), torch.zeros(2, 2, 2), torch.zeros(2, 2, 2),
-                         (clapp.draw_clapp(4, torch.Generator()),) * 2)
+                         (clapp.draw_clapp(4, torch.Generator(), K=2),) * 2)
     with pytest.raises(ValueError, match="must have shape"):
         clapp.clapp_loss(torch.rand(4, 2, 5, 5), torch.zeros(1, 3, 3), torch.zeros(1, 3, 3),
                          (clapp.draw_clapp(4, torch.Generator()),) * 2)
