@@ -448,7 +448,10 @@ def stationary_table(net: Network, a0, dt_s: float, n_ages: int, i_ext=None):
         voltage update).
     """
     a0 = np.asarray(a0, float)
-    dt = dt_s
+    if a0.ndim != 2 or a0.shape[1] != net.m or not np.all(np.isfinite(a0)) or np.any(a0 < 0):
+        raise ValueError(f"a0 must be (B, {net.m}) non-negative rates (Hz), got shape {a0.shape}")
+    dt = _check_pos(dt_s, "dt_s")
+    n_ages = _check_int(n_ages, "n_ages", 2)
     h = a0 @ net.J
     if i_ext is not None:
         h = h + net.eps * np.asarray(i_ext, float)
@@ -526,6 +529,8 @@ def simulate_meso(net: Network, duration_s: float, rng: np.random.Generator, *,
     _check_pulse(pulse, net, n_trials)
     a0 = _initial_rates(a0, net, n_trials)
     steps = int(round(duration / dt))
+    if steps < 1:
+        raise ValueError(f"duration_s ({duration}) must cover at least one step of {dt} s")
     m = net.m
     N = np.asarray(net.n, float)
     V, logS = stationary_table(net, a0, dt, n_ages)
@@ -687,8 +692,9 @@ def _z_full(trial: Trial, z) -> torch.Tensor:
         z = torch.as_tensor(np.asarray(z, float))
     if z.shape != (trial.n_latent, zh.shape[1]):
         raise ValueError(f"z must be ({trial.n_latent}, {zh.shape[1]}), got {tuple(z.shape)}")
-    if not bool(torch.isfinite(z).all()) or bool((z < 0).any()):
-        raise ValueError("z must hold finite fractions >= 0 (the latent has NaN, inf or < 0)")
+    if not bool(torch.isfinite(z).all()) or bool((z < 0).any()) or bool((z > 1).any()):
+        raise ValueError("z must hold finite fractions in [0, 1] (the latent has NaN, inf, "
+                         "< 0 or > 1)")
     return torch.cat([zh, z.to(torch.float64)], 0)
 
 
@@ -1034,6 +1040,8 @@ def m_step(net: Network, trial: Trial, z, *, reference: Network | None = None,
     mask = np.ones(4 * net.m, bool) if free is None else np.asarray(free, bool)
     if mask.shape != (4 * net.m,):
         raise ValueError(f"free must be a mask of {4 * net.m} booleans")
+    if not mask.any():
+        raise ValueError("free must select at least one parameter to fit")
     # forward Euler needs dt alpha_m < 1 on the whole box
     if net.leak == "euler" and np.any(trial.dt * np.abs(scale[:net.m]) * hi >= 1):  # pragma: no cover - guard
         raise ValueError("the upper bound of alpha_m breaks forward Euler (dt * alpha_m >= 1)")

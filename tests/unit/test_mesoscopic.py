@@ -348,6 +348,16 @@ def test_bad_input_raises_value_errors():
             ms.neg_log_joint(net, tr, z, 5)
         with pytest.raises(ValueError, match="finite fractions"):
             ms.m_step(net, tr, z, n_ages=5, max_iter=1)
+    with pytest.raises(ValueError, match=r"fractions in \[0, 1\]"):
+        ms.neg_log_joint(net, tr, np.full((10, 3), 1.5), 5)
+    with pytest.raises(ValueError, match="at least one step"):
+        ms.simulate_meso(net, 0.001, rng, dt_s=0.004)
+    with pytest.raises(ValueError, match="at least one parameter"):
+        ms.m_step(net, tr, np.full((10, 3), 0.05), n_ages=5, free=[False] * 12)
+    with pytest.raises(ValueError, match=r"a0 must be \(B, 3\)"):
+        ms.stationary_table(net, [1.0, 2.0], 0.004, 10)
+    with pytest.raises(ValueError, match="n_ages must be an int"):
+        ms.stationary_table(net, np.zeros((1, 3)), 0.004, 0)
 
 
 def test_likelihood_refuses_short_histories_and_wrong_latent_shapes():
