@@ -273,6 +273,22 @@ def test_objective_parts_add_up(small_data):
     assert 0.2 < parts["squared"] / z.size < 1.5
 
 
+def test_fit_keeps_the_restart_with_the_lowest_objective_and_continues_it(small_data):
+    _, trial, _ = small_data
+    P = dataclasses.replace(proto.preset("ci"), n_ages=80, restarts=3, restart_rounds=1,
+                            em_rounds=2, m_iter=2, e_iter=1)
+    f = proto.fit(trial, P, SEED)
+    k = int(np.argmin(f.restarts))
+    gt = ms.winner_take_all()
+    u = proto.seeds.rng(SEED, proto.STREAM_INIT, k).uniform(0.4, 2.0, 12)
+    np.testing.assert_allclose(f.init.theta, gt.theta * u)
+    assert len(f.restarts) == 3 and len(f.em.losses) in (2, 4)
+    em = ms.EMFit(f.em.net, f.em.z, (1.5,), ("E",))
+    assert proto.selection_objective(em, trial, 80, False) == 1.5
+    assert proto.selection_objective(em, trial, 80, True) == pytest.approx(
+        proto.objective_parts(f.em.net, trial, f.em.z, 80)["Laplace-corrected"])
+
+
 # ------------------------------------------------------------------ measures
 
 
