@@ -677,7 +677,7 @@ def eval_costs(n: int = 500, repeats: int = 7, seed: int = 0, adam_steps: int = 
     (interquartile range over median), the median in gradient units, and the rounded value of
     :data:`EVAL_COST` that :func:`minima` uses (an Adam step counts as one gradient). Two more
     rows give the solvers' own work besides evaluations: per LM iteration and per Radau step
-    (:func:`_solver_overheads`).
+    (``_solver_overheads``).
     """
     from threadpoolctl import threadpool_limits
 
