@@ -128,7 +128,10 @@ class Preset:
         gain_runs: zero-mean α1 networks counted by :func:`alpha1_explosions` (the claim on a
             fraction of runs; enough for its 95 % interval).
         alpha1_lrs: learning rates of the α1 foil (the ANN pair's rate first).
-        sparsity: the pair trained under activity regularisation; sparsity_lambdas: its strengths.
+        sparsity: the pair trained under activity regularisation; sparsity_lambdas: its strengths
+            (the first 0); sparsity_weight_decay: one more run of the same pair with an L2 penalty
+            of this strength on every weight, as the authors train their VGG without batch norm
+            (5e-4; 0: no such run).
         hw_sigmas: spike-time jitter, as fractions of the mean window after windows are fitted.
         hw_time_bits, hw_weight_bits: quantisation levels; hw_quantiles: window quantiles (latency).
         hw_n_finetune, hw_finetune_epochs, hw_finetune_lr: fine-tuning per level (Adam).
@@ -167,6 +170,7 @@ class Preset:
     extra: tuple[tuple[str, Pair], ...] = ()
     device: str = "auto"
     depth: Depth | None = None
+    sparsity_weight_decay: float = 0.0
 
 
 _DIGITS = (1, 8, 8)
@@ -178,8 +182,18 @@ _VGG16 = (64, 64, 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 51
 #: pretrained net instead, whose weights the book does not ship).
 _VGG_CIFAR = (64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512, "P")
 _DEEP8 = Architecture(_DIGITS, dense=(64,) * 8)
+#: The book's VGG-like net for 28x28 images, narrow enough for a CPU: 3x3 convolutions
+#: 8-P-16-16-P-32-32-P, dense 64-64 and the readout, 8 weight layers (about 1.4 MFLOP of
+#: multiply-adds per image forward). Built as the authors' VGG: max-pools, no batch norm.
+_VGG8 = Architecture(_MNIST, conv=(8, "P", 16, 16, "P", 32, 32, "P"), dense=(64, 64))
+#: Its tiny twin for the 8x8 digits at ``ci`` (8 weight layers as well): 4-4-P-8-8-P-16, dense 16-16.
+_VGG8_DIGITS = Architecture(_DIGITS, conv=(4, 4, "P", 8, 8, "P", 16), dense=(16, 16))
 _HW = dict(hw_sigmas=(0.0, 0.005, 0.01, 0.02, 0.05, 0.1), hw_time_bits=(2, 3, 4, 6, 8),
            hw_weight_bits=(2, 3, 4, 6, 8), hw_quantiles=(1.0, 0.99, 0.95, 0.9))
+
+#: The VGG-like pair of ``book``: its SNN is also the unregularised point of the sparsity sweep.
+_VGG8_BOOK = Pair("VGG 8-P-16-16-P-32-32-P, 64-64", _VGG8, "adam", 2e-3, 2, 128, n_train=12_000)
+_VGG16_PAIR = Pair("VGG16", Architecture(_MNIST, conv=_VGG16, dense=(512, 512)), "adam", 5e-4, 10, 64)
 
 PRESETS: dict[str, Preset] = {
     # digits (8x8, bundled with scikit-learn): every claim of the analysis, well under a minute
@@ -189,8 +203,8 @@ PRESETS: dict[str, Preset] = {
         pairs=(Pair("8 x 64 FC", _DEEP8, "sgd", 0.05, 5, 32),),
         gain_depths=(2, 4, 8, 16), gain_width=128, gain_seeds=6, gain_inputs=32,
         alpha1_lrs=(0.05,),
-        sparsity=Pair("64-100-10", Architecture(_DIGITS, dense=(100,)), "adam", 1e-3, 10, 32),
-        sparsity_lambdas=(0.0, 0.01),
+        sparsity=Pair("VGG 4-4-P-8-8-P-16, 16-16", _VGG8_DIGITS, "adam", 3e-3, 10, 32),
+        sparsity_lambdas=(0.0, 1.0),
         hw_sigmas=(0.0, 0.05, 0.2), hw_time_bits=(3,), hw_weight_bits=(3,), hw_quantiles=(1.0, 0.9),
         hw_n_finetune=1000, hw_finetune_epochs=1, hw_finetune_lr=1e-4, hw_n_eval=497, hw_trials=2),
     # the full Fashion-MNIST: a trained FC net and a small CNN, the analysis at 2-32 layers
@@ -200,13 +214,10 @@ PRESETS: dict[str, Preset] = {
         pairs=(Pair("8 x 64 FC", Architecture(_MNIST, dense=(64,) * 8), "sgd", 0.05, 3, 64,
                     n_train=20_000),
                Pair("784-340-10", Architecture(_MNIST, dense=(340,)), "adam", 5e-4, 3, 128),
-               Pair("CNN 16-P-32-P-64", Architecture(_MNIST, conv=(16, "P", 32, "P"), dense=(64,)),
-                    "adam", 1e-3, 2, 128, n_train=20_000)),
+               _VGG8_BOOK),
         gain_depths=(2, 4, 8, 16, 32), gain_width=128, gain_seeds=10, gain_inputs=64,
         alpha1_lrs=(0.05, 5e-3, 5e-4, 5e-5),
-        sparsity=Pair("784-340-10", Architecture(_MNIST, dense=(340,)), "adam", 5e-4, 3, 128,
-                      n_train=30_000),
-        sparsity_lambdas=(0.0, 1e-2, 3e-2, 1e-1, 3e-1, 1.0),
+        sparsity=_VGG8_BOOK, sparsity_lambdas=(0.0, 3.0), sparsity_weight_decay=5e-4,
         hw_n_finetune=10_000, hw_finetune_epochs=1, hw_finetune_lr=1e-4, hw_n_eval=5_000,
         hw_trials=3, hw_pair=1, depth=Depth(16, 64, 0.01, 3, 64, 4000), **_HW),
     # the paper's VGG16 (authors' code: conv blocks 64-64-128-128-P-256x3-P-512x3-P-512x3-P,
@@ -216,11 +227,10 @@ PRESETS: dict[str, Preset] = {
         map_training=Training(epochs=10, batch_size=128, lr=5e-4), n_sim=100, dt=1e-2,
         pairs=(Pair("8 x 64 FC", Architecture(_MNIST, dense=(64,) * 8), "sgd", 0.05, 15, 64),
                Pair("784-340-10", Architecture(_MNIST, dense=(340,)), "adam", 5e-4, 10, 8),
-               Pair("VGG16", Architecture(_MNIST, conv=_VGG16, dense=(512, 512)), "adam", 5e-4, 10, 64)),
+               _VGG16_PAIR),
         gain_depths=(2, 4, 8, 16, 32), gain_width=128, gain_seeds=10, gain_inputs=256,
         alpha1_lrs=(0.05, 5e-3, 5e-4, 5e-5),
-        sparsity=Pair("784-340-10", Architecture(_MNIST, dense=(340,)), "adam", 5e-4, 10, 64),
-        sparsity_lambdas=(0.0, 1e-2, 3e-2, 1e-1, 3e-1, 1.0),
+        sparsity=_VGG16_PAIR, sparsity_lambdas=(0.0, 0.3, 1.0, 3.0), sparsity_weight_decay=5e-4,
         hw_n_finetune=60_000, hw_finetune_epochs=2, hw_finetune_lr=1e-4, hw_n_eval=10_000,
         hw_trials=5, hw_pair=1, depth=Depth(16, 128, 0.01, 10, 64, 60_000, n_eval=10_000, n_probe=256),
         extra=(("mnist", Pair("VGG16", Architecture(_MNIST, conv=_VGG16, dense=(512, 512)), "adam", 5e-4,
@@ -728,70 +738,125 @@ def plot_depth(axes, runs: dict[str, DepthRun], layers: int) -> None:
 
 @dataclass
 class SparsityPoint:
+    """One trained B1 network of :func:`sparsity_sweep`.
+
+    Attributes:
+        lam: strength of the activity penalty (0: none).
+        accuracy: test accuracy (whole test set).
+        spikes_per_neuron: spikes per hidden neuron, every neuron counted (a silent one counts 0),
+            over the test set: the spikes of all hidden layers over the number of hidden neurons.
+        spikes_per_layer: the same per hidden layer (a convolutional layer's neurons are its
+            channels at every position).
+        layer_sizes: hidden neurons per layer.
+        weight_decay: strength of the L2 weight penalty (0: none).
+    """
+
     lam: float
     accuracy: float
     spikes_per_neuron: float
     spikes_per_layer: np.ndarray
+    layer_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    weight_decay: float = 0.0
+
+    @property
+    def label(self) -> str:
+        """``λ = ...`` or ``L2 ...`` (the legend of the figures)."""
+        return f"L2 weights {self.weight_decay:g}" if self.weight_decay else f"λ = {self.lam:g}"
 
 
+def _sparsity_point(snn: B1Net, ds: data.Dataset, lam: float, weight_decay: float = 0.0) -> SparsityPoint:
+    acc, per_layer = evaluate(snn.cpu(), ds.x_test, ds.y_test)
+    sizes = np.array([a.numel() / a.shape[0] for a in snn.last.fired])
+    return SparsityPoint(lam, acc, float((per_layer * sizes).sum() / sizes.sum()), per_layer, sizes,
+                         weight_decay)
 
 
-def sparsity_sweep(P: Preset, ds: data.Dataset, seed: int) -> list[SparsityPoint]:
+def sparsity_sweep(P: Preset, ds: data.Dataset, seed: int, base: PairResult | None = None
+                   ) -> list[SparsityPoint]:
     """Train the B1 SNN of ``P.sparsity`` with an activity penalty of every strength of the grid.
 
-    The loss is cross-entropy plus ``lambda`` times the mean coded value ``t_max - t`` of the hidden
-    neurons (an L1 penalty on the activations, computed from spike times). Every run starts from
-    the same initialisation and sees the same minibatches.
+    The loss is cross-entropy plus ``lambda`` times the mean coded value ``t_max - t`` over every
+    hidden neuron of the batch (an L1 penalty on the activations, computed from spike times).
+    With ``P.sparsity_weight_decay`` one more run adds instead an L2 penalty of that strength on
+    every weight (the authors' training of their VGG without batch norm; their code has no
+    activity term). Every run starts from the same He initialisation and sees the same
+    minibatches. ``base``: a :func:`train_pair` result of the same pair, whose SNN is then the
+    ``lambda = 0`` point (the same training; it is not repeated).
     """
     pair = P.sparsity
+    if base is not None and base.pair != pair:
+        raise ValueError(f"base was trained as {base.pair.name!r}, not as the sparsity pair {pair.name!r}")
     arch = with_shape(pair.arch, ds)
     x, y, _ = _train_data(pair, ds)
+    runs = [(lam, 0.0) for lam in P.sparsity_lambdas]
+    if P.sparsity_weight_decay > 0:
+        runs.append((0.0, P.sparsity_weight_decay))
     out = []
-    for lam in P.sparsity_lambdas:
+    for lam, wd in runs:
+        if lam == 0.0 and wd == 0.0 and base is not None:
+            out.append(_sparsity_point(copy.deepcopy(base.snn), ds, 0.0))
+            continue
         torchkit.seed_all(seed)
         snn = B1Net.from_relu(he_init(ReLUNet(arch), seed))
+        weights = [p for n, p in snn.named_parameters() if n.endswith("weight")]
 
-        def loss(logit, target, snn=snn, lam=lam):
-            act = torch.cat([v.reshape(-1) for v in snn.last.values])
-            return F.cross_entropy(logit, target) + lam * act.mean()
+        def loss(logit, target, snn=snn, lam=lam, wd=wd, weights=weights):
+            out = F.cross_entropy(logit, target)
+            if lam:
+                out = out + lam * torch.cat([v.reshape(-1) for v in snn.last.values]).mean()
+            if wd:
+                out = out + wd * sum((w * w).sum() for w in weights)
+            return out
 
-        _fit(snn, pair, x, y, None, seed, P.device, f"SNN, lambda {lam:g}", loss=loss)
-        acc, per_layer = evaluate(snn.cpu(), ds.x_test, ds.y_test)
-        sizes = np.array([a.numel() / a.shape[0] for a in snn.last.fired])
-        out.append(SparsityPoint(lam, acc, float((per_layer * sizes).sum() / sizes.sum()), per_layer))
+        desc = f"SNN, L2 {wd:g}" if wd else f"SNN, lambda {lam:g}"
+        _fit(snn, pair, x, y, None, seed, P.device, desc, loss=loss)
+        out.append(_sparsity_point(snn, ds, lam, wd))
     return out
 
 
 def sparsest_within(points: list[SparsityPoint], spikes: float = 0.3) -> SparsityPoint | None:
-    """The most accurate point with fewer than ``spikes`` spikes per neuron (None if there is none)."""
-    below = [p for p in points if p.spikes_per_neuron < spikes]
+    """The most accurate activity-penalty point with fewer than ``spikes`` spikes per neuron (None if
+    there is none; the L2-weight run is not one of the grid's strengths)."""
+    below = [p for p in points if p.spikes_per_neuron < spikes and not p.weight_decay]
     return max(below, key=lambda p: p.accuracy) if below else None
 
 
 def plot_sparsity(ax, points: list[SparsityPoint]) -> None:
-    """Test accuracy against spikes per neuron, one point per regularisation strength.
+    """Test accuracy against spikes per neuron, one point per regularisation strength (a line
+    through the activity penalties, a separate marker for the L2 weight penalty).
 
     The grey band is the claim's tolerance: at most one point below the unregularised accuracy.
     """
     base = 100 * points[0].accuracy
+    grid = [p for p in points if not p.weight_decay]
+    ax.plot([p.spikes_per_neuron for p in grid], [100 * p.accuracy for p in grid], "o-",
+            label="activity penalty λ")
+    for p in points:
+        if p.weight_decay:
+            ax.plot([p.spikes_per_neuron], [100 * p.accuracy], "D", color=plotting.color(2),
+                    label=p.label)
+    for k, p in enumerate(grid):
+        ax.annotate(f"λ={p.lam:g}", (p.spikes_per_neuron, 100 * p.accuracy), fontsize=7,
+                    xytext=(3, 4 if k % 2 else -10), textcoords="offset points")
     xs, ys = [p.spikes_per_neuron for p in points], [100 * p.accuracy for p in points]
-    ax.plot(xs, ys, "o-")
-    for k, p in enumerate(points):
-        ax.annotate(f"λ={p.lam:g}", (xs[k], ys[k]), fontsize=7, xytext=(3, 4 if k % 2 else -10),
-                    textcoords="offset points")
     ax.axhspan(base - 1.0, base, color="0.92", zorder=0, label="within 1 point of λ = 0")
     ax.axvline(0.3, color="0.5", ls=":", label="0.3 spikes per neuron")
     lo, hi = min(ys + [base - 1.0]), max(ys + [base])
     ax.set(xlabel="spikes per hidden neuron (test set)", ylabel="test accuracy (%)",
-           ylim=(lo - 1.5, hi + 1.0), xlim=(0, max(xs) * 1.1))
+           ylim=(lo - 1.5, hi + 1.0), xlim=(0, max(xs + [0.3]) * 1.1))
     ax.legend(fontsize=7, loc="lower right")
 
 
-def plot_layer_spikes(ax, per_layer: dict[str, np.ndarray]) -> None:
-    """Spikes per neuron in every hidden layer, one line per trained network."""
+def plot_layer_spikes(ax, per_layer: dict[str, np.ndarray], overall: dict[str, float] | None = None) -> None:
+    """Spikes per neuron in every hidden layer, one line per trained network; ``overall`` (the
+    same keys): the network's spikes per neuron over all its hidden neurons, drawn dashed."""
     for k, (name, v) in enumerate(per_layer.items()):
         ax.plot(np.arange(1, len(v) + 1), v, "o-", color=plotting.color(k), label=name)
-    ax.set(xlabel="hidden layer", ylabel="spikes per neuron (test set)", ylim=(0, 1))
+        if overall is not None:
+            ax.axhline(overall[name], color=plotting.color(k), ls="--", lw=1)
+    ax.axhline(0.3, color="0.5", ls=":", lw=1)
+    ax.set(xlabel="hidden layer (weight layer; the readout not counted)",
+           ylabel="spikes per neuron (test set)", ylim=(0, 1))
     ax.legend(fontsize=7)
 
 

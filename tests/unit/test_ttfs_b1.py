@@ -578,8 +578,13 @@ def test_presets(scale):
     assert 0 <= p.hw_pair < len(p.pairs)
     assert p.sparsity_lambdas[0] == 0.0
     assert p.pairs[0].arch.conv == () and p.alpha1_lrs[0] == p.pairs[0].lr
+    # the sparsity claim is judged on a VGG-like net of at least 8 weight layers (convolutions,
+    # hidden dense layers and the readout)
+    weight_layers = len([c for c in p.sparsity.arch.conv if c != "P"]) + len(p.sparsity.arch.dense) + 1
+    assert p.sparsity.arch.conv and weight_layers >= 8
     if scale != "ci":
         assert any(pair.arch.conv for pair in p.pairs)  # the CNN claim is measured
+        assert p.sparsity in p.pairs  # its unpenalised SNN is the pair's (trained once)
     if scale == "paper":
         assert any(pair.name == "VGG16" and len([c for c in pair.arch.conv if c != "P"]) == 13
                    for pair in p.pairs)
@@ -677,3 +682,37 @@ def test_depth_training_b1_follows_relu_epoch_by_epoch():
         assert r.accuracy.shape == r.gain.shape == r.loss.shape == (3,)
     with pytest.raises(ValueError, match="no depth experiment"):
         proto.depth_training(proto.preset("ci"), ds, seed=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Spikes per neuron of the deep network under activity and weight penalties
+# ------------------------------------------------------------------------------------------------
+
+
+def test_sparsity_sweep_counts_every_neuron_reuses_the_pair_and_penalties_lower_activity():
+    from lib import data
+    ds = data.load("digits")
+    P0 = proto.preset("ci")
+    pair = replace(P0.sparsity, epochs=2, n_train=300)
+    P = replace(P0, sparsity=pair, sparsity_lambdas=(0.0, 3.0), sparsity_weight_decay=1e-2)
+    base = proto.train_pair(pair, ds, seed=4)
+    pts = proto.sparsity_sweep(P, ds, seed=4, base=base)
+    assert [(p.lam, p.weight_decay) for p in pts] == [(0.0, 0.0), (3.0, 0.0), (0.0, 1e-2)]
+    # the lambda = 0 point is the pair's SNN, and the same training repeated gives it again
+    assert pts[0].accuracy == float(base.test_accuracy[1][-1])
+    again = proto.sparsity_sweep(replace(P, sparsity_lambdas=(0.0,), sparsity_weight_decay=0.0), ds, seed=4)
+    assert again[0].accuracy == pts[0].accuracy
+    np.testing.assert_array_equal(again[0].spikes_per_layer, pts[0].spikes_per_layer)
+    # every hidden neuron counted: a conv layer's neurons are channels x positions
+    assert pts[0].layer_sizes.tolist() == [256, 256, 128, 128, 64, 16, 16]
+    for p in pts:
+        expect = (p.spikes_per_layer * p.layer_sizes).sum() / p.layer_sizes.sum()
+        assert p.spikes_per_neuron == pytest.approx(expect, rel=1e-12)
+        assert 0.0 <= p.spikes_per_neuron <= 1.0
+    assert pts[1].spikes_per_neuron < pts[0].spikes_per_neuron  # the activity penalty bites
+    # the L2 run is shown but never the grid's answer
+    low = [replace(pts[2], spikes_per_neuron=0.0, accuracy=1.0)]
+    assert proto.sparsest_within(low) is None
+    assert proto.sparsest_within(pts[:1], spikes=1.01) is pts[0]
+    with pytest.raises(ValueError, match="not as the sparsity pair"):
+        proto.sparsity_sweep(P, ds, seed=4, base=replace(base, pair=replace(pair, lr=1.0)))
