@@ -217,7 +217,7 @@ PRESETS: dict[str, Preset] = {
                _VGG8_BOOK),
         gain_depths=(2, 4, 8, 16, 32), gain_width=128, gain_seeds=10, gain_inputs=64,
         alpha1_lrs=(0.05, 5e-3, 5e-4, 5e-5),
-        sparsity=_VGG8_BOOK, sparsity_lambdas=(0.0, 3.0), sparsity_weight_decay=5e-4,
+        sparsity=_VGG8_BOOK, sparsity_lambdas=(0.0, 3.0, 10.0), sparsity_weight_decay=5e-4,
         hw_n_finetune=10_000, hw_finetune_epochs=1, hw_finetune_lr=1e-4, hw_n_eval=5_000,
         hw_trials=3, hw_pair=1, depth=Depth(16, 64, 0.01, 3, 64, 4000), **_HW),
     # the paper's VGG16 (authors' code: conv blocks 64-64-128-128-P-256x3-P-512x3-P-512x3-P,
