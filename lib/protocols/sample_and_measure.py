@@ -11,12 +11,16 @@ measures) is :mod:`lib.sample_measure`; this module holds what belongs to the ch
   stimulus, training and test trials), registered as the spike data set
   ``"sample-and-measure-teacher"`` with :mod:`lib.data`;
 - the experiment :func:`run_experiment` (every variant, hidden-drive strength and seed, the
-  networks of one kind trained together) and its :class:`Experiment`;
+  networks of one kind trained together; and a second teacher, :data:`WEAK`, with a weak
+  within-group noise correlation) and its :class:`Experiment`;
+- the diagnostics :func:`ablation`, :func:`start_at_teacher`, :func:`loss_at_teacher` (the
+  SM-h loss at the teacher's weights and at the fit) and :func:`nc_size` (pattern and size of
+  the noise correlations on both teachers);
 - the checks :func:`reference_statistics` (plain numpy loops of the paper's definitions) and
   :func:`closed_form_cross_entropy`; :func:`gof_pvalues` (the KS tests of :mod:`lib.gof` on the
   fitted models);
 - figures: :func:`plot_rasters`, :func:`plot_nc_scatter`, :func:`plot_weights`,
-  :func:`plot_weight_r`.
+  :func:`plot_weight_r`, :func:`plot_nc_size`.
 
 The recorded V1 data of the paper are not public: every number here comes from a synthetic
 teacher network, and every data label says so.
@@ -37,6 +41,12 @@ from lib import sample_measure as sm
 
 #: Streams of :func:`condition_data`: the teacher and stimulus, the training and test trials.
 STREAM_TEACHER, STREAM_DATA, STREAM_INIT, STREAM_FIT, STREAM_EVAL = range(5)
+#: Streams of the second teacher (:data:`WEAK`): its couplings and stimulus, its trials.
+STREAM_WEAK_TEACHER, STREAM_WEAK_DATA = "weak-teacher", "weak-teacher-data"
+#: The condition key of the second teacher (in place of a hidden strength): a teacher of its own
+#: (couplings and stimulus from :data:`STREAM_WEAK_TEACHER`) whose hidden drive
+#: ``Preset.weak_strength`` gives a weak within-group noise correlation.
+WEAK = "weak"
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,8 @@ class Preset:
         theory_iterations: Adam steps of the small fits of the theory page.
         controls: ``(name, hidden strength)`` pairs of :data:`CONTROLS` fitted beside the variants
             (every seed index).
+        weak_strength: hidden drive of the second teacher (:data:`WEAK`; 0: no second teacher).
+        weak_variants: names from :data:`VARIANTS` fitted to the second teacher (every seed index).
         dtype: ``"float32"`` or ``"float64"``.
         note: what the scale is.
         device: ``"auto"`` (a GPU only with ``BOOK_DEVICE=cuda``), ``"cpu"`` or ``"cuda"``.
@@ -141,6 +153,8 @@ class Preset:
     mle_iterations: int | None = None
     theory_iterations: int = 300
     controls: tuple[tuple[str, float], ...] = ()
+    weak_strength: float = 0.0
+    weak_variants: tuple[str, ...] = ()
     dtype: str = "float32"
     note: str = ""
     device: str = "auto"
@@ -158,14 +172,15 @@ PRESETS = {
                  n_train=120, n_test=120, hidden_strengths=(3.0,), n_seeds=1,
                  variants=("MLE", "SM-h"), iterations=300, batch_size=40, lr=1e-2, clip=0.4,
                  mle_iterations=600,
-                 n_eval=200, theory_iterations=100,
+                 n_eval=200, theory_iterations=100, weak_strength=1.75, weak_variants=("MLE", "SM-h"),
                  note="mini fit: 8 + 16 units, 40 bins, 300 iterations (MLE 600), one seed, "
                       "the strongest hidden drive, MLE and SM-h"),
     "book": Preset(n_visible=16, n_hidden=16, n_groups=2, n_delays=2, n_inputs=4, n_bins=60,
                    n_train=160, n_test=200, hidden_strengths=(0.0, 1.5, 3.0), n_seeds=3,
                    variants=_ALL, iterations=500, batch_size=40, lr=1e-2, clip=0.4, n_eval=400,
                    controls=(("MLE-PSTH", 3.0), ("MLE-PSTH-NC", 0.0), ("MLE (new trials)", 0.0)),
-                   teacher_start_iterations=300,
+                   teacher_start_iterations=300, weak_strength=1.75,
+                   weak_variants=("MLE", "MLE+PSTH+NC", "SM-h"),
                    note="16 + 16 units, 60 bins, 500 iterations, 3 seeds, 3 hidden strengths"),
     # The paper's V1 network sizes and training (74 units, 9 delays, 741 bins, batch 20, Adam 1e-3,
     # clip 1 per tensor, in units of u: 2.5e-3 and 0.4 in logit units; 2000 iterations, model
@@ -223,7 +238,8 @@ class ConditionData:
     val: np.ndarray = field(repr=False, default=None)
 
 
-def condition_data(P: Preset, hidden_strength: float, k: int, seed: int, draw: int = 0) -> ConditionData:
+def condition_data(P: Preset, hidden_strength: float | str, k: int, seed: int,
+                   draw: int = 0) -> ConditionData:
     """The teacher of seed index ``k`` at one hidden strength, with its trials.
 
     The teacher's couplings and stimulus depend on ``(seed, k)`` only, so that the teachers of
@@ -231,14 +247,23 @@ def condition_data(P: Preset, hidden_strength: float, k: int, seed: int, draw: i
     too, and on ``draw`` (0: the trials of the chapter; 1, 2, ...: independent new trials of the
     same teacher). The validation trials are drawn after the test trials, so that the training
     and test trials do not depend on their number.
+
+    ``hidden_strength = WEAK`` gives the second teacher: couplings, stimulus and trials from
+    streams of its own (:data:`STREAM_WEAK_TEACHER`, :data:`STREAM_WEAK_DATA`), hidden drive
+    ``P.weak_strength``.
     """
-    r = seeds.rng(seed, k, STREAM_TEACHER)
+    weak = isinstance(hidden_strength, str)
+    if weak and (hidden_strength != WEAK or not P.weak_strength):
+        raise ValueError(f"hidden_strength must be a number or {WEAK!r} (with a preset whose "
+                         f"weak_strength > 0), got {hidden_strength!r}")
+    hs = P.weak_strength if weak else hidden_strength
+    r = seeds.rng(seed, k, STREAM_WEAK_TEACHER if weak else STREAM_TEACHER)
     stim = sm.stimulus(P.n_bins, P.n_inputs, r)
-    teacher = sm.make_teacher(P.n_visible, P.n_hidden, hidden_strength, r, n_delays=P.n_delays,
+    teacher = sm.make_teacher(P.n_visible, P.n_hidden, hs, r, n_delays=P.n_delays,
                               n_inputs=P.n_inputs, n_groups=P.n_groups)
+    stream = ((STREAM_WEAK_DATA,) if weak else (STREAM_DATA, int(round(1000 * hs))))
     z = sm.sample_teacher(teacher, stim, P.n_train + P.n_test + P.n_val,
-                          seeds.int_seed(seed, k, STREAM_DATA, int(round(1000 * hidden_strength)),
-                                    *([draw] if draw else [])))
+                          seeds.int_seed(seed, k, *stream, *([draw] if draw else [])))
     nv, a, b = P.n_visible, P.n_train, P.n_train + P.n_test
     return ConditionData(teacher, stim, z[:a, :, :nv], z[a:b, :, :nv], z[:a, :, nv:],
                          z[b:, :, :nv])
@@ -269,12 +294,14 @@ class Experiment:
 
     Attributes:
         preset: the :class:`Preset`.
-        table: one row per (variant, hidden strength, seed index): ``psth_r``, ``nc_r``,
-            ``nc_rmse``, ``w_r``, ``rate_model``, ``rate_data``, ``psth_rmse``,
-            ``rate_hidden``; also the controls of ``Preset.controls`` and, named
-            ``"untrained <variant>"``, every network at its initialisation.
-        data: ``{(hidden_strength, k): ConditionData}``, and ``{(hidden_strength, k, draw): ...}``
-            for the new trials of a control (``Variant.draw``).
+        table: one row per (variant, teacher, hidden strength, seed index): ``psth_r``,
+            ``nc_r``, ``nc_rmse``, ``nc_within``, ``nc_within_data``, ``w_r``, ``rate_model``,
+            ``rate_data``, ``psth_rmse``, ``rate_hidden``; ``teacher`` is ``"chapter"`` or
+            :data:`WEAK` (the second teacher); also the controls of ``Preset.controls`` and,
+            named ``"untrained <variant>"``, every network at its initialisation.
+        data: ``{(hidden_strength, k): ConditionData}`` (``hidden_strength = WEAK``: the second
+            teacher), and ``{(hidden_strength, k, draw): ...}`` for the new trials of a control
+            (``Variant.draw``).
         nets: ``{group: RSNN}`` the networks trained together, and ``index``
             ``{(variant, hidden_strength, k): (group, m)}`` where each one is.
         samples: ``{(variant, hidden_strength, k): free-run spikes (n_eval, T, n_visible), uint8}``.
@@ -294,12 +321,20 @@ class Experiment:
         g, m = self.index[(variant, hidden_strength, k)]
         return self.nets[g], m
 
-    def value(self, variant: str, column: str, hidden_strength: float | None = None) -> np.ndarray:
-        """A column of the table for one variant at one hidden strength (default the strongest),
-        one value per seed."""
+    def value(self, variant: str, column: str, hidden_strength: float | str | None = None) -> np.ndarray:
+        """A column of the table for one variant at one hidden strength (default the strongest;
+        :data:`WEAK`: the second teacher), one value per seed."""
         hs = self.preset.strongest if hidden_strength is None else hidden_strength
         t = self.table
-        return t[(t.variant == variant) & (t.hidden_strength == hs)].sort_values("seed")[column].to_numpy()
+        return t[_rows(t, variant, hs)].sort_values("seed")[column].to_numpy()
+
+
+def _rows(t: pd.DataFrame, variant: str, hs: float | str) -> pd.Series:
+    """The rows of one variant at one hidden strength of the chapter's teachers, or of the
+    second teacher (``hs = WEAK``)."""
+    if hs == WEAK:
+        return (t.variant == variant) & (t.teacher == WEAK)
+    return (t.variant == variant) & (t.teacher == "chapter") & (t.hidden_strength == hs)
 
 
 def _group(v: Variant) -> str:
@@ -356,7 +391,9 @@ def _evaluate(name: str, hs: float, k: int, zv: np.ndarray, cd: ConditionData, W
               P: Preset, zh: np.ndarray | None) -> dict:
     """One row of :attr:`Experiment.table`: free-run spikes ``zv`` against the held-out trials."""
     nc_r, nc_rmse = sm.nc_agreement(zv, cd.test)
-    return {"variant": name, "hidden_strength": hs, "seed": k,
+    weak = hs == WEAK
+    return {"variant": name, "teacher": WEAK if weak else "chapter",
+            "hidden_strength": P.weak_strength if weak else hs, "seed": k,
             "psth_r": sm.psth_correlation(zv, cd.test), "nc_r": nc_r, "nc_rmse": nc_rmse,
             "nc_within": within_group_nc(zv, P.n_groups),
             "nc_within_data": within_group_nc(cd.test, P.n_groups),
@@ -394,6 +431,9 @@ def run_experiment(P: Preset, seed: int = 0, device=None) -> Experiment:
             for hs in P.hidden_strengths for k in range(P.n_seeds)}
     jobs: dict[str, list] = {}
     todo = [(n, hs) for n in P.variants for hs in P.hidden_strengths] + list(P.controls)
+    if P.weak_strength:
+        data.update({(WEAK, k): condition_data(P, WEAK, k, seed) for k in range(P.n_seeds)})
+        todo += [(n, WEAK) for n in P.weak_variants]
     for name, hs in todo:
         for k in range(P.n_seeds):
             jobs.setdefault(_group(_variant(name)), []).append((name, hs, k))
@@ -437,7 +477,7 @@ def run_experiment(P: Preset, seed: int = 0, device=None) -> Experiment:
                 rows.append(_evaluate(prefix + name, hs, k, zv, cds[m], model.W[m], P,
                                       z[m, :, :, P.n_visible:] if hidden else None))
     order = {n: i for i, n in enumerate(P.variants)}
-    table = pd.DataFrame(rows).sort_values(["variant", "hidden_strength", "seed"],
+    table = pd.DataFrame(rows).sort_values(["variant", "teacher", "hidden_strength", "seed"],
                                            key=lambda c: c.map(lambda n: order.get(n, len(order)))
                                            if c.name == "variant" else c, kind="stable")
     return Experiment(P, table.reset_index(drop=True), data, nets, index, samples, hist)
@@ -546,23 +586,123 @@ def start_at_teacher(exp: Experiment, seed: int, iterations: int) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+#: Stream of the spike noise of :func:`loss_at_teacher`.
+STREAM_LOSS_AT_TEACHER = "loss-at-teacher"
+
+
+def loss_at_teacher(exp: Experiment, seed: int, n_draws: int = 5) -> pd.DataFrame:
+    """The SM-h loss at the teacher's weights and at the SM-h fit: which one does it prefer?
+
+    The SM-h student has the teacher's sizes, so the teacher is a point of its parameter space,
+    with the data's noise correlations. For every seed index, on the chapter's teacher at the
+    strongest drive and on the second teacher (:data:`WEAK`), each term of the SM-h loss
+    (:data:`lib.sample_measure.PAPER_SM`, times its weight) is computed on all training trials,
+    for the teacher and for the fit, averaged over ``n_draws`` draws of the spike noise (the
+    same draws for both). A fit whose total is lower than the teacher's is where the loss, not
+    the optimiser, leads; the terms say which one pays for it.
+
+    Returns:
+        One row per (teacher, seed index, point): ``mle``, ``psth``, ``nc``, ``rate`` (weighted)
+        and ``total``.
+    """
+    P = exp.preset
+    if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
+        raise ValueError(f"n_draws must be a positive int, got {n_draws!r}")
+    w = sm.PAPER_SM
+    conds = [("chapter", P.strongest)] + ([(WEAK, WEAK)] if "SM-h" in P.weak_variants else [])
+    rows = []
+    for label, hs in conds:
+        for k in range(P.n_seeds):
+            cd = exp.data[(hs, k)]
+            net, m = exp.net("SM-h", hs, k)
+            dt = net.W.dtype
+            pts = {"teacher": (torch.as_tensor(a, dtype=dt) for a in (cd.teacher.W, cd.teacher.W_in,
+                                                                      cd.teacher.b)),
+                   "SM-h fit": (x[m].detach().cpu() for x in (net.W, net.W_in, net.b))}
+            W, W_in, b = (torch.stack(x) for x in zip(*pts.values(), strict=True))
+            two = sm.RSNN.from_weights(W, W_in, b, P.n_visible)
+            spikes = torch.as_tensor(cd.train, dtype=dt).expand(2, *cd.train.shape)
+            stim = torch.as_tensor(cd.stim, dtype=dt)
+            gen = seeds.torch_generator(seed, k, STREAM_LOSS_AT_TEACHER, int(label == WEAK))
+            acc = {t: 0.0 for t in ("mle", "psth", "nc", "rate")}
+            with torch.no_grad():
+                for _ in range(n_draws):
+                    out = sm.losses(two, spikes, stim, [w, w], gen, P.n_delays)
+                    for t in acc:
+                        acc[t] = acc[t] + out[t].numpy() / n_draws
+            scale = {"mle": w.mle, "psth": w.psth, "nc": w.nc, "rate": w.rate}
+            for i, point in enumerate(pts):
+                r = {t: float(scale[t] * acc[t][i]) for t in acc}
+                rows.append({"teacher": label, "seed": k, "point": point, **r,
+                             "total": sum(r.values())})
+    return pd.DataFrame(rows)
+
+
 def summary(exp: Experiment) -> pd.DataFrame:
     """Mean over seeds of every measure, per variant and hidden strength."""
     cols = ["psth_r", "nc_r", "nc_rmse", "nc_within", "nc_within_data", "w_r", "rate_model",
             "rate_data"]
     order = {n: i for i, n in enumerate(exp.preset.variants)}
-    t = exp.table
+    t = exp.table[exp.table.teacher == "chapter"]
     out = t[t.variant.isin(exp.preset.variants)].groupby(["variant", "hidden_strength"])[cols].mean().reset_index()
     out = out.sort_values(["variant", "hidden_strength"],
                           key=lambda c: c.map(order) if c.name == "variant" else c)
     return out.set_index(["variant", "hidden_strength"]).round(3)
 
 
+def nc_size(exp: Experiment) -> pd.DataFrame:
+    """The noise correlations on the two teachers (the chapter's at the strongest drive, and
+    :data:`WEAK`): per teacher and fit (trained and untrained), the mean over seeds of the
+    pattern (``nc_r``), the error (``nc_rmse``), the mean within-group noise correlation of the
+    model and of the data (``nc_within``, ``nc_within_data``) and their ratio (``size_ratio``,
+    per seed, then averaged)."""
+    P, t = exp.preset, exp.table
+    parts = []
+    for label, hs, names in (("chapter", P.strongest, P.variants), (WEAK, WEAK, P.weak_variants)):
+        for prefix in ("", UNTRAINED):
+            for n in names:
+                if prefix and n not in ("MLE+PSTH+NC", "SM-h"):
+                    continue
+                d = t[_rows(t, prefix + n, hs)]
+                if len(d):
+                    parts.append(d.assign(teacher_label=label,
+                                          size_ratio=d.nc_within / d.nc_within_data))
+    if not parts:
+        return pd.DataFrame()
+    d = pd.concat(parts)
+    cols = ["nc_r", "nc_rmse", "nc_within", "nc_within_data", "size_ratio", "hidden_strength"]
+    return d.groupby(["teacher_label", "variant"], sort=False)[cols].mean().round(3)
+
+
+def plot_nc_size(ax, exp: Experiment) -> None:
+    """Mean within-group noise correlation of each fit (dots: seeds) against the data's (black
+    bars), on the chapter's teacher (strongest drive) and on the second teacher."""
+    P, t = exp.preset, exp.table
+    x, ticks = 0, []
+    for label, hs, names in (("chapter's", P.strongest, P.variants), ("second", WEAK, P.weak_variants)):
+        if not names:
+            continue
+        data = t[_rows(t, names[0], hs)].nc_within_data.to_numpy()
+        ax.bar(x, data.mean(), color=COLORS["data"], alpha=0.7)
+        ax.scatter(np.full(data.size, x), data, color="k", s=10)
+        ticks.append((x, f"data\n({label})"))
+        for n in names:
+            x += 1
+            v = t[_rows(t, n, hs)].nc_within.to_numpy()
+            ax.bar(x, v.mean(), color=COLORS[n], alpha=0.6)
+            ax.scatter(np.full(v.size, x), v, color="k", s=10)
+            ticks.append((x, n))
+        x += 1.5
+    ax.set_xticks([a for a, _ in ticks], [b for _, b in ticks], rotation=40, ha="right")
+    ax.set(ylabel="mean within-group noise corr. (dimensionless)")
+    ax.axhline(0, color="0.5", lw=0.6)
+
+
 def _vals(exp: Experiment, variant: str, column: str, hs: float | None = None) -> np.ndarray:
     """Per-seed values, or NaNs where the preset did not fit the variant (or hidden strength)."""
     hs = exp.preset.strongest if hs is None else hs
     t = exp.table
-    if not ((t.variant == variant) & (t.hidden_strength == hs)).any():
+    if not _rows(t, variant, hs).any():
         return np.full(exp.preset.n_seeds, np.nan)
     return exp.value(variant, column, hs)
 
@@ -620,6 +760,22 @@ def claim_values(exp: Experiment) -> dict[str, dict]:
 
     put("nc-sm-beats-mle", *nc_ratios(("MLE+PSTH+NC", "SM-h")),
         *nc_ratios((U + "MLE+PSTH+NC", U + "SM-h")))
+
+    def weak_nc_ratios(names):
+        rs = {n: _vals(exp, n, "nc_rmse", WEAK) / _vals(exp, "MLE", "nc_rmse", WEAK) for n in names}
+        return (np.max(np.concatenate(list(rs.values()))),  # NaN where a fit is not in the preset
+                "; ".join(f"second teacher, NC RMSE {n} / MLE: {_fmt(x)}" for n, x in rs.items()))
+
+    put("nc-sm-beats-mle-weak-teacher", *weak_nc_ratios(("MLE+PSTH+NC", "SM-h")),
+        *weak_nc_ratios((U + "MLE+PSTH+NC", U + "SM-h")))
+
+    def size_err(names, h):
+        e = {n: _vals(exp, n, "nc_within", h) / _vals(exp, n, "nc_within_data", h) for n in names}
+        return (np.max(np.abs(np.concatenate(list(e.values())) - 1)),
+                "; ".join(f"{n} within-group NC / data's per seed: {_fmt(x)}" for n, x in e.items()))
+
+    for cid, h in (("nc-within-size", hs), ("nc-within-size-weak-teacher", WEAK)):
+        put(cid, *size_err(("MLE+PSTH+NC", "SM-h"), h), *size_err(("MLE",), h))
     put("psth-term-not-worse", *psth_gain("MLE+PSTH"), *psth_gain("MLE-PSTH"))
 
     def w_gain(name, ref="MLE", h=hs, h_ref=hs, agg=np.min):
@@ -786,12 +942,14 @@ def plot_rasters(axes, exp: Experiment, hidden_strength: float, k: int = 0, tria
     axes[0].set_ylabel("recorded unit")
 
 
-def plot_nc_scatter(axes, exp: Experiment, hidden_strength: float, k: int = 0) -> None:
-    """Zero-lag noise correlations, model against held-out data, one axis per variant."""
+def plot_nc_scatter(axes, exp: Experiment, hidden_strength: float | str, k: int = 0,
+                    variants: tuple[str, ...] | None = None) -> None:
+    """Zero-lag noise correlations, model against held-out data, one axis per variant (default
+    the preset's variants; ``hidden_strength = WEAK``: the second teacher)."""
     cd = exp.data[(hidden_strength, k)]
     iu = np.triu_indices(exp.preset.n_visible, 1)
     rd = sm.noise_correlation(cd.test.astype(float))[iu]
-    for ax, name in zip(axes, exp.preset.variants, strict=True):
+    for ax, name in zip(axes, variants or exp.preset.variants, strict=True):
         rm = sm.noise_correlation(exp.samples[(name, hidden_strength, k)].astype(float))[iu]
         ax.scatter(rd, rm, s=8, color=COLORS[name])
         lim = [min(rd.min(), rm.min()) - 0.02, max(rd.max(), rm.max()) + 0.02]
@@ -820,7 +978,7 @@ def plot_weights(axes, exp: Experiment, hidden_strength: float, k: int = 0,
 
 def plot_weight_r(ax, exp: Experiment) -> None:
     """Correlation of fitted with true visible couplings against the hidden drive, per variant."""
-    t = exp.table
+    t = exp.table[exp.table.teacher == "chapter"]
     for i, name in enumerate(exp.preset.variants):
         d = t[t.variant == name]
         off = (i - 1.5) * 0.04

@@ -5,6 +5,7 @@ other seeds, three delays and other sizes.
 """
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -360,6 +361,22 @@ def test_a_new_draw_has_new_trials_of_the_same_teacher():
     assert np.array_equal(a.teacher.W, b.teacher.W) and np.array_equal(a.stim, b.stim)
     assert not np.array_equal(a.train, b.train)
     assert np.array_equal(a.train, proto.condition_data(P, 0.0, 1, 11, draw=0).train)
+
+
+def test_the_second_teacher_has_streams_of_its_own():
+    P = proto.preset("ci")
+    a, w = proto.condition_data(P, P.weak_strength, 0, 11), proto.condition_data(P, proto.WEAK, 0, 11)
+    assert w.teacher.hidden_strength == P.weak_strength > 0
+    assert not np.array_equal(a.teacher.W, w.teacher.W) and not np.array_equal(a.stim, w.stim)
+    assert np.array_equal(w.train, proto.condition_data(P, proto.WEAK, 0, 11).train)
+    assert not np.array_equal(w.train, proto.condition_data(P, proto.WEAK, 0, 12).train)
+    # its hidden groups correlate the recorded units of a group, more weakly than h = 3 does
+    strong = proto.within_group_nc(proto.condition_data(P, 3.0, 0, 11).test, P.n_groups)
+    assert 0.05 < proto.within_group_nc(w.test, P.n_groups) < strong
+    with pytest.raises(ValueError, match="hidden_strength must be a number or 'weak'"):
+        proto.condition_data(P, "strong", 0, 11)
+    with pytest.raises(ValueError, match="weak_strength > 0"):
+        proto.condition_data(replace(P, weak_strength=0.0), proto.WEAK, 0, 11)
 
 
 def test_psth_rmse():
