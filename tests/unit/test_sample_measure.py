@@ -6,6 +6,7 @@ other seeds, three delays and other sizes.
 
 import math
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -493,3 +494,11 @@ def test_presets_and_unknown_scale():
     assert set(book.variants) == set(proto.VARIANTS)
     with pytest.raises(ValueError, match="expected one of ci, book, paper"):
         proto.preset("huge")
+
+
+def test_nc_weight_sweep_is_empty_without_weights_and_refuses_bad_ones():
+    exp = SimpleNamespace(preset=proto.preset("ci"))
+    assert proto.preset("ci").nc_weights == () and proto.nc_weight_sweep(exp, 0).empty
+    for bad in ((0.0,), (-50.0,), (float("nan"),), (200.0, float("inf"))):
+        with pytest.raises(ValueError, match="weights must be finite and > 0"):
+            proto.nc_weight_sweep(exp, 0, bad)
