@@ -207,7 +207,8 @@ PRESETS: dict[str, Preset] = {
         sparsity_lambdas=(0.0, 1.0),
         hw_sigmas=(0.0, 0.05, 0.2), hw_time_bits=(3,), hw_weight_bits=(3,), hw_quantiles=(1.0, 0.9),
         hw_n_finetune=1000, hw_finetune_epochs=1, hw_finetune_lr=1e-4, hw_n_eval=497, hw_trials=2),
-    # the full Fashion-MNIST: a trained FC net and a small CNN, the analysis at 2-32 layers
+    # the full Fashion-MNIST: trained FC nets and a VGG-like CNN of 8 weight layers (also the net of
+    # the sparsity claim), the analysis at 2-32 layers
     "book": Preset(
         dataset="fashion-mnist", map_nets=((340,),),
         map_training=Training(epochs=2, batch_size=128, lr=5e-4), n_sim=20, dt=1e-2,
