@@ -18,7 +18,11 @@ It prints ms per step and images per second of each (the fastest of many short i
 blocks, robust to a busy machine), the speed-up of each method, and the ratio CLAPP / hinge CPC.
 A side-by-side comparison, not a timed test.
 
-Usage: ``python benchmarks/clapp.py [--batch 32] [--steps 60] [--blocks 6] [--repeat 3]``
+``--layers 8-16-16`` times the narrower encoder that the chapter's ``book`` preset trains since
+issue 29 (the default, 16-32-64, is :data:`lib.clapp.LAYERS_BOOK`).
+
+Usage: ``python benchmarks/clapp.py [--layers 16-32-64|8-16-16] [--batch 32] [--steps 60]
+[--blocks 6] [--repeat 3]``
 """
 
 from __future__ import annotations
@@ -82,8 +86,14 @@ def before():
         clapp.Encoder.forward, clapp.clapp_s_loss = fwd, loss
 
 
+#: The encoders timed: the default (the book's until issue 29) and the book's since issue 29.
+WIDTHS = {"16-32-64": clapp.LAYERS_BOOK, "8-16-16": ((8,), (16, "M"), (16, "M"))}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", default="16-32-64", choices=tuple(WIDTHS),
+                    help="channels of the three modules (default 16-32-64)")
     ap.add_argument("--batch", type=int, default=32, help="images per step (default 32)")
     ap.add_argument("--steps", type=int, default=60, help="steps per pass (default 60)")
     ap.add_argument("--blocks", type=int, default=6, help="timed blocks per pass (default 6)")
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     for method in clapp.METHODS:
         for version in ("before", "now"):
             torchkit.seed_all(0)  # the same initial encoder for every method
-            net = clapp.CLAPPNet(method)
+            net = clapp.CLAPPNet(method, layers=WIDTHS[args.layers])
             opts = [torch.optim.Adam(ps, lr=1e-3) for ps in net.module_parameters()]
             draws = torch.Generator().manual_seed(1)
             ctx = before if version == "before" else contextlib.nullcontext
@@ -116,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                     for s in range(b * block, (b + 1) * block):
                         step(xs[s])
                     best[key] = min(best[key], (time.perf_counter() - t0) / block)
-    print(f"batch {args.batch}, one thread, fastest of {args.blocks * args.repeat} blocks of "
+    print(f"modules {args.layers}, batch {args.batch}, one thread, fastest of {args.blocks * args.repeat} blocks of "
           f"{block} steps")
     for method in clapp.METHODS:
         tb, tn = best[(method, "before")], best[(method, "now")]
