@@ -289,6 +289,25 @@ def test_fit_keeps_the_restart_with_the_lowest_objective_and_continues_it(small_
         proto.objective_parts(f.em.net, trial, f.em.z, 80)["Laplace-corrected"])
 
 
+def test_em_from_truth_starts_at_the_truth_and_reports_every_round(small_data):
+    _, trial, z = small_data
+    P = dataclasses.replace(proto.preset("ci"), n_ages=80, m_iter=2, e_iter=1)
+    gt = ms.winner_take_all()
+    df = proto.em_from_truth(trial, z, P, 2)
+    assert list(df.index) == [0, 1, 2]
+    assert df.loc[0, "couplings |error|"] == 0 and df.loc[0, "drives |error|"] == 0
+    assert df.loc[0, "corrected objective"] == pytest.approx(
+        proto.objective_parts(gt, trial, z, 80)["Laplace-corrected"])
+    m = proto.em_from_truth(trial, z, P, 1, m_only=True)
+    fitted, _ = ms.m_step(gt, trial, z, reference=gt, n_ages=80, max_iter=2, laplace=True)
+    assert m.loc[1, "drives |error|"] == pytest.approx(proto.parameter_errors(fitted)[1])
+    assert m.loc[1, "drives |error|"] > 0
+    with pytest.raises(ValueError, match="rounds"):
+        proto.em_from_truth(trial, z, P, 0)
+    with pytest.raises(ValueError, match="Network"):
+        proto.parameter_errors("net")
+
+
 # ------------------------------------------------------------------ measures
 
 
