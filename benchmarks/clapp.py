@@ -19,7 +19,7 @@ blocks, robust to a busy machine), the speed-up of each method, and the ratio CL
 A side-by-side comparison, not a timed test.
 
 ``--layers 8-16-16`` times the narrower encoder that the chapter's ``book`` preset trains since
-issue 29 (the default, 16-32-64, is :data:`lib.clapp.LAYERS_BOOK`).
+issue 29 (the default, 16-32-64, is :data:`lib.clapp.LAYERS_WIDE`).
 
 Usage: ``python benchmarks/clapp.py [--layers 16-32-64|8-16-16] [--batch 32] [--steps 60]
 [--blocks 6] [--repeat 3]``
@@ -87,7 +87,7 @@ def before():
 
 
 #: The encoders timed: the default (the book's until issue 29) and the book's since issue 29.
-WIDTHS = {"16-32-64": clapp.LAYERS_BOOK, "8-16-16": ((8,), (16, "M"), (16, "M"))}
+WIDTHS = {"16-32-64": clapp.LAYERS_WIDE, "8-16-16": ((8,), (16, "M"), (16, "M"))}
 
 
 def main(argv: list[str] | None = None) -> None:
