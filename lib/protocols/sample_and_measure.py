@@ -165,6 +165,11 @@ class Preset:
         """The strongest hidden drive."""
         return max(self.hidden_strengths)
 
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """:attr:`dtype` as a torch dtype."""
+        return {"float32": torch.float32, "float64": torch.float64}[self.dtype]
+
 
 _ALL = tuple(VARIANTS)
 
@@ -426,7 +431,7 @@ def run_experiment(P: Preset, seed: int = 0, device=None) -> Experiment:
         An :class:`Experiment`.
     """
     dev = device or torchkit.device(P.device)
-    dtype = {"float32": torch.float32, "float64": torch.float64}[P.dtype]
+    dtype = P.torch_dtype
     torchkit.seed_all(seed)
     data = {(hs, k): condition_data(P, hs, k, seed)
             for hs in P.hidden_strengths for k in range(P.n_seeds)}
@@ -549,7 +554,7 @@ def start_at_teacher(exp: Experiment, seed: int, iterations: int) -> pd.DataFram
     """
     P, hs = exp.preset, exp.preset.strongest
     nv, dev = P.n_visible, exp.nets[next(iter(exp.nets))].W.device
-    dtype = {"float32": torch.float32, "float64": torch.float64}[P.dtype]
+    dtype = P.torch_dtype
     cds = [exp.data[(hs, k)] for k in range(P.n_seeds)]
     arms = list(TEACHER_START)
     items = [(a, k) for a in arms for k in range(P.n_seeds)]
@@ -669,7 +674,7 @@ def nc_weight_sweep(exp: Experiment, seed: int, weights: tuple[float, ...] | Non
     conds = [("chapter", P.strongest)] + ([(WEAK, WEAK)] if P.weak_variants else [])
     items = [(w, label, hs, k) for w in weights for label, hs in conds for k in range(P.n_seeds)]
     dev = exp.nets[next(iter(exp.nets))].W.device
-    dtype = {"float32": torch.float32, "float64": torch.float64}[P.dtype]
+    dtype = P.torch_dtype
     net = sm.RSNN(P.n_visible, P.n_hidden, P.n_delays, P.n_inputs, dtype=dtype,
                   seeds=[seeds.int_seed(seed, k, STREAM_NC_WEIGHT, i)
                          for i, (_, _, _, k) in enumerate(items)]).to(dev)
@@ -688,14 +693,11 @@ def nc_weight_sweep(exp: Experiment, seed: int, weights: tuple[float, ...] | Non
     z = z.z.cpu().numpy()
     rows = []
     for m, (w, label, hs, k) in enumerate(items):
-        cd, zv = exp.data[(hs, k)], z[m, ..., :P.n_visible]
+        r = _evaluate("SM-h", hs, k, z[m, ..., :P.n_visible], exp.data[(hs, k)],
+                      net.W[m].detach().cpu(), P, None)
         rows.append({"nc_weight": w, "teacher": label, "seed": k,
-                     "size_ratio": within_group_nc(zv, P.n_groups)
-                     / within_group_nc(cd.test, P.n_groups),
-                     "nc_r": sm.nc_agreement(zv, cd.test)[0],
-                     "rate_ratio": float(zv.mean() / cd.test.mean()),
-                     "w_r": sm.weight_correlation(net.W[m].detach().cpu().numpy(), cd.teacher.W,
-                                                  P.n_visible)})
+                     "size_ratio": r["nc_within"] / r["nc_within_data"], "nc_r": r["nc_r"],
+                     "rate_ratio": r["rate_model"] / r["rate_data"], "w_r": r["w_r"]})
     return pd.DataFrame(rows)
 
 
