@@ -700,6 +700,21 @@ def monotone_rho(p) -> float:
 # ----------------------------------------------------------------------------------------------
 
 
+def plot_from_truth(axes, runs: pd.DataFrame) -> None:
+    """Largest relative errors of the couplings and drives over EM rounds from the truth.
+
+    ``runs``: :func:`em_from_truth` tables concatenated with an outer index level per first
+    latent (one line each); ``axes``: two axes (couplings, drives).
+    """
+    for ax, col in zip(axes, ["couplings |error|", "drives |error|"], strict=True):
+        for k in runs.index.unique(0):
+            ax.plot(runs.loc[k].index, runs.loc[k, col], "o-", label=k)
+        ax.set(xlabel="EM round from the true parameters", title=col,
+               xticks=runs.index.unique(1))
+    axes[0].set(ylabel="largest relative error (1 = 100 %)")
+    axes[0].legend(title="first latent")
+
+
 def plot_rates(ax, rates: np.ndarray, dt: float, title: str = "", sigma_s: float = 0.05) -> None:
     """Population rates ``(T, M)`` of one run against time (smoothed)."""
     r = ms.smooth(rates, sigma_s, dt, axis=0)
