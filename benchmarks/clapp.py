@@ -38,6 +38,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from lib import clapp, torchkit  # noqa: E402
+from lib.protocols import clapp as clapp_protocol  # noqa: E402
 
 
 def _forward_before(self, images, detach=True, inputs=False):
@@ -87,7 +88,7 @@ def before():
 
 
 #: The encoders timed: the default (the book's until issue 29) and the book's since issue 29.
-WIDTHS = {"16-32-64": clapp.LAYERS_WIDE, "8-16-16": ((8,), (16, "M"), (16, "M"))}
+WIDTHS = {"16-32-64": clapp.LAYERS_WIDE, "8-16-16": clapp_protocol.preset("book").layers}
 
 
 def main(argv: list[str] | None = None) -> None:
