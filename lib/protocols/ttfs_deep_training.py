@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -812,6 +813,15 @@ def sparsity_sweep(P: Preset, ds: data.Dataset, seed: int, base: PairResult | No
         _fit(snn, pair, x, y, None, seed, P.device, desc, loss=loss)
         out.append(_sparsity_point(snn, ds, lam, wd))
     return out
+
+
+def sparsity_table(points: list[SparsityPoint]) -> pd.DataFrame:
+    """One row per run of :func:`sparsity_sweep`: test accuracy, spikes per neuron over all hidden
+    neurons and per hidden layer (the column names give each layer's number of neurons)."""
+    layers = [f"layer {k + 1} ({int(n)})" for k, n in enumerate(points[0].layer_sizes)]
+    rows = [dict(run=p.label, test_accuracy=p.accuracy, all_layers=p.spikes_per_neuron,
+                 **dict(zip(layers, p.spikes_per_layer, strict=True))) for p in points]
+    return pd.DataFrame(rows).set_index("run")
 
 
 def sparsest_within(points: list[SparsityPoint], spikes: float = 0.3) -> SparsityPoint | None:
