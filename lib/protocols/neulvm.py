@@ -70,10 +70,13 @@ class Preset:
             training trial is kept (see :func:`fit`).
         restart_rounds: EM rounds of every restart before the choice (0: all ``em_rounds``);
             the chosen restart then runs the remaining rounds.
+        e_first: every restart begins with an E-step under its initial parameters, before
+            its first M-step (the authors begin with the M-step, on the smoothed spikes).
         truth_rounds: EM rounds of :func:`em_from_truth` on the page (0: not run).
-        laplace: M-steps on the Laplace-corrected objective (``True``, the book's deviation
-            from the paper; see :func:`lib.mesoscopic.m_step`) or on the joint likelihood at
-            the MAP latent (``False``, the authors' MAP-EM).
+        laplace: E- and M-steps on the Laplace-corrected objective (``True``, the book's
+            deviation from the paper; see :func:`lib.mesoscopic.m_step` and
+            :func:`lib.mesoscopic.e_step`) or on the joint likelihood (``False``, the
+            authors' MAP-EM).
         profile: coupling scales of the likelihood profile.
         amplitudes: stimulus amplitudes of the perturbation (voltage units per second).
         pert_trials: trials per amplitude.
@@ -106,6 +109,7 @@ class Preset:
     pert_total_s: float = 2.0
     laplace: bool = True
     restart_rounds: int = 0
+    e_first: bool = False
     truth_rounds: int = 0
     note: str = ""
 
@@ -127,14 +131,14 @@ PRESETS = {
                       "a 2-amplitude perturbation without claims"),
     "book": Preset(dt_micro=5e-4, dt=0.004, dt_fine=0.001, n_ages=100, n_ages_fine=400,
                    gt_trials=4, gt_s=50.0, history_s=1.0, estep_s=4.0, estep_iter=200,
-                   train_s=10.0, em_rounds=4, m_iter=40, e_iter=40, restarts=5,
-                   restart_rounds=1, truth_rounds=2, profile=_PROFILE,
+                   train_s=10.0, em_rounds=20, m_iter=40, e_iter=40, restarts=5,
+                   restart_rounds=1, e_first=True, truth_rounds=2, profile=_PROFILE,
                    amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=32,
                    note="4 x 50 s of ground truth (dt 0.5 ms); E-step check of 200 iterations; EM "
-                        "on 10 s (5 restarts of 1 round, the best by the Laplace-corrected "
-                        "objective continued to <= 4 rounds of 40 + 40 iterations, 0.4-s age "
-                        "table, Laplace-corrected M-step); 2 EM rounds from the truth per first "
-                        "latent; 5 amplitudes x 32 trials"),
+                        "on 10 s (5 restarts of an E-step and 1 round, the best by the "
+                        "Laplace-corrected objective continued to <= 20 rounds of 40 + 40 "
+                        "iterations, 0.4-s age table, Laplace-corrected E- and M-steps); 2 EM "
+                        "rounds from the truth per first latent; 5 amplitudes x 32 trials"),
     # The paper's settings: micro at 0.2 ms, 5 restarts, <= 20 EM rounds, M-step <= 200
     # iterations, 1-s age table (250 bins of 4 ms), 20 trials per amplitude, the authors'
     # MAP-EM objective (laplace=False). Documented, not run.
@@ -532,10 +536,11 @@ def fit(trial: ms.Trial, P: Preset, seed: int, rounds: int | None = None,
     """The neuLVM fit: parameters from ``U[0.4, 2] x`` truth, latent from smoothed spikes, EM.
 
     Populations of the recorded neurons are given (as in the paper); the bounds of the M-step
-    are ``[0.4, 2] x`` truth. ``laplace`` (default ``P.laplace``): the M-step's objective (see
-    :func:`lib.mesoscopic.m_step`). ``P.restarts`` random starts run ``P.restart_rounds``
-    rounds each (all rounds if 0); the one with the lowest :func:`selection_objective` on the
-    training trial (never the truth) is kept and runs the remaining rounds.
+    are ``[0.4, 2] x`` truth. ``laplace`` (default ``P.laplace``): the objective of both steps
+    (see :func:`lib.mesoscopic.fit_em`). ``P.restarts`` random starts run ``P.restart_rounds``
+    rounds each (all rounds if 0), after an E-step under their initial parameters if
+    ``P.e_first``; the one with the lowest :func:`selection_objective` on the training trial
+    (never the truth) is kept and runs the remaining rounds.
     """
     import time
 
@@ -551,12 +556,12 @@ def fit(trial: ms.Trial, P: Preset, seed: int, rounds: int | None = None,
         u = seeds.rng(seed, STREAM_INIT, r).uniform(0.4, 2.0, gt.theta.size)
         net0 = gt.with_theta(gt.theta * u)
         em = ms.fit_em(net0, trial, z0, reference=gt, n_ages=P.n_ages, n_iter=short,
-                       m_iter=P.m_iter, e_iter=P.e_iter, laplace=lap)
+                       m_iter=P.m_iter, e_iter=P.e_iter, laplace=lap, e_first=P.e_first)
         scores.append(selection_objective(em, trial, P.n_ages, lap) if P.restarts > 1
                       else float(em.losses[-1]))
         if best is None or scores[-1] < min(scores[:-1]):
             best, best_init = em, net0
-    if short < n_rounds and len(best.losses) == 2 * short:  # the chosen one did not stop
+    if short < n_rounds and best.steps.count("M") == short:  # the chosen one did not stop
         more = ms.fit_em(best.net, trial, best.z, reference=gt, n_ages=P.n_ages,
                          n_iter=n_rounds - short, m_iter=P.m_iter, e_iter=P.e_iter, laplace=lap)
         best = ms.EMFit(more.net, more.z, best.losses + more.losses, best.steps + more.steps)
@@ -622,7 +627,7 @@ def em_from_truth(trial: ms.Trial, z0, P: Preset, rounds: int, *, e_iter: int | 
     e_iter = P.e_iter if e_iter is None else e_iter
     net, z = gt, np.asarray(z0, float)
     if e_first:
-        z, _ = ms.e_step(net, trial, z, n_ages=A, max_iter=e_iter)
+        z, _ = ms.e_step(net, trial, z, n_ages=A, max_iter=e_iter, laplace=lap)
 
     def row(k):
         parts = objective_parts(net, trial, z, A)
@@ -635,7 +640,7 @@ def em_from_truth(trial: ms.Trial, z0, P: Preset, rounds: int, *, e_iter: int | 
     for k in range(1, rounds + 1):
         net, _ = ms.m_step(net, trial, z, reference=gt, n_ages=A, max_iter=P.m_iter, laplace=lap)
         if not m_only:
-            z, _ = ms.e_step(net, trial, z, n_ages=A, max_iter=e_iter)
+            z, _ = ms.e_step(net, trial, z, n_ages=A, max_iter=e_iter, laplace=lap)
         rows.append(row(k))
     return pd.DataFrame(rows).set_index("round")
 
