@@ -132,13 +132,13 @@ PRESETS = {
     "book": Preset(dt_micro=5e-4, dt=0.004, dt_fine=0.001, n_ages=100, n_ages_fine=400,
                    gt_trials=4, gt_s=50.0, history_s=1.0, estep_s=4.0, estep_iter=200,
                    train_s=10.0, em_rounds=20, m_iter=40, e_iter=40, restarts=5,
-                   restart_rounds=1, e_first=True, truth_rounds=2, profile=_PROFILE,
+                   restart_rounds=1, truth_rounds=2, profile=_PROFILE,
                    amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=32,
                    note="4 x 50 s of ground truth (dt 0.5 ms); E-step check of 200 iterations; EM "
-                        "on 10 s (5 restarts of an E-step and 1 round, the best by the "
-                        "Laplace-corrected objective continued to <= 20 rounds of 40 + 40 "
-                        "iterations, 0.4-s age table, Laplace-corrected E- and M-steps); 2 EM "
-                        "rounds from the truth per first latent; 5 amplitudes x 32 trials"),
+                        "on 10 s (5 restarts of 1 round, the best by the Laplace-corrected "
+                        "objective continued to <= 20 rounds of 40 + 40 iterations, 0.4-s age "
+                        "table, Laplace-corrected E- and M-steps); 2 EM rounds from the truth "
+                        "per first latent; 5 amplitudes x 32 trials"),
     # The paper's settings: micro at 0.2 ms, 5 restarts, <= 20 EM rounds, M-step <= 200
     # iterations, 1-s age table (250 bins of 4 ms), 20 trials per amplitude, the authors'
     # MAP-EM objective (laplace=False). Documented, not run.

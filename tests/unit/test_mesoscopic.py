@@ -262,6 +262,33 @@ def test_fit_em_passes_laplace_to_the_m_step(small_data):
     assert b.losses[0] == pytest.approx(rb.loss) and a.losses[0] != pytest.approx(rb.loss)
 
 
+def test_laplace_e_step_descends_the_corrected_objective(small_data):
+    net, trial, _ = small_data
+    z0 = ms.smoothed_latent(trial)
+    with torch.no_grad():
+        before = sum(float(x) for x in ms.neg_log_joint(net, trial, z0, 80, laplace=True))
+    zl, rl = ms.e_step(net, trial, z0, n_ages=80, max_iter=10, laplace=True)
+    zm, _ = ms.e_step(net, trial, z0, n_ages=80, max_iter=10)
+    with torch.no_grad():
+        after = sum(float(x) for x in ms.neg_log_joint(net, trial, zl, 80, laplace=True))
+    assert rl.loss == pytest.approx(after, rel=1e-12) and after < before
+    assert not np.allclose(zl, zm)  # a different objective, a different latent
+
+
+def test_fit_em_e_first_and_laplace_reach_the_e_step(small_data):
+    net, trial, _ = small_data
+    z0 = ms.smoothed_latent(trial)
+    start = net.with_theta(net.theta * 1.2)
+    em = ms.fit_em(start, trial, z0, reference=net, n_ages=80, n_iter=1, m_iter=2, e_iter=2,
+                   laplace=True, e_first=True)
+    z1, r1 = ms.e_step(start, trial, z0, n_ages=80, max_iter=2, laplace=True)
+    fitted, rm = ms.m_step(start, trial, z1, reference=net, n_ages=80, max_iter=2,
+                           laplace=True)
+    _, r2 = ms.e_step(fitted, trial, z1, n_ages=80, max_iter=2, laplace=True)
+    assert em.steps == ("E", "M", "E")
+    np.testing.assert_allclose(em.losses, [r1.loss, rm.loss, r2.loss], rtol=1e-12)
+
+
 def test_objective_parts_add_up(small_data):
     net, trial, z = small_data
     parts = proto.objective_parts(net, trial, z, 80)
@@ -283,6 +310,8 @@ def test_fit_keeps_the_restart_with_the_lowest_objective_and_continues_it(small_
     u = proto.seeds.rng(SEED, proto.STREAM_INIT, k).uniform(0.4, 2.0, 12)
     np.testing.assert_allclose(f.init.theta, gt.theta * u)
     assert len(f.restarts) == 3 and len(f.em.losses) in (2, 4)
+    fe = proto.fit(trial, dataclasses.replace(P, e_first=True), SEED)
+    assert fe.em.steps[0] == "E" and len(fe.em.losses) in (3, 5)
     em = ms.EMFit(f.em.net, f.em.z, (1.5,), ("E",))
     assert proto.selection_objective(em, trial, 80, False) == 1.5
     assert proto.selection_objective(em, trial, 80, True) == pytest.approx(
