@@ -52,12 +52,9 @@ def neg_log_joint_numpy(net: ms.Network, trial: ms.Trial, z, n_ages: int = 100) 
     dt, s0, A = trial.dt, trial.start, n_ages
     zf = np.concatenate([trial.z_history, np.asarray(z, float)], 0)  # (T, M)
     T, m = zf.shape
-    nr = max(int(round(net.t_ref / dt)), 1)  # refractory age bins
-    if net.leak == "exp":  # V <- d V + c (alpha_m mu + h)
-        d = np.exp(-dt * net.alpha_m)
-        c = (1 - d) / net.alpha_m
-    else:  # forward Euler
-        d, c = 1 - dt * net.alpha_m, np.full(m, dt)
+    nr = ms._n_ref(net, dt)  # refractory age bins
+    d, c = ms._leak(net, dt, net.alpha_m)  # V <- d V + c (alpha_m mu + h)
+    c = np.broadcast_to(c, (m,))
     d, g0, c = d[:, None], (c * net.alpha_m * net.mu)[:, None], c[:, None]
     ft = net.f_t[:, None]
     J = net.j[:, None] * net.sign  # row: presynaptic population

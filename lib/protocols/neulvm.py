@@ -15,7 +15,8 @@ chapter only:
   :func:`one_step_prediction` (the prediction of the true activity, authors' forward-Euler
   membrane step against the exact one, with and without the finite-size term),
   :func:`coupling_profile`, :func:`coupling_argmin`, :func:`fit_couplings`,
-  :func:`latent_scores`, :func:`fit`, :func:`free_runs`, :func:`perturbation`;
+  :func:`latent_scores`, :func:`fit`, :func:`objective_table`, :func:`em_from_truth`,
+  :func:`free_runs`, :func:`perturbation`;
 - the controls of the claims: :func:`mean_field_run` (the model without finite-size noise),
   :func:`scaled_couplings` (a wrong model for the E-step), and the likelihood without its
   finite-size term (``finite_size=False``);
@@ -591,6 +592,24 @@ def objective_parts(net: ms.Network, trial: ms.Trial, z, n_ages: int) -> dict:
     out.update({f"rate {p} (Hz)": float(r) for p, r in
                 zip(net.names, z.mean(0) / trial.dt, strict=True)})
     return out
+
+
+def objective_table(fit: Fit, trial: ms.Trial, z_true, z0, P: Preset) -> pd.DataFrame:
+    """The terms of the objective (:func:`objective_parts`) at four points, one row each.
+
+    ``truth``: the true activity ``z_true`` under the true parameters; ``fit``: the fit's end
+    point; ``fit's latent, true parameters``; ``true parameters, their E-step's latent``: the
+    latent that an E-step of ``P.estep_iter`` iterations from ``z0`` infers under the true
+    parameters (with ``P.laplace``'s objective), the end point the fit competes with.
+    """
+    gt = ms.winner_take_all()
+    z_gt, _ = ms.e_step(gt, trial, z0, n_ages=P.n_ages, max_iter=P.estep_iter,
+                        laplace=P.laplace)
+    points = {"truth": (gt, z_true), "fit": (fit.em.net, fit.em.z),
+              "fit's latent, true parameters": (gt, fit.em.z),
+              "true parameters, their E-step's latent": (gt, z_gt)}
+    return pd.DataFrame({k: objective_parts(net, trial, z, P.n_ages)
+                         for k, (net, z) in points.items()}).T
 
 
 def parameter_errors(net: ms.Network) -> tuple[float, float]:

@@ -318,6 +318,23 @@ def test_fit_keeps_the_restart_with_the_lowest_objective_and_continues_it(small_
         proto.objective_parts(f.em.net, trial, f.em.z, 80)["Laplace-corrected"])
 
 
+def test_objective_table_scores_the_fit_against_the_truth_with_its_own_latent(small_data):
+    _, trial, z = small_data
+    P = dataclasses.replace(proto.preset("ci"), n_ages=80, estep_iter=3, m_iter=2, e_iter=1,
+                            em_rounds=1, restarts=1)
+    f = proto.fit(trial, P, SEED)
+    z0 = ms.smoothed_latent(trial)
+    tab = proto.objective_table(f, trial, z, z0, P)
+    gt = ms.winner_take_all()
+    z_gt, _ = ms.e_step(gt, trial, z0, n_ages=80, max_iter=3, laplace=P.laplace)
+    assert list(tab.index) == ["truth", "fit", "fit's latent, true parameters",
+                               "true parameters, their E-step's latent"]
+    for row, (net, zz) in zip(tab.index, [(gt, z), (f.em.net, f.em.z), (gt, f.em.z),
+                                          (gt, z_gt)], strict=True):
+        assert tab.loc[row, "Laplace-corrected"] == pytest.approx(
+            proto.objective_parts(net, trial, zz, 80)["Laplace-corrected"], rel=1e-12)
+
+
 def test_em_from_truth_starts_at_the_truth_and_reports_every_round(small_data):
     _, trial, z = small_data
     P = dataclasses.replace(proto.preset("ci"), n_ages=80, m_iter=2, e_iter=1)
