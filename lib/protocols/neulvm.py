@@ -16,12 +16,14 @@ chapter only:
   membrane step against the exact one, with and without the finite-size term),
   :func:`coupling_profile`, :func:`coupling_argmin`, :func:`fit_couplings`,
   :func:`latent_scores`, :func:`fit`, :func:`objective_table`, :func:`em_from_truth`,
-  :func:`free_runs`, :func:`perturbation`;
+  :func:`free_runs`, :func:`perturbation`, :func:`step_check` (the M-step given the true
+  activity at several steps), :func:`switch_sensitivity` (switches against the couplings);
 - the controls of the claims: :func:`mean_field_run` (the model without finite-size noise),
   :func:`scaled_couplings` (a wrong model for the E-step), and the likelihood without its
   finite-size term (``finite_size=False``);
 - figures: :func:`plot_rates`, :func:`plot_latent`, :func:`plot_histograms`,
-  :func:`plot_switch_probability`, and :func:`explore_meso`, the explorer of the theory page.
+  :func:`plot_switch_probability`, :func:`plot_sensitivity`, and :func:`explore_meso`, the
+  explorer of the theory page.
 
 The paper's training data set is not distributed: every number comes from our simulation of the
 ground-truth network, and every data label says so.
@@ -29,7 +31,7 @@ ground-truth network, and every data label says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -74,6 +76,9 @@ class Preset:
         e_first: every restart begins with an E-step under its initial parameters, before
             its first M-step (the authors begin with the M-step, on the smoothed spikes).
         truth_rounds: EM rounds of :func:`em_from_truth` on the page (0: not run).
+        step_check: ``(dt, leak)`` pairs of :func:`step_check` (the M-step given the true
+            activity at each step and membrane step; empty: not run).
+        sensitivity: coupling scales of :func:`switch_sensitivity` (empty: not run).
         laplace: E- and M-steps on the Laplace-corrected objective (``True``, the book's
             deviation from the paper; see :func:`lib.mesoscopic.m_step` and
             :func:`lib.mesoscopic.e_step`) or on the joint likelihood (``False``, the
@@ -112,6 +117,8 @@ class Preset:
     restart_rounds: int = 0
     e_first: bool = False
     truth_rounds: int = 0
+    step_check: tuple[tuple[float, str], ...] = ()
+    sensitivity: tuple[float, ...] = ()
     note: str = ""
 
     @property
@@ -127,6 +134,7 @@ PRESETS = {
                  gt_trials=2, gt_s=12.0, history_s=1.0, estep_s=4.0, estep_iter=100,
                  train_s=4.0, em_rounds=1, m_iter=5, e_iter=5, restarts=1, profile=_PROFILE,
                  amplitudes=(0.0, 10.0), pert_trials=4,
+                 step_check=((0.004, "euler"), (0.004, "exp")), sensitivity=(0.97, 1.0, 1.03),
                  note="2 x 12 s of ground truth; E-step (100 iterations) and one short EM round "
                       "on a 4-s window; "
                       "a 2-amplitude perturbation without claims"),
@@ -135,11 +143,14 @@ PRESETS = {
                    train_s=10.0, em_rounds=20, m_iter=40, e_iter=40, restarts=5,
                    restart_rounds=1, truth_rounds=2, profile=_PROFILE,
                    amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=32,
+                   step_check=((0.004, "euler"), (0.004, "exp"), (0.002, "exp")),
+                   sensitivity=(0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03),
                    note="4 x 50 s of ground truth (dt 0.5 ms); E-step check of 200 iterations; EM "
                         "on 10 s (5 restarts of 1 round, the best by the Laplace-corrected "
                         "objective continued to <= 20 rounds of 40 + 40 iterations, 0.4-s age "
                         "table, Laplace-corrected E- and M-steps); 2 EM rounds from the truth "
-                        "per first latent; 5 amplitudes x 32 trials"),
+                        "per first latent; the M-step given the true activity at 4 and 2 ms; "
+                        "switches against coupling scale at 1 ms; 5 amplitudes x 32 trials"),
     # The paper's settings: micro at 0.2 ms, 5 restarts, <= 20 EM rounds, M-step <= 200
     # iterations, 1-s age table (250 bins of 4 ms), 20 trials per amplitude, the authors'
     # MAP-EM objective (laplace=False). Documented, not run.
@@ -391,8 +402,6 @@ def one_step_prediction(gt: GroundTruth, P: Preset) -> pd.DataFrame:
         One row per (membrane step, finite-size term): ``nll_z per bin``, ``resid E1``,
         ``resid E2``, ``resid I``.
     """
-    from dataclasses import replace
-
     H = int(round(P.history_s / P.dt))
     N = np.asarray(gt.net.n, float)
     rows = {}
@@ -664,6 +673,68 @@ def em_from_truth(trial: ms.Trial, z0, P: Preset, rounds: int, *, e_iter: int | 
     return pd.DataFrame(rows).set_index("round")
 
 
+def step_check(P: Preset, seed: int) -> pd.DataFrame:
+    """The M-step given the true activity, at each ``(dt, leak)`` of ``P.step_check``.
+
+    For each time step and membrane step (``"euler"``, the authors'; ``"exp"``, exact), the
+    training window of the ground truth binned at that step (:func:`window_trial`, age table
+    ``P.n_ages * P.dt / dt`` bins: the same 0.4 s) and an M-step over all 12 parameters
+    (``P.m_iter`` iterations, ``P.laplace``'s objective) started at the truth, given the true
+    activity: the best the EM could do with a perfect E-step. What is left of the errors is
+    the bias of the discretisation plus what the 10-s window does not pin down.
+
+    Returns:
+        One row per pair: the window's start (s), the largest relative errors of the couplings
+        and of the drives ``J / alpha_m``, the fitted drives over the true ones, and the
+        objective at the M-step's end minus that of the true parameters (nats; negative: the
+        likelihood prefers parameters away from the truth).
+    """
+    rows = []
+    for dt, leak in P.step_check:
+        k = P.dt / dt
+        if abs(k - round(k)) > 1e-9 or round(k) < 1:
+            raise ValueError(f"step_check steps must divide {P.dt} s, got {dt}")
+        k = int(round(k))
+        P2 = P if k == 1 else replace(P, dt=P.dt / k, n_ages=P.n_ages * k)
+        trial, z_true, t0 = window_trial(ground_truth(P2, seed), P2, P2.train_s)
+        net = replace(ms.winner_take_all(), leak=leak)
+        fitted, res = ms.m_step(net, trial, z_true, reference=net, n_ages=P2.n_ages,
+                                max_iter=P.m_iter, laplace=P.laplace)
+        key = "Laplace-corrected" if P.laplace else "MAP-EM objective"
+        truth = objective_parts(net, trial, z_true, P2.n_ages)[key]
+        je, de = parameter_errors(fitted)
+        rows.append({"step (ms)": dt * 1e3, "membrane step": leak, "window start (s)": t0,
+                     "couplings |error|": je, "drives |error|": de,
+                     **{f"drive {p} / truth": r for p, r in
+                        zip(ms.POPULATIONS, fitted.drive() / net.drive(), strict=True)},
+                     "objective minus truth's (nats)": res.loss - truth})
+    return pd.DataFrame(rows)
+
+
+def switch_sensitivity(P: Preset, seed: int, net: ms.Network | None = None) -> pd.DataFrame:
+    """Switches of the mesoscopic model against a common scale of its couplings, at ``dt_fine``.
+
+    Free runs (``gt_trials`` x ``gt_s`` s, the ground truth's length) of ``net`` (default the
+    true network) with all couplings times each scale of ``P.sensitivity``, every run from the
+    same random stream, so that only the couplings differ.
+
+    Returns:
+        One row per scale: the state rates (Hz), switches and mean complete dwell (s).
+    """
+    net = ms.winner_take_all() if net is None else net
+    rows = []
+    for s in P.sensitivity:
+        run = ms.simulate_meso(net.with_theta(scaled_couplings(net, s)), P.gt_s,
+                               seeds.rng(seed, STREAM_MESO, 11), dt_s=P.dt_fine,
+                               n_ages=P.n_ages_fine, n_trials=P.gt_trials)
+        st = ground_truth_stats(run.rates, P.dt_fine)
+        rows.append({"coupling scale": s, "E high (Hz)": st["E_high"],
+                     "E low (Hz)": st["E_low"], "switches": st["switches"],
+                     "mean dwell (s)": st["mean_dwell"]})
+    cols = ["coupling scale", "E high (Hz)", "E low (Hz)", "switches", "mean dwell (s)"]
+    return pd.DataFrame(rows, columns=cols).set_index("coupling scale")
+
+
 def parameter_table(fitted: ms.Network, init: ms.Network) -> pd.DataFrame:
     """Initial and fitted parameters relative to the truth, and the effective drives J/alpha_m."""
     gt = ms.winner_take_all()
@@ -792,6 +863,20 @@ def plot_switch_probability(ax, amplitudes, curves: dict) -> None:
     ax.set(xlabel="stimulus amplitude (2.5 mV per s)", ylabel="switch probability (dimensionless)",
            ylim=(-0.05, 1.05))
     ax.legend()
+
+
+def plot_sensitivity(ax, table: pd.DataFrame, n_gt: int) -> None:
+    """Switches against the coupling scale (:func:`switch_sensitivity`), with the network's
+    count ``n_gt`` and the band within a factor 3 of it (the free-run claims' criterion)."""
+    if not len(table):
+        raise ValueError("the sensitivity table is empty")
+    x = table.index.to_numpy(float)
+    ax.axhspan(n_gt / 3, 3 * n_gt, color="0.9", label="within a factor 3 of the network")
+    ax.axhline(n_gt, color="0.4", lw=0.8, label="microscopic ground truth")
+    ax.plot(x, np.maximum(table["switches"].to_numpy(float), 0.5), "o-", color=plotting.color(0),
+            label="meso, true parameters, couplings x scale")
+    ax.set(xlabel="coupling scale (dimensionless)", ylabel="switches in the runs", yscale="log")
+    ax.legend(fontsize="small")
 
 
 def explore_meso(coupling: float = 1.0, dt_ms: int = 4, amplitude: float = 0.0,

@@ -548,3 +548,81 @@ def test_one_step_prediction_is_unbiased_on_activity_drawn_from_its_own_model():
     assert pred.loc[("exp", "with"), "nll_z per bin"] < pred.loc[("exp", "without"),
                                                                  "nll_z per bin"]
     assert pred.index.tolist() == [(k, f) for k in ms.LEAKS for f in ("with", "without")]
+
+
+@pytest.fixture
+def fake_ground_truth(monkeypatch):
+    """A small network's run in place of the chapter's ground truth, binned at each preset's
+    step, and a training window at its start (no switch needed)."""
+    net = ms.winner_take_all(n=(300, 300, 150))
+    run = ms.simulate_micro(net, 2.0, np.random.default_rng(SEED + 11), dt_s=5e-4,
+                            n_record=3)
+
+    def ground_truth(P, seed):
+        z, y = ms.rebin(run, P.dt)
+        return proto.GroundTruth(net, z, y, run.population, P.dt, spikes=None)
+
+    def window_trial(gt, P, trial_s):
+        H = P.n_ages
+        L = int(round(trial_s / P.dt))
+        return (ms.make_trial(gt.y[0, :H + L], gt.population, P.dt, H), gt.z[0, H:H + L],
+                H * P.dt)
+
+    monkeypatch.setattr(proto, "ground_truth", ground_truth)
+    monkeypatch.setattr(proto, "window_trial", window_trial)
+    return ground_truth, window_trial
+
+
+def test_step_check_fits_the_true_activity_at_each_step(fake_ground_truth):
+    ground_truth, window_trial = fake_ground_truth
+    P = dataclasses.replace(proto.preset("ci"), n_ages=50, train_s=1.0, m_iter=3,
+                            step_check=((0.004, "euler"), (0.002, "exp")))
+    tab = proto.step_check(P, SEED)
+    assert tab["step (ms)"].tolist() == [4.0, 2.0]
+    assert tab["membrane step"].tolist() == ["euler", "exp"]
+    assert tab["window start (s)"].tolist() == pytest.approx([0.2, 0.2])
+    # the 2-ms row: the same window binned at 2 ms with a twice longer age table
+    P2 = dataclasses.replace(P, dt=0.002, n_ages=100)
+    trial, z, _ = window_trial(ground_truth(P2, SEED), P2, 1.0)
+    assert trial.n_latent == 500
+    gt = dataclasses.replace(ms.winner_take_all(), leak="exp")
+    fitted, res = ms.m_step(gt, trial, z, reference=gt, n_ages=100, max_iter=3, laplace=True)
+    je, de = proto.parameter_errors(fitted)
+    row = tab.iloc[1]
+    assert row["couplings |error|"] == pytest.approx(je, rel=1e-9)
+    assert row["drives |error|"] == pytest.approx(de, rel=1e-9)
+    assert row["drive I / truth"] == pytest.approx(fitted.drive()[2] / gt.drive()[2], rel=1e-9)
+    truth = proto.objective_parts(gt, trial, z, 100)["Laplace-corrected"]
+    assert row["objective minus truth's (nats)"] == pytest.approx(res.loss - truth, rel=1e-9)
+    # started at the truth, L-BFGS-B only goes down
+    assert (tab["objective minus truth's (nats)"] <= 1e-9).all()
+    with pytest.raises(ValueError, match="divide"):
+        proto.step_check(dataclasses.replace(P, step_check=((0.003, "exp"),)), SEED)
+    assert proto.step_check(dataclasses.replace(P, step_check=()), SEED).empty
+
+
+def test_switch_sensitivity_scales_only_the_couplings_on_common_draws():
+    P = dataclasses.replace(proto.preset("ci"), gt_trials=1, gt_s=2.0, sensitivity=(0.9, 1.0))
+    tab = proto.switch_sensitivity(P, SEED)
+    assert tab.index.tolist() == [0.9, 1.0]
+    net = ms.winner_take_all()
+    run = ms.simulate_meso(net, 2.0, proto.seeds.rng(SEED, proto.STREAM_MESO, 11),
+                           dt_s=P.dt_fine, n_ages=P.n_ages_fine, n_trials=1)
+    st = proto.ground_truth_stats(run.rates, P.dt_fine)
+    assert tab.loc[1.0, "E high (Hz)"] == st["E_high"]
+    assert tab.loc[1.0, "switches"] == st["switches"]
+    # weaker couplings: a less active winner
+    assert tab.loc[0.9, "E high (Hz)"] < tab.loc[1.0, "E high (Hz)"]
+    empty = proto.switch_sensitivity(dataclasses.replace(P, sensitivity=()), SEED)
+    assert empty.empty and "switches" in empty.columns
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    proto.plot_sensitivity(ax, tab, 4)
+    assert ax.get_yscale() == "log" and ax.get_xlabel().startswith("coupling scale")
+    with pytest.raises(ValueError, match="empty"):
+        proto.plot_sensitivity(ax, empty, 4)
+    plt.close(fig)
