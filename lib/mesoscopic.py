@@ -56,6 +56,7 @@ from typing import Sequence
 
 import numpy as np
 import scipy.optimize
+import scipy.special
 import torch
 from scipy.ndimage import gaussian_filter1d
 
@@ -901,6 +902,91 @@ def neg_log_joint_loop(net: Network, trial: Trial, z, n_ages: int = 100, theta=N
         hist = torch.cat([zf[t][None], hist[:-1]], 0)
         z_prev = zf[t]
     return nll_y, nll_z
+
+
+def particle_log_likelihood(net: Network, trial: Trial, *, n_ages: int = 100,
+                            n_particles: int = 1000, rng: np.random.Generator) -> float:
+    """``log p(y | theta)`` of the recorded spikes, the population activity integrated out.
+
+    A bootstrap particle filter over the mesoscopic model: ``n_particles`` copies of the
+    age table run the step of :func:`neg_log_joint_loop` (the history bins of the trial are
+    given, as in the likelihood); in every scored bin each particle is weighted by the
+    probability of the recorded spikes under its own table (the Bernoulli terms of
+    :func:`neg_log_joint`), the weights are resampled (systematic resampling) when their
+    effective number falls below half, and the particle's activity is drawn from the
+    transition density ``Normal(Zbar_t, Zbar_t / N + 0.1 dt / N)``, clipped to ``[0, 1]`` as in
+    :func:`simulate_meso`. The estimate of ``p(y | theta)`` is unbiased; its logarithm is
+    biased low by about half its variance, which falls as ``1 / n_particles``. It is what the
+    EM's MAP latent and its Laplace correction approximate (see :func:`m_step`).
+
+    Args:
+        net: the network.
+        trial: the :class:`Trial` (its ``z_history`` sets the history bins).
+        n_ages: age bins of the table.
+        n_particles: particles.
+        rng: the random generator of the draws.
+
+    Returns:
+        The estimate of ``log p(y | theta)`` (nats), a float.
+    """
+    n_ages = _check_trial_net(net, trial, n_ages)
+    K = _check_int(n_particles, "n_particles")
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError("rng must be a numpy.random.Generator")
+    dt, A, m = trial.dt, n_ages, net.m
+    nr = _n_ref(net, dt)
+    d, c = _leak(net, dt, net.alpha_m)
+    g0, J = c * net.alpha_m * net.mu, net.J
+    r = np.exp(-dt / net.tau_s)
+    N = np.asarray(net.n, float)
+    since = np.minimum(trial.since_last_spike(), A - 1)
+    pop = trial.population
+    T = trial.start + trial.n_latent
+    V = np.zeros((K, A, m))
+    logS = np.zeros((K, A, m))
+    hist = np.zeros((K, A, m))
+    isyn = np.tile(np.asarray(trial.isyn0, float), (K, 1))
+    z_prev = np.zeros((K, m))
+    logw = np.full(K, -math.log(K))  # normalised log-weights
+    ll = 0.0
+    for t in range(T):
+        isyn = r * isyn + (1 - r) * z_prev / dt
+        h = isyn @ J
+        if trial.i_ext is not None:
+            h = h + net.eps * trial.i_ext[t]
+        V = d * V + (g0 + c * h)[:, None, :]
+        V[:, :nr] = 0.0
+        lam = np.exp(V - net.f_t)
+        lam[:, :nr] = LAMBDA_REFRACTORY
+        P = -np.expm1(-lam * dt)
+        S = np.exp(logS)
+        mm = S * hist
+        v = mm - S * mm
+        sv = v.sum(1)
+        Lam = np.divide((P * v).sum(1), sv, out=np.zeros_like(sv), where=sv > 0)
+        zbar = np.clip((P * mm).sum(1) + Lam * (1 - mm.sum(1)), 0.0, 1.0)
+        if t >= trial.start:
+            x = lam[:, since[t], pop] * dt  # (K, recorded neurons)
+            obs = np.where(trial.y[t], np.log(-np.expm1(-x)), -x).sum(1)
+            inc = scipy.special.logsumexp(logw + obs)
+            ll += float(inc)
+            logw = logw + obs - inc
+            w = np.exp(logw)
+            if 1.0 / np.sum(w * w) < K / 2:
+                cdf = np.cumsum(w)
+                idx = np.minimum(np.searchsorted(cdf, (rng.random() + np.arange(K)) / K), K - 1)
+                V, logS, hist, isyn = V[idx], logS[idx], hist[idx], isyn[idx]
+                lam, zbar = lam[idx], zbar[idx]
+                logw = np.full(K, -math.log(K))
+            sd = np.sqrt(zbar / N + VAR_FLOOR * dt / N)
+            z = np.clip(zbar + sd * rng.standard_normal((K, m)), 0.0, 1.0)
+        else:
+            z = np.tile(trial.z_history[t], (K, 1))
+        logS = np.concatenate([np.zeros((K, 1, m)), logS[:, :-1] - lam[:, :-1] * dt], 1)
+        V = np.concatenate([np.zeros((K, 1, m)), V[:, :-1]], 1)
+        hist = np.concatenate([z[:, None], hist[:, :-1]], 1)
+        z_prev = z
+    return ll
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ chapter only:
   :func:`one_step_prediction` (the prediction of the true activity, authors' forward-Euler
   membrane step against the exact one, with and without the finite-size term),
   :func:`coupling_profile`, :func:`coupling_argmin`, :func:`fit_couplings`,
-  :func:`latent_scores`, :func:`fit`, :func:`objective_table`, :func:`em_from_truth`,
+  :func:`latent_scores`, :func:`fit`, :func:`objective_table`, :func:`marginal_table` (the
+  likelihood with the latent integrated out, by a particle filter), :func:`em_from_truth`,
   :func:`free_runs`, :func:`perturbation`, :func:`step_check` (the M-step given the true
   activity at several steps), :func:`switch_sensitivity` (switches against the couplings);
 - the controls of the claims: :func:`mean_field_run` (the model without finite-size noise),
@@ -79,6 +80,7 @@ class Preset:
         step_check: ``(dt, leak)`` pairs of :func:`step_check` (the M-step given the true
             activity at each step and membrane step; empty: not run).
         sensitivity: coupling scales of :func:`switch_sensitivity` (empty: not run).
+        particles: particles of :func:`marginal_table` (0: not run).
         laplace: E- and M-steps on the Laplace-corrected objective (``True``, the book's
             deviation from the paper; see :func:`lib.mesoscopic.m_step` and
             :func:`lib.mesoscopic.e_step`) or on the joint likelihood (``False``, the
@@ -119,6 +121,7 @@ class Preset:
     truth_rounds: int = 0
     step_check: tuple[tuple[float, str], ...] = ()
     sensitivity: tuple[float, ...] = ()
+    particles: int = 0
     note: str = ""
 
     @property
@@ -135,6 +138,7 @@ PRESETS = {
                  train_s=4.0, em_rounds=1, m_iter=5, e_iter=5, restarts=1, profile=_PROFILE,
                  amplitudes=(0.0, 10.0), pert_trials=4,
                  step_check=((0.004, "euler"), (0.004, "exp")), sensitivity=(0.97, 1.0, 1.03),
+                 particles=100,
                  note="2 x 12 s of ground truth; E-step (100 iterations) and one short EM round "
                       "on a 4-s window; "
                       "a 2-amplitude perturbation without claims"),
@@ -144,13 +148,14 @@ PRESETS = {
                    restart_rounds=1, truth_rounds=2, profile=_PROFILE,
                    amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=32,
                    step_check=((0.004, "euler"), (0.004, "exp"), (0.002, "exp")),
-                   sensitivity=(0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03),
+                   sensitivity=(0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03), particles=1000,
                    note="4 x 50 s of ground truth (dt 0.5 ms); E-step check of 200 iterations; EM "
                         "on 10 s (5 restarts of 1 round, the best by the Laplace-corrected "
                         "objective continued to <= 20 rounds of 40 + 40 iterations, 0.4-s age "
                         "table, Laplace-corrected E- and M-steps); 2 EM rounds from the truth "
                         "per first latent; the M-step given the true activity at 4 and 2 ms; "
-                        "switches against coupling scale at 1 ms; 5 amplitudes x 32 trials"),
+                        "switches against coupling scale at 1 ms; the marginal likelihood by "
+                        "1,000 particles; 5 amplitudes x 32 trials"),
     # The paper's settings: micro at 0.2 ms, 5 restarts, <= 20 EM rounds, M-step <= 200
     # iterations, 1-s age table (250 bins of 4 ms), 20 trials per amplitude, the authors'
     # MAP-EM objective (laplace=False). Documented, not run.
@@ -619,6 +624,29 @@ def objective_table(fit: Fit, trial: ms.Trial, z_true, z0, P: Preset) -> pd.Data
               "true parameters, their E-step's latent": (gt, z_gt)}
     return pd.DataFrame({k: objective_parts(net, trial, z, P.n_ages)
                          for k, (net, z) in points.items()}).T
+
+
+def marginal_table(fit: Fit, trial: ms.Trial, P: Preset, seed: int) -> pd.DataFrame:
+    """``-log p(y | theta)`` of the training trial, the latent integrated out, at the truth and
+    at the fit: :func:`lib.mesoscopic.particle_log_likelihood` with ``P.particles`` particles,
+    both from the same random stream (common random numbers, so that the difference has less
+    Monte Carlo error than either).
+
+    Returns:
+        One row per parameter set (``truth``, ``fit``): ``-log p(y | theta)`` (nats) and the
+        largest relative errors of the couplings and the drives.
+    """
+    if P.particles < 1:
+        raise ValueError("the preset has no particles (P.particles = 0)")
+    gt = ms.winner_take_all()
+    rows = {}
+    for name, net in (("truth", gt), ("fit", fit.em.net)):
+        ll = ms.particle_log_likelihood(net, trial, n_ages=P.n_ages, n_particles=P.particles,
+                                        rng=seeds.rng(seed, STREAM_MESO, 12))
+        je, de = parameter_errors(net)
+        rows[name] = {"-log p(y | theta) (nats)": -ll, "couplings |error|": je,
+                      "drives |error|": de}
+    return pd.DataFrame(rows).T
 
 
 def parameter_errors(net: ms.Network) -> tuple[float, float]:

@@ -626,3 +626,77 @@ def test_switch_sensitivity_scales_only_the_couplings_on_common_draws():
     with pytest.raises(ValueError, match="empty"):
         proto.plot_sensitivity(ax, empty, 4)
     plt.close(fig)
+
+
+def _mean_field_latent(net, trial, n_ages):
+    """The deterministic trajectory Z_t = Zbar_t of the scored bins, bin after bin, from the
+    vectorised likelihood (Zbar_t depends on Z before t only)."""
+    z = np.full((trial.n_latent, net.m), 0.01)
+    for t in range(trial.n_latent):
+        with torch.no_grad():
+            _, _, zb = ms.neg_log_joint(net, trial, z, n_ages, return_zbar=True)
+        z[t] = zb.numpy()[trial.start + t]
+    return z
+
+
+def test_particle_filter_is_exact_without_finite_size_noise(small_data):
+    # with N -> infinity every particle follows the mean-field trajectory: the estimate is
+    # then the recorded neurons' term of the likelihood along it, to the noise left
+    # (sd ~ sqrt(Zbar / N) ~ 1e-11 per bin, times a slope of O(10) nats per unit of Z over
+    # ~100 terms: ~1e-8 nats)
+    _, trial0, _ = small_data
+    trial = ms.make_trial(trial0.y[:140], trial0.population, 0.004, 100,
+                          z_history=trial0.z_history[:100])
+    net = ms.winner_take_all(n=(10**20, 10**20, 10**20))
+    z = _mean_field_latent(net, trial, 50)
+    with torch.no_grad():
+        ny, _ = ms.neg_log_joint(net, trial, z, 50)
+    ll = ms.particle_log_likelihood(net, trial, n_ages=50, n_particles=7,
+                                    rng=np.random.default_rng(SEED))
+    assert -ll == pytest.approx(float(ny), abs=1e-8)
+
+
+def test_particle_filter_is_seeded_and_prefers_the_true_model(small_data):
+    net, trial0, _ = small_data
+    trial = ms.make_trial(trial0.y[:400], trial0.population, 0.004, 100,
+                          z_history=trial0.z_history[:100])
+    runs = [ms.particle_log_likelihood(net, trial, n_ages=80, n_particles=200,
+                                       rng=np.random.default_rng(k)) for k in (1, 1, 2)]
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+    assert abs(runs[0] - runs[2]) < 5  # Monte Carlo error of a few nats at most
+    wrong = net.with_theta(proto.scaled_couplings(net, 0.6))
+    ll_w = ms.particle_log_likelihood(wrong, trial, n_ages=80, n_particles=200,
+                                      rng=np.random.default_rng(1))
+    assert ll_w < min(runs) - 10
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_particles": 0}, "n_particles"),
+    ({"rng": 3}, "Generator"),
+    ({"n_ages": 500}, "history"),
+])
+def test_particle_filter_rejects_bad_input(small_data, kwargs, match):
+    net, trial, _ = small_data
+    args = {"n_ages": 80, "n_particles": 10, "rng": np.random.default_rng(0)} | kwargs
+    with pytest.raises(ValueError, match=match):
+        ms.particle_log_likelihood(net, trial, **args)
+
+
+def test_marginal_table_scores_truth_and_fit_on_common_draws(small_data):
+    net, trial0, z = small_data
+    trial = ms.make_trial(trial0.y[:200], trial0.population, 0.004, 100,
+                          z_history=trial0.z_history[:100])
+    gt = ms.winner_take_all()
+    fitted = gt.with_theta(proto.scaled_couplings(gt, 1.2))
+    f = proto.Fit(ms.EMFit(fitted, z[:100], (), ()), gt, (), 0.0)
+    P = dataclasses.replace(proto.preset("ci"), n_ages=80, particles=20)
+    tab = proto.marginal_table(f, trial, P, SEED)
+    assert list(tab.index) == ["truth", "fit"]
+    for name, n in (("truth", gt), ("fit", fitted)):
+        ll = ms.particle_log_likelihood(n, trial, n_ages=80, n_particles=20,
+                                        rng=proto.seeds.rng(SEED, proto.STREAM_MESO, 12))
+        assert tab.loc[name, "-log p(y | theta) (nats)"] == -ll
+    assert tab.loc["fit", "couplings |error|"] == pytest.approx(0.2)
+    assert tab.loc["truth", "drives |error|"] == 0
+    with pytest.raises(ValueError, match="particles"):
+        proto.marginal_table(f, trial, dataclasses.replace(P, particles=0), SEED)
