@@ -719,6 +719,8 @@ def step_check(P: Preset, seed: int) -> pd.DataFrame:
     """
     rows = []
     for dt, leak in P.step_check:
+        if not dt > 0:
+            raise ValueError(f"step_check steps must be positive, got {dt}")
         k = P.dt / dt
         if abs(k - round(k)) > 1e-9 or round(k) < 1:
             raise ValueError(f"step_check steps must divide {P.dt} s, got {dt}")
@@ -895,15 +897,19 @@ def plot_switch_probability(ax, amplitudes, curves: dict) -> None:
 
 def plot_sensitivity(ax, table: pd.DataFrame, n_gt: int) -> None:
     """Switches against the coupling scale (:func:`switch_sensitivity`), with the network's
-    count ``n_gt`` and the band within a factor 3 of it (the free-run claims' criterion)."""
+    count ``n_gt`` and the band within a factor 3 of it (the free-run claims' criterion). The
+    axis is logarithmic: a count of 0 is drawn at 0.5, and says so on the axis."""
     if not len(table):
         raise ValueError("the sensitivity table is empty")
+    if not n_gt > 0:
+        raise ValueError(f"n_gt (the network's switches) must be positive, got {n_gt!r}")
     x = table.index.to_numpy(float)
     ax.axhspan(n_gt / 3, 3 * n_gt, color="0.9", label="within a factor 3 of the network")
     ax.axhline(n_gt, color="0.4", lw=0.8, label="microscopic ground truth")
     ax.plot(x, np.maximum(table["switches"].to_numpy(float), 0.5), "o-", color=plotting.color(0),
             label="meso, true parameters, couplings x scale")
-    ax.set(xlabel="coupling scale (dimensionless)", ylabel="switches in the runs", yscale="log")
+    ax.set(xlabel="coupling scale (dimensionless)", ylabel="switches in the runs (0 at 0.5)",
+           yscale="log")
     ax.legend(fontsize="small")
 
 

@@ -598,6 +598,8 @@ def test_step_check_fits_the_true_activity_at_each_step(fake_ground_truth):
     assert (tab["objective minus truth's (nats)"] <= 1e-9).all()
     with pytest.raises(ValueError, match="divide"):
         proto.step_check(dataclasses.replace(P, step_check=((0.003, "exp"),)), SEED)
+    with pytest.raises(ValueError, match="positive"):
+        proto.step_check(dataclasses.replace(P, step_check=((0.0, "exp"),)), SEED)
     assert proto.step_check(dataclasses.replace(P, step_check=()), SEED).empty
 
 
@@ -625,6 +627,8 @@ def test_switch_sensitivity_scales_only_the_couplings_on_common_draws():
     assert ax.get_yscale() == "log" and ax.get_xlabel().startswith("coupling scale")
     with pytest.raises(ValueError, match="empty"):
         proto.plot_sensitivity(ax, empty, 4)
+    with pytest.raises(ValueError, match="n_gt"):
+        proto.plot_sensitivity(ax, tab, 0)
     plt.close(fig)
 
 
