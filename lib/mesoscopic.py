@@ -541,7 +541,6 @@ def simulate_meso(net: Network, duration_s: float, rng: np.random.Generator, *,
     d, c = _leak(net, dt, net.alpha_m)
     g0 = c * net.alpha_m * net.mu
     nr = _n_ref(net, dt)
-    ft = net.f_t[None, :, None]
     J = net.J
     z_out = np.empty((n_trials, steps, m))
     zb_out = np.empty((n_trials, steps, m))
@@ -551,27 +550,42 @@ def simulate_meso(net: Network, duration_s: float, rng: np.random.Generator, *,
         h = isyn @ J
         if pulse is not None:
             h = h + net.eps * pulse.at(t * dt, m)
-        V = d[None, :, None] * V + (g0 + c * h)[:, :, None]
-        V[:, :, :nr] = 0.0
-        lam = np.exp(V - ft)
-        lam[:, :, :nr] = LAMBDA_REFRACTORY
-        P = _p_spike(lam, dt)
-        S = np.exp(logS)
-        mm = S * hist
-        v = (1 - S) * mm
-        sv = v.sum(-1)
-        Lam = np.divide((P * v).sum(-1), sv, out=np.zeros_like(sv), where=sv > 0)
-        zbar = np.clip((P * mm).sum(-1) + Lam * (1 - mm.sum(-1)), 0.0, 1.0)
+        V, lam, zbar = _table_step(V, logS, hist, g0 + c * h, d, net.f_t, nr, dt)
         z = np.clip(zbar + np.sqrt(zbar / N) * xi[t], 0.0, 1.0) if noise else zbar
         z_out[:, t], zb_out[:, t] = z, zbar
-        # shift the ages; the newest cohort enters at age 0
-        logS[:, :, 1:] = logS[:, :, :-1] - lam[:, :, :-1] * dt
-        logS[:, :, 0] = 0.0
-        V[:, :, 1:] = V[:, :, :-1]
-        V[:, :, 0] = 0.0
-        hist[:, :, 1:] = hist[:, :, :-1]
-        hist[:, :, 0] = z
+        _table_shift(V, logS, hist, lam, z, dt)
     return MesoRun(dt, z_out, zb_out)
+
+
+def _table_step(V, logS, hist, drive, d, f_t, nr: int, dt: float):
+    """One step of the age tables ``(..., M, A)`` (numpy): steps 2-5 of the module docstring.
+
+    ``drive`` ``(..., M)`` is ``c (alpha_m mu + h)`` of the membrane step ``V <- d V + drive``.
+    Returns the new potentials, the hazards ``(..., M, A)`` and ``Zbar`` ``(..., M)``.
+    """
+    V = d[:, None] * V + drive[..., None]
+    V[..., :nr] = 0.0
+    lam = np.exp(V - f_t[:, None])
+    lam[..., :nr] = LAMBDA_REFRACTORY
+    P = _p_spike(lam, dt)
+    S = np.exp(logS)
+    mm = S * hist
+    v = (1 - S) * mm
+    sv = v.sum(-1)
+    Lam = np.divide((P * v).sum(-1), sv, out=np.zeros_like(sv), where=sv > 0)
+    zbar = np.clip((P * mm).sum(-1) + Lam * (1 - mm.sum(-1)), 0.0, 1.0)
+    return V, lam, zbar
+
+
+def _table_shift(V, logS, hist, lam, z, dt: float) -> None:
+    """Step 7 of the module docstring, in place: every cohort ages by one bin, the cohort born
+    in this bin (activity ``z`` ``(..., M)``) enters at age 0."""
+    logS[..., 1:] = logS[..., :-1] - lam[..., :-1] * dt
+    logS[..., 0] = 0.0
+    V[..., 1:] = V[..., :-1]
+    V[..., 0] = 0.0
+    hist[..., 1:] = hist[..., :-1]
+    hist[..., 0] = z
 
 
 # ----------------------------------------------------------------------------------------------
@@ -909,7 +923,7 @@ def particle_log_likelihood(net: Network, trial: Trial, *, n_ages: int = 100,
     """``log p(y | theta)`` of the recorded spikes, the population activity integrated out.
 
     A bootstrap particle filter over the mesoscopic model: ``n_particles`` copies of the
-    age table run the step of :func:`neg_log_joint_loop` (the history bins of the trial are
+    age table run the step of :func:`simulate_meso` (the history bins of the trial are
     given, as in the likelihood); in every scored bin each particle is weighted by the
     probability of the recorded spikes under its own table (the Bernoulli terms of
     :func:`neg_log_joint`), the weights are resampled (systematic resampling) when their
@@ -942,9 +956,7 @@ def particle_log_likelihood(net: Network, trial: Trial, *, n_ages: int = 100,
     since = np.minimum(trial.since_last_spike(), A - 1)
     pop = trial.population
     T = trial.start + trial.n_latent
-    V = np.zeros((K, A, m))
-    logS = np.zeros((K, A, m))
-    hist = np.zeros((K, A, m))
+    V, logS, hist = (np.zeros((K, m, A)) for _ in range(3))  # layout of simulate_meso
     isyn = np.tile(np.asarray(trial.isyn0, float), (K, 1))
     z_prev = np.zeros((K, m))
     logw = np.full(K, -math.log(K))  # normalised log-weights
@@ -954,19 +966,9 @@ def particle_log_likelihood(net: Network, trial: Trial, *, n_ages: int = 100,
         h = isyn @ J
         if trial.i_ext is not None:
             h = h + net.eps * trial.i_ext[t]
-        V = d * V + (g0 + c * h)[:, None, :]
-        V[:, :nr] = 0.0
-        lam = np.exp(V - net.f_t)
-        lam[:, :nr] = LAMBDA_REFRACTORY
-        P = -np.expm1(-lam * dt)
-        S = np.exp(logS)
-        mm = S * hist
-        v = mm - S * mm
-        sv = v.sum(1)
-        Lam = np.divide((P * v).sum(1), sv, out=np.zeros_like(sv), where=sv > 0)
-        zbar = np.clip((P * mm).sum(1) + Lam * (1 - mm.sum(1)), 0.0, 1.0)
+        V, lam, zbar = _table_step(V, logS, hist, g0 + c * h, d, net.f_t, nr, dt)
         if t >= trial.start:
-            x = lam[:, since[t], pop] * dt  # (K, recorded neurons)
+            x = lam[:, pop, since[t]] * dt  # (K, recorded neurons)
             obs = np.where(trial.y[t], np.log(-np.expm1(-x)), -x).sum(1)
             inc = scipy.special.logsumexp(logw + obs)
             ll += float(inc)
@@ -982,9 +984,7 @@ def particle_log_likelihood(net: Network, trial: Trial, *, n_ages: int = 100,
             z = np.clip(zbar + sd * rng.standard_normal((K, m)), 0.0, 1.0)
         else:
             z = np.tile(trial.z_history[t], (K, 1))
-        logS = np.concatenate([np.zeros((K, 1, m)), logS[:, :-1] - lam[:, :-1] * dt], 1)
-        V = np.concatenate([np.zeros((K, 1, m)), V[:, :-1]], 1)
-        hist = np.concatenate([z[:, None], hist[:, :-1]], 1)
+        _table_shift(V, logS, hist, lam, z, dt)
         z_prev = z
     return ll
 
