@@ -918,6 +918,74 @@ def neg_log_joint_loop(net: Network, trial: Trial, z, n_ages: int = 100, theta=N
     return nll_y, nll_z
 
 
+def _particle_filter(net: Network, trial: Trial, n_ages, n_particles, rng, n_paths: int = 0):
+    """The bootstrap particle filter of :func:`particle_log_likelihood` and
+    :func:`particle_paths`: ``(log p(y | theta), paths or None)``."""
+    n_ages = _check_trial_net(net, trial, n_ages)
+    K = _check_int(n_particles, "n_particles")
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError("rng must be a numpy.random.Generator")
+    n_paths = _check_int(n_paths, "n_paths", low=0)
+    dt, A, m = trial.dt, n_ages, net.m
+    nr = _n_ref(net, dt)
+    d, c = _leak(net, dt, net.alpha_m)
+    g0, J = c * net.alpha_m * net.mu, net.J
+    r = np.exp(-dt / net.tau_s)
+    N = np.asarray(net.n, float)
+    since = np.minimum(trial.since_last_spike(), A - 1)
+    pop = trial.population
+    T = trial.start + trial.n_latent
+    V, logS, hist = (np.zeros((K, m, A)) for _ in range(3))  # layout of simulate_meso
+    isyn = np.tile(np.asarray(trial.isyn0, float), (K, 1))
+    z_prev = np.zeros((K, m))
+    logw = np.full(K, -math.log(K))  # normalised log-weights
+    ll = 0.0
+    if n_paths:  # every particle's activity, and the parent of each after resampling
+        Z = np.empty((trial.n_latent, K, m))
+        parent = np.empty((trial.n_latent, K), dtype=np.intp)
+    for t in range(T):
+        isyn = r * isyn + (1 - r) * z_prev / dt
+        h = isyn @ J
+        if trial.i_ext is not None:
+            h = h + net.eps * trial.i_ext[t]
+        V, lam, zbar = _table_step(V, logS, hist, g0 + c * h, d, net.f_t, nr, dt)
+        if t >= trial.start:
+            x = lam[:, pop, since[t]] * dt  # (K, recorded neurons)
+            obs = np.where(trial.y[t], np.log(-np.expm1(-x)), -x).sum(1)
+            inc = scipy.special.logsumexp(logw + obs)
+            ll += float(inc)
+            logw = logw + obs - inc
+            w = np.exp(logw)
+            if 1.0 / np.sum(w * w) < K / 2:
+                cdf = np.cumsum(w)
+                idx = np.minimum(np.searchsorted(cdf, (rng.random() + np.arange(K)) / K), K - 1)
+                V, logS, hist, isyn = V[idx], logS[idx], hist[idx], isyn[idx]
+                lam, zbar = lam[idx], zbar[idx]
+                logw = np.full(K, -math.log(K))
+                if n_paths:
+                    parent[t - trial.start] = idx
+            elif n_paths:
+                parent[t - trial.start] = np.arange(K)
+            sd = np.sqrt(zbar / N + VAR_FLOOR * dt / N)
+            z = np.clip(zbar + sd * rng.standard_normal((K, m)), 0.0, 1.0)
+            if n_paths:
+                Z[t - trial.start] = z
+        else:
+            z = np.tile(trial.z_history[t], (K, 1))
+        _table_shift(V, logS, hist, lam, z, dt)
+        z_prev = z
+    if not n_paths:
+        return ll, None
+    # n_paths lineages, their last particles drawn by the final weights, traced back
+    w = np.exp(logw)
+    k = rng.choice(K, n_paths, p=w / w.sum())
+    paths = np.empty((n_paths, trial.n_latent, m))
+    for i in range(trial.n_latent - 1, -1, -1):
+        paths[:, i] = Z[i, k]
+        k = parent[i, k]  # the particle of bin i - 1 that particle k of bin i descends from
+    return ll, paths
+
+
 def particle_log_likelihood(net: Network, trial: Trial, *, n_ages: int = 100,
                             n_particles: int = 1000, rng: np.random.Generator) -> float:
     """``log p(y | theta)`` of the recorded spikes, the population activity integrated out.
@@ -943,50 +1011,36 @@ def particle_log_likelihood(net: Network, trial: Trial, *, n_ages: int = 100,
     Returns:
         The estimate of ``log p(y | theta)`` (nats), a float.
     """
-    n_ages = _check_trial_net(net, trial, n_ages)
-    K = _check_int(n_particles, "n_particles")
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError("rng must be a numpy.random.Generator")
-    dt, A, m = trial.dt, n_ages, net.m
-    nr = _n_ref(net, dt)
-    d, c = _leak(net, dt, net.alpha_m)
-    g0, J = c * net.alpha_m * net.mu, net.J
-    r = np.exp(-dt / net.tau_s)
-    N = np.asarray(net.n, float)
-    since = np.minimum(trial.since_last_spike(), A - 1)
-    pop = trial.population
-    T = trial.start + trial.n_latent
-    V, logS, hist = (np.zeros((K, m, A)) for _ in range(3))  # layout of simulate_meso
-    isyn = np.tile(np.asarray(trial.isyn0, float), (K, 1))
-    z_prev = np.zeros((K, m))
-    logw = np.full(K, -math.log(K))  # normalised log-weights
-    ll = 0.0
-    for t in range(T):
-        isyn = r * isyn + (1 - r) * z_prev / dt
-        h = isyn @ J
-        if trial.i_ext is not None:
-            h = h + net.eps * trial.i_ext[t]
-        V, lam, zbar = _table_step(V, logS, hist, g0 + c * h, d, net.f_t, nr, dt)
-        if t >= trial.start:
-            x = lam[:, pop, since[t]] * dt  # (K, recorded neurons)
-            obs = np.where(trial.y[t], np.log(-np.expm1(-x)), -x).sum(1)
-            inc = scipy.special.logsumexp(logw + obs)
-            ll += float(inc)
-            logw = logw + obs - inc
-            w = np.exp(logw)
-            if 1.0 / np.sum(w * w) < K / 2:
-                cdf = np.cumsum(w)
-                idx = np.minimum(np.searchsorted(cdf, (rng.random() + np.arange(K)) / K), K - 1)
-                V, logS, hist, isyn = V[idx], logS[idx], hist[idx], isyn[idx]
-                lam, zbar = lam[idx], zbar[idx]
-                logw = np.full(K, -math.log(K))
-            sd = np.sqrt(zbar / N + VAR_FLOOR * dt / N)
-            z = np.clip(zbar + sd * rng.standard_normal((K, m)), 0.0, 1.0)
-        else:
-            z = np.tile(trial.z_history[t], (K, 1))
-        _table_shift(V, logS, hist, lam, z, dt)
-        z_prev = z
-    return ll
+    return _particle_filter(net, trial, n_ages, n_particles, rng)[0]
+
+
+def particle_paths(net: Network, trial: Trial, *, n_ages: int = 100, n_particles: int = 1000,
+                   n_paths: int = 4, rng: np.random.Generator):
+    """Latent paths drawn from the particle filter's approximation of ``p(Z | y, theta)``.
+
+    The filter of :func:`particle_log_likelihood` keeps every particle's activity and, at every
+    resampling, the particle each one descends from. ``n_paths`` particles of the last bin are
+    drawn by their final weights and their lineages are traced back to the first scored bin
+    (ancestral paths, the smoother of the filter's genealogy). The paths are approximate draws
+    from the posterior of the activity, with a bias that falls with ``n_particles``; lineages
+    that share an ancestor share their path before it. They are what the particle EM averages
+    its M-step over (:func:`m_step` with a stack of latents; :func:`particle_em`).
+
+    Args:
+        net: the network.
+        trial: the :class:`Trial`.
+        n_ages: age bins of the table.
+        n_particles: particles.
+        n_paths: paths to draw (at least 1).
+        rng: the random generator of the draws.
+
+    Returns:
+        ``(log_likelihood, paths)``: the filter's estimate of ``log p(y | theta)`` (nats, the
+        same as :func:`particle_log_likelihood` with the same ``rng`` state) and the paths
+        ``(n_paths, T - start, M)``, fractions in ``[0, 1]``.
+    """
+    _check_int(n_paths, "n_paths")
+    return _particle_filter(net, trial, n_ages, n_particles, rng, n_paths)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1112,7 +1166,9 @@ def m_step(net: Network, trial: Trial, z, *, reference: Network | None = None,
     Args:
         net: the starting network.
         trial: the :class:`Trial`.
-        z: latent activity ``(T - start, M)``.
+        z: latent activity ``(T - start, M)``, or a stack of latent paths ``(S, T - start,
+            M)`` (e.g. :func:`particle_paths`): the M-step then minimises the mean of the
+            objective over the paths, the Monte Carlo M-step of :func:`particle_em`.
         reference: the network whose parameters set the units and the bounds (default ``net``).
         bounds: ``(low, high)`` relative to ``reference.theta``.
         n_ages: age bins of the table.
@@ -1144,14 +1200,21 @@ def m_step(net: Network, trial: Trial, z, *, reference: Network | None = None,
     u0 = net.theta / scale
     box = [(lo, hi)] * int(mask.sum())
     z_t = torch.as_tensor(np.asarray(z, float))
+    if z_t.ndim == 3 and z_t.shape[0] == 0:
+        raise ValueError("z must hold at least one latent path")
+    paths = list(z_t) if z_t.ndim == 3 else [z_t]  # _z_full checks each one's shape
     scale_t = torch.as_tensor(scale)
     u_fixed = torch.as_tensor(u0)
     mask_t = torch.as_tensor(mask)
 
+    def terms(theta):
+        parts = [_terms(net, trial, zp, theta, n_ages, laplace=laplace) for zp in paths]
+        return (sum(p[0] for p in parts) / len(parts), sum(p[1] for p in parts) / len(parts))
+
     def f(u_free):
         u = u_fixed.clone()
         u[mask_t] = u_free
-        return _terms(net, trial, z_t, u * scale_t, n_ages, laplace=laplace)
+        return terms(u * scale_t)
 
     x0 = np.clip(u0[mask], [b[0] for b in box], [b[1] for b in box])
     res = scipy.optimize.minimize(lambda x: _value_and_grad(f, x), x0, jac=True, method="L-BFGS-B",
@@ -1160,7 +1223,7 @@ def m_step(net: Network, trial: Trial, z, *, reference: Network | None = None,
     u[mask] = res.x
     fitted = net.with_theta(u * scale)
     with torch.no_grad():
-        ny, nz = _terms(fitted, trial, z_t, None, n_ages, laplace=laplace)
+        ny, nz = terms(torch.as_tensor(fitted.theta))
     return fitted, StepResult(float(ny + nz), float(ny), float(nz), int(res.nit))
 
 
@@ -1240,6 +1303,95 @@ def fit_em(net0: Network, trial: Trial, z0, *, reference: Network | None = None,
             break
         best = re.loss
     return EMFit(net, z, tuple(losses), tuple(steps))
+
+
+@dataclass(frozen=True)
+class ParticleEMFit:
+    """The outcome of :func:`particle_em`.
+
+    Attributes:
+        net: the parameters of the highest estimated ``log p(y | theta)`` among :attr:`nets`.
+        nets: the parameters before the first round and after every round.
+        log_likelihoods: the particle filter's estimate of ``log p(y | theta)`` (nats) at
+            each of :attr:`nets`.
+        best: the index of :attr:`net` in :attr:`nets`.
+    """
+
+    net: Network
+    nets: tuple[Network, ...] = field(repr=False)
+    log_likelihoods: tuple[float, ...]
+    best: int
+
+
+def particle_em(net0: Network, trial: Trial, *, reference: Network | None = None,
+                bounds=(0.4, 2.0), n_ages: int = 100, n_rounds: int = 8,
+                n_particles: int = 500, n_paths: int = 2, m_iter: int = 40,
+                relax: float = 1.0, rng: np.random.Generator, callback=None) -> ParticleEMFit:
+    """Monte Carlo EM on the marginal likelihood ``p(y | theta)``, the latent drawn, not
+    maximised.
+
+    Every round runs the particle filter under the current parameters
+    (:func:`particle_paths`), which estimates ``log p(y | theta)`` and draws ``n_paths``
+    latent paths from the posterior, and then an M-step of ``m_iter`` iterations on the mean
+    of the negative log joint (with the transition density's normaliser) over those paths
+    (:func:`m_step`). With exact posterior draws and many paths this is EM on ``p(y |
+    theta)``, whose fixed points are its stationary points; the MAP-EM of :func:`fit_em`
+    replaces the draws by the single most probable latent, which biases the parameters. The
+    filter's estimate after the last round is computed too, and the parameters with the
+    highest estimate are returned.
+
+    ``relax > 1`` over-relaxes each step in the units of the M-step: ``u <- u + relax (M(u) -
+    u)``, clipped to the bounds. EM's steps shrink by the fraction of missing information, which
+    is large when a few recorded neurons stand for a population, and the over-relaxed step
+    covers that ground in fewer rounds (at the cost of more Monte Carlo noise per step).
+
+    Args:
+        net0: the initial network (e.g. the end point of :func:`fit_em`).
+        trial: the :class:`Trial`.
+        reference: sets the units and bounds of the M-step (see :func:`m_step`).
+        bounds: ``(low, high)`` relative to the reference.
+        n_ages: age bins of the table.
+        n_rounds: rounds.
+        n_particles: particles of each filter.
+        n_paths: latent paths per round.
+        m_iter: L-BFGS-B iterations per M-step.
+        relax: over-relaxation factor, ``>= 1``.
+        rng: the random generator of the filters.
+        callback: optional function called with ``(round, net, log_likelihood)`` after each
+            filter.
+
+    Returns:
+        A :class:`ParticleEMFit`.
+    """
+    n_rounds = _check_int(n_rounds, "n_rounds")
+    _check_int(n_paths, "n_paths")
+    relax = float(relax)
+    if not (1.0 <= relax < math.inf):
+        raise ValueError(f"relax must be a finite number >= 1, got {relax!r}")
+    ref = net0 if reference is None else reference
+    scale = ref.theta
+    lo, hi = bounds
+    net, nets, lls = net0, [], []
+    for k in range(n_rounds):
+        ll, paths = particle_paths(net, trial, n_ages=n_ages, n_particles=n_particles,
+                                   n_paths=n_paths, rng=rng)
+        nets.append(net)
+        lls.append(ll)
+        if callback is not None:
+            callback(k, net, ll)
+        new, _ = m_step(net, trial, paths, reference=ref, bounds=bounds, n_ages=n_ages,
+                        max_iter=m_iter)
+        if relax != 1.0:
+            u0, u1 = net.theta / scale, new.theta / scale
+            new = net.with_theta(np.clip(u0 + relax * (u1 - u0), lo, hi) * scale)
+        net = new
+    ll = particle_log_likelihood(net, trial, n_ages=n_ages, n_particles=n_particles, rng=rng)
+    nets.append(net)
+    lls.append(ll)
+    if callback is not None:
+        callback(n_rounds, net, ll)
+    best = int(np.argmax(lls))
+    return ParticleEMFit(nets[best], tuple(nets), tuple(lls), best)
 
 
 # ----------------------------------------------------------------------------------------------
