@@ -48,7 +48,7 @@ from lib import plotting, scales, seeds
 DATASET = "neulvm-winner-take-all"
 #: Streams of the random draws (labels of :func:`lib.seeds.rng` after the seed): micro runs,
 #: meso runs, init, perturbation micro and meso runs.
-STREAM_MICRO, STREAM_MESO, STREAM_INIT, STREAM_PERT_MICRO, STREAM_PERT_MESO = range(5)
+STREAM_MICRO, STREAM_MESO, STREAM_INIT, STREAM_PERT_MICRO, STREAM_PERT_MESO, STREAM_PEM = range(6)
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,11 @@ class Preset:
             activity at each step and membrane step; empty: not run).
         sensitivity: coupling scales of :func:`switch_sensitivity` (empty: not run).
         particles: particles of :func:`marginal_table` (0: not run).
+        pem_rounds: rounds of the particle EM that :func:`refine` runs after the MAP-EM (0:
+            none, the fit is the MAP-EM's).
+        pem_particles: particles of each of its filters.
+        pem_paths: latent paths per round.
+        pem_relax: its over-relaxation factor (see :func:`lib.mesoscopic.particle_em`).
         laplace: E- and M-steps on the Laplace-corrected objective (``True``, the book's
             deviation from the paper; see :func:`lib.mesoscopic.m_step` and
             :func:`lib.mesoscopic.e_step`) or on the joint likelihood (``False``, the
@@ -122,6 +127,10 @@ class Preset:
     step_check: tuple[tuple[float, str], ...] = ()
     sensitivity: tuple[float, ...] = ()
     particles: int = 0
+    pem_rounds: int = 0
+    pem_particles: int = 500
+    pem_paths: int = 2
+    pem_relax: float = 2.0
     note: str = ""
 
     @property
@@ -138,9 +147,9 @@ PRESETS = {
                  train_s=4.0, em_rounds=1, m_iter=5, e_iter=5, restarts=1, profile=_PROFILE,
                  amplitudes=(0.0, 10.0), pert_trials=4,
                  step_check=((0.004, "euler"), (0.004, "exp")), sensitivity=(0.97, 1.0, 1.03),
-                 particles=100,
+                 particles=100, pem_rounds=1, pem_particles=50, pem_paths=1,
                  note="2 x 12 s of ground truth; E-step (100 iterations) and one short EM round "
-                      "on a 4-s window; "
+                      "on a 4-s window, one round of particle EM (50 particles); "
                       "a 2-amplitude perturbation without claims"),
     "book": Preset(dt_micro=5e-4, dt=0.004, dt_fine=0.001, n_ages=100, n_ages_fine=400,
                    gt_trials=4, gt_s=50.0, history_s=1.0, estep_s=4.0, estep_iter=200,
@@ -149,11 +158,14 @@ PRESETS = {
                    amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=32,
                    step_check=((0.004, "euler"), (0.004, "exp"), (0.002, "exp")),
                    sensitivity=(0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03), particles=1000,
+                   pem_rounds=14, pem_particles=500, pem_paths=2, pem_relax=2.0,
                    note="4 x 50 s of ground truth (dt 0.5 ms); E-step check of 200 iterations; EM "
                         "on 10 s (5 restarts of 1 round, the best by the Laplace-corrected "
                         "objective continued to <= 20 rounds of 40 + 40 iterations, 0.4-s age "
                         "table, Laplace-corrected E- and M-steps); 2 EM rounds from the truth "
-                        "per first latent; the M-step given the true activity at 4 and 2 ms; "
+                        "per first latent; then 14 rounds of particle EM (500 particles, 2 "
+                        "paths, over-relaxed x 2); "
+                        "the M-step given the true activity at 4 and 2 ms; "
                         "switches against coupling scale at 1 ms; the marginal likelihood by "
                         "1,000 particles; 5 amplitudes x 32 trials"),
     # The paper's settings: micro at 0.2 ms, 5 restarts, <= 20 EM rounds, M-step <= 200
@@ -163,9 +175,10 @@ PRESETS = {
                     gt_trials=4, gt_s=50.0, history_s=1.0, estep_s=4.0, estep_iter=200,
                     train_s=10.0, em_rounds=20, m_iter=200, e_iter=200, restarts=5,
                     profile=_PROFILE, amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=20,
-                    laplace=False,
+                    laplace=False, pem_rounds=20, pem_particles=1000, pem_paths=4,
                     note="the paper's EM settings (5 restarts, <= 20 rounds, 200 iterations, "
-                         "1-s age table, MAP-EM objective), micro at 0.2 ms"),
+                         "1-s age table, MAP-EM objective), micro at 0.2 ms; then the book's "
+                         "particle EM (20 rounds, 1,000 particles, 4 paths)"),
 }
 
 
@@ -521,16 +534,21 @@ class Fit:
     """The full EM fit.
 
     Attributes:
-        em: the best restart (:class:`lib.mesoscopic.EMFit`).
+        em: the best restart (:class:`lib.mesoscopic.EMFit`); after :func:`refine`, the
+            particle EM's parameters and the latent of their E-step.
         init: the initial network of that restart.
         restarts: the :func:`selection_objective` of every restart (the final loss with one).
         seconds: wall time (s).
+        particle: the particle EM of :func:`refine` (``None`` before it).
+        map_em: the MAP-EM's end point that :func:`refine` started from (``None`` before it).
     """
 
     em: ms.EMFit
     init: ms.Network
     restarts: tuple[float, ...]
     seconds: float
+    particle: ms.ParticleEMFit | None = None
+    map_em: ms.EMFit | None = None
 
 
 def selection_objective(em: ms.EMFit, trial: ms.Trial, n_ages: int, laplace: bool) -> float:
@@ -583,6 +601,51 @@ def fit(trial: ms.Trial, P: Preset, seed: int, rounds: int | None = None,
     return Fit(best, best_init, tuple(scores), time.perf_counter() - t0)
 
 
+def refine(fit: Fit, trial: ms.Trial, P: Preset, seed: int) -> Fit:
+    """The book's second stage: particle EM on ``p(y | theta)`` from the MAP-EM's end point.
+
+    :func:`lib.mesoscopic.particle_em` runs ``P.pem_rounds`` rounds (``P.pem_particles``
+    particles, ``P.pem_paths`` paths, M-steps of ``P.m_iter`` iterations on the joint with its
+    normaliser, over-relaxed by ``P.pem_relax``, bounds ``[0.4, 2] x`` truth) and keeps the
+    parameters of the highest estimated marginal likelihood (never chosen by the truth); an
+    E-step of ``P.e_iter`` iterations under them, from the MAP-EM's latent and with
+    ``P.laplace``'s objective, gives the fit's latent. The MAP-EM's fit stays in
+    :attr:`Fit.map_em`; :attr:`Fit.init` stays the initial draw of its chosen restart.
+
+    Raises:
+        ValueError: when the preset has no particle EM (``P.pem_rounds = 0``).
+    """
+    import time
+
+    if P.pem_rounds < 1:
+        raise ValueError("the preset has no particle EM (P.pem_rounds = 0)")
+    t0 = time.perf_counter()
+    pem = ms.particle_em(fit.em.net, trial, reference=ms.winner_take_all(), n_ages=P.n_ages,
+                         n_rounds=P.pem_rounds, n_particles=P.pem_particles,
+                         n_paths=P.pem_paths, m_iter=P.m_iter, relax=P.pem_relax,
+                         rng=seeds.rng(seed, STREAM_PEM))
+    z, res = ms.e_step(pem.net, trial, fit.em.z, n_ages=P.n_ages, max_iter=P.e_iter,
+                       laplace=P.laplace)
+    em = ms.EMFit(pem.net, z, fit.em.losses + (res.loss,), fit.em.steps + ("E",))
+    return Fit(em, fit.init, fit.restarts, fit.seconds + time.perf_counter() - t0,
+               particle=pem, map_em=fit.em)
+
+
+def particle_em_table(fit: Fit) -> pd.DataFrame:
+    """The particle EM of :func:`refine`, one row per parameter set (round 0: the MAP-EM's end
+    point): the filter's ``-log p(y | theta)`` (nats), the largest relative errors of the
+    couplings and the drives, and which one was kept."""
+    if fit.particle is None:
+        raise ValueError("the fit has no particle EM (run refine first)")
+    pem = fit.particle
+    rows = []
+    for k, (net, ll) in enumerate(zip(pem.nets, pem.log_likelihoods, strict=True)):
+        je, de = parameter_errors(net)
+        rows.append({"round": k, "-log p(y | theta) (nats)": -ll, "couplings |error|": je,
+                     "drives |error|": de, "kept": k == pem.best})
+    return pd.DataFrame(rows).set_index("round")
+
+
 def objective_parts(net: ms.Network, trial: ms.Trial, z, n_ages: int) -> dict:
     """The terms of the negative log joint of a latent ``z`` under ``net`` (nats).
 
@@ -633,14 +696,16 @@ def marginal_table(fit: Fit, trial: ms.Trial, P: Preset, seed: int) -> pd.DataFr
     Monte Carlo error than either).
 
     Returns:
-        One row per parameter set (``truth``, ``fit``): ``-log p(y | theta)`` (nats) and the
+        One row per parameter set (``truth``, the ``MAP-EM fit`` where :func:`refine` ran,
+        ``fit``): ``-log p(y | theta)`` (nats) and the
         largest relative errors of the couplings and the drives.
     """
     if P.particles < 1:
         raise ValueError("the preset has no particles (P.particles = 0)")
     gt = ms.winner_take_all()
     rows = {}
-    for name, net in (("truth", gt), ("fit", fit.em.net)):
+    nets = [("truth", gt)] + ([("MAP-EM fit", fit.map_em.net)] if fit.map_em else [])
+    for name, net in nets + [("fit", fit.em.net)]:
         ll = ms.particle_log_likelihood(net, trial, n_ages=P.n_ages, n_particles=P.particles,
                                         rng=seeds.rng(seed, STREAM_MESO, 12))
         je, de = parameter_errors(net)
@@ -649,13 +714,16 @@ def marginal_table(fit: Fit, trial: ms.Trial, P: Preset, seed: int) -> pd.DataFr
     return pd.DataFrame(rows).T
 
 
-def parameter_errors(net: ms.Network) -> tuple[float, float]:
-    """The largest relative errors of the couplings ``J`` and of the drives ``J/alpha_m``."""
+def parameter_errors(net: ms.Network, each: bool = False):
+    """The largest relative errors of the couplings ``J`` and of the drives ``J/alpha_m``
+    (floats), or with ``each`` the absolute relative error of every population (two arrays)."""
     gt = ms.winner_take_all()
     if not isinstance(net, ms.Network) or net.m != gt.m:
         raise ValueError("net must be a Network with the populations of the ground truth")
     j = np.abs(net.j / gt.j - 1)
     d = np.abs(net.drive() / gt.drive() - 1)
+    if each:
+        return j, d
     return float(j.max()), float(d.max())
 
 
@@ -893,6 +961,28 @@ def plot_switch_probability(ax, amplitudes, curves: dict) -> None:
     ax.set(xlabel="stimulus amplitude (2.5 mV per s)", ylabel="switch probability (dimensionless)",
            ylim=(-0.05, 1.05))
     ax.legend()
+
+
+def plot_particle_em(axes, table: pd.DataFrame, truth_nll: float | None = None) -> None:
+    """The particle EM round by round (:func:`particle_em_table`): ``-log p(y | theta)`` on
+    ``axes[0]`` (with the truth's value, if given, as a line), the largest errors of the
+    couplings and the drives on ``axes[1]`` with the claims' criterion 0.3; the kept round is
+    circled."""
+    k = table.index.to_numpy()
+    kept = int(np.flatnonzero(table["kept"].to_numpy())[0])
+    y = table["-log p(y | theta) (nats)"].to_numpy()
+    axes[0].plot(k, y, "o-", ms=4, color="C0", label="particle EM")
+    axes[0].plot(k[kept], y[kept], "o", ms=11, mfc="none", mec="k", label="kept (the fit)")
+    if truth_nll is not None:
+        axes[0].axhline(truth_nll, color="k", ls="--", lw=1, label="true parameters")
+    axes[0].set(xlabel="round (0: MAP-EM end point)", ylabel="-log p(y | θ) (nats)")
+    axes[0].legend(frameon=False, fontsize=8)
+    for col, c in (("couplings |error|", "C1"), ("drives |error|", "C2")):
+        axes[1].plot(k, table[col].to_numpy(), "o-", ms=4, color=c, label=col)
+    axes[1].axhline(0.3, color="k", ls=":", lw=1, label="criterion 0.3")
+    axes[1].axvline(k[kept], color="k", lw=0.8, alpha=0.5)
+    axes[1].set(xlabel="round (0: MAP-EM end point)", ylabel="largest relative error")
+    axes[1].legend(frameon=False, fontsize=8)
 
 
 def plot_sensitivity(ax, table: pd.DataFrame, n_gt: int) -> None:

@@ -704,3 +704,117 @@ def test_marginal_table_scores_truth_and_fit_on_common_draws(small_data):
     assert tab.loc["truth", "drives |error|"] == 0
     with pytest.raises(ValueError, match="particles"):
         proto.marginal_table(f, trial, dataclasses.replace(P, particles=0), SEED)
+
+
+def test_particle_paths_follow_the_mean_field_without_finite_size_noise(small_data):
+    # the same filter as particle_log_likelihood: the same estimate from the same draws, and
+    # with N -> infinity every path is the mean-field trajectory (noise sd ~ 1e-11 per bin)
+    _, trial0, _ = small_data
+    trial = ms.make_trial(trial0.y[:140], trial0.population, 0.004, 100,
+                          z_history=trial0.z_history[:100])
+    net = ms.winner_take_all(n=(10**20, 10**20, 10**20))
+    ll, paths = ms.particle_paths(net, trial, n_ages=50, n_particles=7, n_paths=3,
+                                  rng=np.random.default_rng(SEED))
+    assert ll == ms.particle_log_likelihood(net, trial, n_ages=50, n_particles=7,
+                                            rng=np.random.default_rng(SEED))
+    assert paths.shape == (3, 40, 3)
+    np.testing.assert_allclose(paths, np.broadcast_to(_mean_field_latent(net, trial, 50),
+                                                      paths.shape), rtol=0, atol=1e-9)
+
+
+def test_particle_paths_are_seeded_draws_in_the_unit_interval(small_data):
+    net, trial0, _ = small_data
+    trial = ms.make_trial(trial0.y[:300], trial0.population, 0.004, 100,
+                          z_history=trial0.z_history[:100])
+    a, b, c = (ms.particle_paths(net, trial, n_ages=80, n_particles=50, n_paths=4,
+                                 rng=np.random.default_rng(k)) for k in (1, 1, 2))
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+    assert a[1].shape == (4, 200, 3) and a[1].min() >= 0 and a[1].max() <= 1
+    with pytest.raises(ValueError, match="n_paths"):
+        ms.particle_paths(net, trial, n_ages=80, n_particles=50, n_paths=0,
+                          rng=np.random.default_rng(1))
+
+
+def test_m_step_on_a_stack_of_paths_minimises_their_mean(small_data):
+    net, trial, z = small_data
+    free = np.zeros(12, bool)
+    free[3:6] = True
+    start = net.with_theta(proto.scaled_couplings(net, 0.8))
+    one, r1 = ms.m_step(start, trial, z, reference=net, n_ages=80, max_iter=5, free=free)
+    two, r2 = ms.m_step(start, trial, np.stack([z, z]), reference=net, n_ages=80, max_iter=5,
+                        free=free)
+    np.testing.assert_allclose(two.theta, one.theta, rtol=1e-12)
+    assert r2.loss == pytest.approx(r1.loss, rel=1e-12)
+    z2 = np.clip(z * 1.1, 0, 1)
+    fit, res = ms.m_step(start, trial, np.stack([z, z2]), reference=net, n_ages=80,
+                         max_iter=5, free=free)
+    with torch.no_grad():
+        each = [sum(float(x) for x in ms.neg_log_joint(fit, trial, zz, 80)) for zz in (z, z2)]
+    assert res.loss == pytest.approx(np.mean(each), rel=1e-12)
+    with pytest.raises(ValueError, match="at least one"):
+        ms.m_step(start, trial, z[None, :0][:0], reference=net, n_ages=80)
+
+
+def test_particle_em_climbs_the_marginal_likelihood_and_keeps_its_best(small_data):
+    net, trial0, _ = small_data
+    trial = ms.make_trial(trial0.y[:500], trial0.population, 0.004, 100,
+                          z_history=trial0.z_history[:100])
+    start = net.with_theta(proto.scaled_couplings(net, 0.8))
+    seen = []
+    f = ms.particle_em(start, trial, reference=net, n_ages=80, n_rounds=2, n_particles=100,
+                       n_paths=2, m_iter=10, relax=2.0, rng=np.random.default_rng(3),
+                       callback=lambda k, n, ll: seen.append((k, ll)))
+    assert len(f.nets) == 3 and len(f.log_likelihoods) == 3 and f.nets[0] is start
+    assert [k for k, _ in seen] == [0, 1, 2]
+    assert f.best == int(np.argmax(f.log_likelihoods)) and f.net is f.nets[f.best]
+    assert f.log_likelihoods[-1] > f.log_likelihoods[0] + 10  # couplings x 0.8 are far off
+    assert np.all(f.net.theta / net.theta >= 0.4 - 1e-12)
+    g = ms.particle_em(start, trial, reference=net, n_ages=80, n_rounds=2, n_particles=100,
+                       n_paths=2, m_iter=10, relax=2.0, rng=np.random.default_rng(3))
+    assert g.log_likelihoods == f.log_likelihoods
+    for kwargs, match in (({"relax": 0.5}, "relax"), ({"n_rounds": 0}, "n_rounds"),
+                          ({"n_paths": 0}, "n_paths")):
+        with pytest.raises(ValueError, match=match):
+            ms.particle_em(start, trial, reference=net, n_ages=80,
+                           rng=np.random.default_rng(3), **kwargs)
+
+
+def test_refine_runs_particle_em_from_the_map_fit_and_keeps_it(small_data):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    net, trial0, z = small_data
+    trial = ms.make_trial(trial0.y[:200], trial0.population, 0.004, 100,
+                          z_history=trial0.z_history[:100])
+    gt = ms.winner_take_all()
+    start = gt.with_theta(proto.scaled_couplings(gt, 1.2))
+    em = ms.EMFit(start, np.clip(z[:100], ms.Z_MIN, ms.Z_MAX), (1.0,), ("M",))
+    f = proto.Fit(em, gt, (), 2.0)
+    P = dataclasses.replace(proto.preset("ci"), n_ages=80, particles=20, pem_rounds=2,
+                            pem_particles=20, pem_paths=1, m_iter=3, e_iter=3)
+    r = proto.refine(f, trial, P, SEED)
+    assert r.map_em is em and r.init is gt and r.seconds > 2.0
+    assert r.em.net is r.particle.net and r.em.z.shape == (100, 3)
+    assert r.em.steps == ("M", "E") and len(r.particle.nets) == 3
+    assert r.particle.nets[0] is start
+    again = proto.refine(f, trial, P, SEED)
+    assert again.particle.log_likelihoods == r.particle.log_likelihoods  # seeded
+    tab = proto.particle_em_table(r)
+    assert list(tab.index) == [0, 1, 2] and tab["kept"].sum() == 1
+    assert tab.loc[0, "couplings |error|"] == pytest.approx(0.2)
+    np.testing.assert_array_equal(-tab["-log p(y | theta) (nats)"].to_numpy(),
+                                  r.particle.log_likelihoods)
+    marg = proto.marginal_table(r, trial, P, SEED)
+    assert list(marg.index) == ["truth", "MAP-EM fit", "fit"]
+    fig, axes = plt.subplots(1, 2)
+    proto.plot_particle_em(axes, tab, truth_nll=100.0)
+    assert axes[0].get_ylabel().startswith("-log p") and axes[1].get_ylabel()
+    plt.close(fig)
+    j, d = proto.parameter_errors(start, each=True)
+    np.testing.assert_allclose(j, 0.2)
+    np.testing.assert_allclose(d, 0.2)
+    with pytest.raises(ValueError, match="particle EM"):
+        proto.refine(f, trial, dataclasses.replace(P, pem_rounds=0), SEED)
+    with pytest.raises(ValueError, match="refine"):
+        proto.particle_em_table(f)
