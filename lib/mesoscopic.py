@@ -935,15 +935,19 @@ def _particle_filter(net: Network, trial: Trial, n_ages, n_particles, rng, n_pat
     since = np.minimum(trial.since_last_spike(), A - 1)
     pop = trial.population
     T = trial.start + trial.n_latent
-    V, logS, hist = (np.zeros((K, m, A)) for _ in range(3))  # layout of simulate_meso
-    isyn = np.tile(np.asarray(trial.isyn0, float), (K, 1))
-    z_prev = np.zeros((K, m))
+    # the history bins are given, so every particle is the same until the first scored bin:
+    # one copy runs them, and the K particles start from it
+    V, logS, hist = (np.zeros((1, m, A)) for _ in range(3))  # layout of simulate_meso
+    isyn = np.asarray(trial.isyn0, float)[None]
+    z_prev = np.zeros((1, m))
     logw = np.full(K, -math.log(K))  # normalised log-weights
     ll = 0.0
     if n_paths:  # every particle's activity, and the parent of each after resampling
         Z = np.empty((trial.n_latent, K, m))
         parent = np.empty((trial.n_latent, K), dtype=np.intp)
     for t in range(T):
+        if t == trial.start:
+            V, logS, hist, isyn, z_prev = (np.repeat(x, K, 0) for x in (V, logS, hist, isyn, z_prev))
         isyn = r * isyn + (1 - r) * z_prev / dt
         h = isyn @ J
         if trial.i_ext is not None:
@@ -971,7 +975,7 @@ def _particle_filter(net: Network, trial: Trial, n_ages, n_particles, rng, n_pat
             if n_paths:
                 Z[t - trial.start] = z
         else:
-            z = np.tile(trial.z_history[t], (K, 1))
+            z = trial.z_history[t][None]
         _table_shift(V, logS, hist, lam, z, dt)
         z_prev = z
     if not n_paths:

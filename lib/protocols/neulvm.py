@@ -638,12 +638,17 @@ def particle_em_table(fit: Fit) -> pd.DataFrame:
     if fit.particle is None:
         raise ValueError("the fit has no particle EM (run refine first)")
     pem = fit.particle
-    rows = []
-    for k, (net, ll) in enumerate(zip(pem.nets, pem.log_likelihoods, strict=True)):
-        je, de = parameter_errors(net)
-        rows.append({"round": k, "-log p(y | theta) (nats)": -ll, "couplings |error|": je,
-                     "drives |error|": de, "kept": k == pem.best})
+    rows = [{"round": k, **_scored(net, ll), "kept": k == pem.best}
+            for k, (net, ll) in enumerate(zip(pem.nets, pem.log_likelihoods, strict=True))]
     return pd.DataFrame(rows).set_index("round")
+
+
+def _scored(net: ms.Network, log_likelihood: float) -> dict:
+    """A row of :func:`marginal_table` and :func:`particle_em_table`: ``-log p(y | theta)``
+    and the largest relative errors of the couplings and the drives."""
+    je, de = parameter_errors(net)
+    return {"-log p(y | theta) (nats)": -log_likelihood, "couplings |error|": je,
+            "drives |error|": de}
 
 
 def objective_parts(net: ms.Network, trial: ms.Trial, z, n_ages: int) -> dict:
@@ -706,11 +711,9 @@ def marginal_table(fit: Fit, trial: ms.Trial, P: Preset, seed: int) -> pd.DataFr
     rows = {}
     nets = [("truth", gt)] + ([("MAP-EM fit", fit.map_em.net)] if fit.map_em else [])
     for name, net in nets + [("fit", fit.em.net)]:
-        ll = ms.particle_log_likelihood(net, trial, n_ages=P.n_ages, n_particles=P.particles,
-                                        rng=seeds.rng(seed, STREAM_MESO, 12))
-        je, de = parameter_errors(net)
-        rows[name] = {"-log p(y | theta) (nats)": -ll, "couplings |error|": je,
-                      "drives |error|": de}
+        rows[name] = _scored(net, ms.particle_log_likelihood(
+            net, trial, n_ages=P.n_ages, n_particles=P.particles,
+            rng=seeds.rng(seed, STREAM_MESO, 12)))
     return pd.DataFrame(rows).T
 
 
@@ -971,14 +974,14 @@ def plot_particle_em(axes, table: pd.DataFrame, truth_nll: float | None = None) 
     k = table.index.to_numpy()
     kept = int(np.flatnonzero(table["kept"].to_numpy())[0])
     y = table["-log p(y | theta) (nats)"].to_numpy()
-    axes[0].plot(k, y, "o-", ms=4, color="C0", label="particle EM")
+    axes[0].plot(k, y, "o-", ms=4, color=plotting.color(0), label="particle EM")
     axes[0].plot(k[kept], y[kept], "o", ms=11, mfc="none", mec="k", label="kept (the fit)")
     if truth_nll is not None:
         axes[0].axhline(truth_nll, color="k", ls="--", lw=1, label="true parameters")
     axes[0].set(xlabel="round (0: MAP-EM end point)", ylabel="-log p(y | θ) (nats)")
     axes[0].legend(frameon=False, fontsize=8)
-    for col, c in (("couplings |error|", "C1"), ("drives |error|", "C2")):
-        axes[1].plot(k, table[col].to_numpy(), "o-", ms=4, color=c, label=col)
+    for i, col in enumerate(("couplings |error|", "drives |error|"), start=1):
+        axes[1].plot(k, table[col].to_numpy(), "o-", ms=4, color=plotting.color(i), label=col)
     axes[1].axhline(0.3, color="k", ls=":", lw=1, label="criterion 0.3")
     axes[1].axvline(k[kept], color="k", lw=0.8, alpha=0.5)
     axes[1].set(xlabel="round (0: MAP-EM end point)", ylabel="largest relative error")
