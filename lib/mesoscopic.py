@@ -1174,7 +1174,8 @@ def m_step(net: Network, trial: Trial, z, *, reference: Network | None = None,
             M)`` (e.g. :func:`particle_paths`): the M-step then minimises the mean of the
             objective over the paths, the Monte Carlo M-step of :func:`particle_em`.
         reference: the network whose parameters set the units and the bounds (default ``net``).
-        bounds: ``(low, high)`` relative to ``reference.theta``.
+        bounds: ``(low, high)`` relative to ``reference.theta``: two numbers, or two arrays of
+            one bound per parameter (e.g. a trust region, see :func:`fit_em`).
         n_ages: age bins of the table.
         max_iter: L-BFGS-B iterations.
         free: optional boolean mask of the parameters to fit (default all).
@@ -1187,9 +1188,10 @@ def m_step(net: Network, trial: Trial, z, *, reference: Network | None = None,
     n_ages = _check_trial_net(net, trial, n_ages)
     max_iter = _check_int(max_iter, "max_iter")
     ref = net if reference is None else reference
-    lo, hi = bounds
-    if not (0 < lo < hi) or not math.isfinite(hi):
-        raise ValueError(f"bounds must be 0 < low < high, got {bounds!r}")
+    lo, hi = (np.broadcast_to(np.asarray(b, float), (4 * net.m,)) for b in bounds)
+    if not (np.all(0 < lo) and np.all(lo < hi) and np.all(np.isfinite(hi))):
+        raise ValueError(f"bounds must be 0 < low < high (numbers or {4 * net.m} each), "
+                         f"got {bounds!r}")
     scale = ref.theta
     if np.any(scale == 0):
         raise ValueError("the reference parameters must be non-zero (they set the units)")
@@ -1199,10 +1201,10 @@ def m_step(net: Network, trial: Trial, z, *, reference: Network | None = None,
     if not mask.any():
         raise ValueError("free must select at least one parameter to fit")
     # forward Euler needs dt alpha_m < 1 on the whole box
-    if net.leak == "euler" and np.any(trial.dt * np.abs(scale[:net.m]) * hi >= 1):  # pragma: no cover - guard
+    if net.leak == "euler" and np.any(trial.dt * np.abs(scale[:net.m]) * hi[:net.m] >= 1):  # pragma: no cover - guard
         raise ValueError("the upper bound of alpha_m breaks forward Euler (dt * alpha_m >= 1)")
     u0 = net.theta / scale
-    box = [(lo, hi)] * int(mask.sum())
+    box = list(zip(lo[mask], hi[mask], strict=True))
     z_t = torch.as_tensor(np.asarray(z, float))
     if z_t.ndim == 3 and z_t.shape[0] == 0:
         raise ValueError("z must hold at least one latent path")
@@ -1253,7 +1255,7 @@ class EMFit:
 def fit_em(net0: Network, trial: Trial, z0, *, reference: Network | None = None,
            bounds=(0.4, 2.0), n_ages: int = 100, n_iter: int = 4, m_iter: int = 40,
            e_iter: int = 40, callback=None, laplace: bool = False,
-           e_first: bool = False) -> EMFit:
+           e_first: bool = False, trust: float | None = None) -> EMFit:
     """MAP-EM of the neuLVM (the authors' ``train_meso.py``): M-step first, then E-step, repeated.
 
     Stops after ``n_iter`` rounds or when a round's E-step no longer lowers the negative log
@@ -1262,7 +1264,10 @@ def fit_em(net0: Network, trial: Trial, z0, *, reference: Network | None = None,
     the stopping rule then compares that objective. ``e_first=True`` runs an E-step of
     ``e_iter`` iterations under ``net0`` before the first M-step, so that the first M-step sees
     a latent that a network can produce rather than ``z0`` itself (the authors start with the
-    M-step); its loss is the first entry of :attr:`EMFit.losses`.
+    M-step); its loss is the first entry of :attr:`EMFit.losses`. ``trust`` keeps the first
+    M-step within a factor ``trust`` of ``net0``'s parameters (``[theta0 / trust, theta0 *
+    trust]``, inside the bounds): from a latent that no network produced (smoothed spikes), an
+    unconfined first M-step can send every parameter to the bounds at once.
 
     Args:
         net0: the initial network.
@@ -1277,11 +1282,22 @@ def fit_em(net0: Network, trial: Trial, z0, *, reference: Network | None = None,
         callback: optional function called with ``(round, step, loss)`` after every step.
         laplace: the objective of both steps (see :func:`m_step`, :func:`e_step`).
         e_first: start with an E-step under ``net0`` (above).
+        trust: the first M-step's trust factor, ``> 1`` (above; default: none).
 
     Returns:
         An :class:`EMFit`.
     """
     n_iter = _check_int(n_iter, "n_iter")
+    first_bounds = bounds
+    if trust is not None:
+        trust = float(trust)
+        if not (1.0 < trust < math.inf):
+            raise ValueError(f"trust must be a finite number > 1, got {trust!r}")
+        u0 = net0.theta / (net0 if reference is None else reference).theta
+        lo, hi = (np.broadcast_to(np.asarray(b, float), u0.shape) for b in bounds)
+        first_bounds = (np.clip(u0 / trust, lo, hi), np.clip(u0 * trust, lo, hi))
+        if np.any(first_bounds[0] >= first_bounds[1]):
+            raise ValueError(f"net0 lies more than a factor trust = {trust:g} outside the bounds")
     net, z = net0, np.asarray(z0, float)
     losses, steps = [], []
     best = math.inf
@@ -1292,7 +1308,8 @@ def fit_em(net0: Network, trial: Trial, z0, *, reference: Network | None = None,
         if callback is not None:
             callback(-1, "E", re.loss)
     for it in range(n_iter):
-        net, rm = m_step(net, trial, z, reference=reference, bounds=bounds, n_ages=n_ages,
+        net, rm = m_step(net, trial, z, reference=reference,
+                         bounds=first_bounds if it == 0 else bounds, n_ages=n_ages,
                          max_iter=m_iter, laplace=laplace)
         losses.append(rm.loss)
         steps.append("M")

@@ -76,6 +76,8 @@ class Preset:
             the chosen restart then runs the remaining rounds.
         e_first: every restart begins with an E-step under its initial parameters, before
             its first M-step (the authors begin with the M-step, on the smoothed spikes).
+        trust: the first M-step of every restart stays within this factor of its initial
+            parameters (0: the whole box, as the authors; see :func:`lib.mesoscopic.fit_em`).
         truth_rounds: EM rounds of :func:`em_from_truth` on the page (0: not run).
         step_check: ``(dt, leak)`` pairs of :func:`step_check` (the M-step given the true
             activity at each step and membrane step; empty: not run).
@@ -123,6 +125,7 @@ class Preset:
     laplace: bool = True
     restart_rounds: int = 0
     e_first: bool = False
+    trust: float = 0.0
     truth_rounds: int = 0
     step_check: tuple[tuple[float, str], ...] = ()
     sensitivity: tuple[float, ...] = ()
@@ -153,16 +156,17 @@ PRESETS = {
                       "a 2-amplitude perturbation without claims"),
     "book": Preset(dt_micro=5e-4, dt=0.004, dt_fine=0.001, n_ages=100, n_ages_fine=400,
                    gt_trials=4, gt_s=50.0, history_s=1.0, estep_s=4.0, estep_iter=200,
-                   train_s=10.0, em_rounds=20, m_iter=40, e_iter=40, restarts=5,
-                   restart_rounds=1, truth_rounds=2, profile=_PROFILE,
+                   train_s=10.0, em_rounds=3, m_iter=40, e_iter=40, restarts=5,
+                   trust=1.5, truth_rounds=2, profile=_PROFILE,
                    amplitudes=(0.0, 2.0, 4.0, 6.0, 10.0), pert_trials=32,
                    step_check=((0.004, "euler"), (0.004, "exp"), (0.002, "exp")),
                    sensitivity=(0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03), particles=1000,
                    pem_rounds=14, pem_particles=500, pem_paths=2, pem_relax=2.0,
                    note="4 x 50 s of ground truth (dt 0.5 ms); E-step check of 200 iterations; EM "
-                        "on 10 s (5 restarts of 1 round, the best by the Laplace-corrected "
-                        "objective continued to <= 20 rounds of 40 + 40 iterations, 0.4-s age "
-                        "table, Laplace-corrected E- and M-steps); 2 EM rounds from the truth "
+                        "on 10 s (5 restarts of 3 rounds of 40 + 40 iterations, the first "
+                        "M-step within a factor 1.5 of the draw, the best by the "
+                        "Laplace-corrected objective; 0.4-s age table, Laplace-corrected E- and "
+                        "M-steps); 2 EM rounds from the truth "
                         "per first latent; then 14 rounds of particle EM (500 particles, 2 "
                         "paths, over-relaxed x 2); "
                         "the M-step given the true activity at 4 and 2 ms; "
@@ -572,8 +576,9 @@ def fit(trial: ms.Trial, P: Preset, seed: int, rounds: int | None = None,
     are ``[0.4, 2] x`` truth. ``laplace`` (default ``P.laplace``): the objective of both steps
     (see :func:`lib.mesoscopic.fit_em`). ``P.restarts`` random starts run ``P.restart_rounds``
     rounds each (all rounds if 0), after an E-step under their initial parameters if
-    ``P.e_first``; the one with the lowest :func:`selection_objective` on the training trial
-    (never the truth) is kept and runs the remaining rounds.
+    ``P.e_first``, their first M-step within a factor ``P.trust`` of their draw if it is set;
+    the one with the lowest :func:`selection_objective` on the training trial (never the
+    truth) is kept and runs the remaining rounds.
     """
     import time
 
@@ -589,7 +594,8 @@ def fit(trial: ms.Trial, P: Preset, seed: int, rounds: int | None = None,
         u = seeds.rng(seed, STREAM_INIT, r).uniform(0.4, 2.0, gt.theta.size)
         net0 = gt.with_theta(gt.theta * u)
         em = ms.fit_em(net0, trial, z0, reference=gt, n_ages=P.n_ages, n_iter=short,
-                       m_iter=P.m_iter, e_iter=P.e_iter, laplace=lap, e_first=P.e_first)
+                       m_iter=P.m_iter, e_iter=P.e_iter, laplace=lap, e_first=P.e_first,
+                       trust=P.trust or None)
         scores.append(selection_objective(em, trial, P.n_ages, lap) if P.restarts > 1
                       else float(em.losses[-1]))
         if best is None or scores[-1] < min(scores[:-1]):
@@ -608,7 +614,8 @@ def refine(fit: Fit, trial: ms.Trial, P: Preset, seed: int) -> Fit:
     particles, ``P.pem_paths`` paths, M-steps of ``P.m_iter`` iterations on the joint with its
     normaliser, over-relaxed by ``P.pem_relax``, bounds ``[0.4, 2] x`` truth) and keeps the
     parameters of the highest estimated marginal likelihood (never chosen by the truth); an
-    E-step of ``P.e_iter`` iterations under them, from the MAP-EM's latent and with
+    E-step of ``P.estep_iter`` iterations (the E-step check's, to convergence rather than
+    the EM rounds' ``P.e_iter``) under them, from the MAP-EM's latent and with
     ``P.laplace``'s objective, gives the fit's latent. The MAP-EM's fit stays in
     :attr:`Fit.map_em`; :attr:`Fit.init` stays the initial draw of its chosen restart.
 
@@ -624,7 +631,7 @@ def refine(fit: Fit, trial: ms.Trial, P: Preset, seed: int) -> Fit:
                          n_rounds=P.pem_rounds, n_particles=P.pem_particles,
                          n_paths=P.pem_paths, m_iter=P.m_iter, relax=P.pem_relax,
                          rng=seeds.rng(seed, STREAM_PEM))
-    z, res = ms.e_step(pem.net, trial, fit.em.z, n_ages=P.n_ages, max_iter=P.e_iter,
+    z, res = ms.e_step(pem.net, trial, fit.em.z, n_ages=P.n_ages, max_iter=P.estep_iter,
                        laplace=P.laplace)
     em = ms.EMFit(pem.net, z, fit.em.losses + (res.loss,), fit.em.steps + ("E",))
     return Fit(em, fit.init, fit.restarts, fit.seconds + time.perf_counter() - t0,

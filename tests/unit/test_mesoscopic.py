@@ -289,6 +289,36 @@ def test_fit_em_e_first_and_laplace_reach_the_e_step(small_data):
     np.testing.assert_allclose(em.losses, [r1.loss, rm.loss, r2.loss], rtol=1e-12)
 
 
+def test_fit_em_trust_confines_only_the_first_m_step(small_data):
+    net, trial, _ = small_data
+    z0 = ms.smoothed_latent(trial)
+    u0 = np.r_[[0.5, 1.9, 1.0], [1.3, 0.7, 1.0], np.full(6, 1.1)]
+    start = net.with_theta(net.theta * u0)
+    em = ms.fit_em(start, trial, z0, reference=net, n_ages=80, n_iter=2, m_iter=4, e_iter=2,
+                   laplace=True, trust=1.2)
+    lo, hi = np.clip(u0 / 1.2, 0.4, 2.0), np.clip(u0 * 1.2, 0.4, 2.0)
+    first, r1 = ms.m_step(start, trial, z0, reference=net, bounds=(lo, hi), n_ages=80,
+                          max_iter=4, laplace=True)
+    u1 = first.theta / net.theta
+    assert np.all(u1 >= lo - 1e-12) and np.all(u1 <= hi + 1e-12)
+    assert np.isclose(u1, lo).any() or np.isclose(u1, hi).any()  # the region binds
+    assert em.losses[0] == pytest.approx(r1.loss, rel=1e-12)
+    free, _ = ms.m_step(start, trial, z0, reference=net, n_ages=80, max_iter=4, laplace=True)
+    assert not np.allclose(free.theta, first.theta)  # without it the step goes further
+    # array bounds equal to the scalar ones give the scalar result
+    a, _ = ms.m_step(start, trial, z0, reference=net, bounds=(np.full(12, 0.4), 2.0),
+                     n_ages=80, max_iter=3)
+    b, _ = ms.m_step(start, trial, z0, reference=net, n_ages=80, max_iter=3)
+    np.testing.assert_array_equal(a.theta, b.theta)
+    with pytest.raises(ValueError, match="trust must be a finite number > 1"):
+        ms.fit_em(start, trial, z0, reference=net, n_ages=80, n_iter=1, trust=1.0)
+    with pytest.raises(ValueError, match="more than a factor trust"):
+        ms.fit_em(net.with_theta(net.theta * 3), trial, z0, reference=net, n_ages=80,
+                  n_iter=1, trust=1.2)
+    with pytest.raises(ValueError, match="bounds must be 0 < low < high"):
+        ms.m_step(start, trial, z0, reference=net, bounds=(np.full(12, 2.0), 1.0), n_ages=80)
+
+
 def test_objective_parts_add_up(small_data):
     net, trial, z = small_data
     parts = proto.objective_parts(net, trial, z, 80)
@@ -312,6 +342,16 @@ def test_fit_keeps_the_restart_with_the_lowest_objective_and_continues_it(small_
     assert len(f.restarts) == 3 and len(f.em.losses) in (2, 4)
     fe = proto.fit(trial, dataclasses.replace(P, e_first=True), SEED)
     assert fe.em.steps[0] == "E" and len(fe.em.losses) in (3, 5)
+    # the preset's trust reaches every restart's first M-step
+    Pt = dataclasses.replace(P, restarts=1, em_rounds=1, trust=1.1)
+    ft = proto.fit(trial, Pt, SEED)
+    u0 = ft.init.theta / gt.theta
+    et = ms.fit_em(ft.init, trial, ms.smoothed_latent(trial), reference=gt, n_ages=80,
+                   n_iter=1, m_iter=2, e_iter=1, laplace=P.laplace, trust=1.1)
+    np.testing.assert_array_equal(ft.em.net.theta, et.net.theta)
+    ut = ft.em.net.theta / gt.theta
+    assert np.all(ut >= np.clip(u0 / 1.1, 0.4, 2) - 1e-12)
+    assert np.all(ut <= np.clip(u0 * 1.1, 0.4, 2) + 1e-12)
     em = ms.EMFit(f.em.net, f.em.z, (1.5,), ("E",))
     assert proto.selection_objective(em, trial, 80, False) == 1.5
     assert proto.selection_objective(em, trial, 80, True) == pytest.approx(
@@ -792,9 +832,13 @@ def test_refine_runs_particle_em_from_the_map_fit_and_keeps_it(small_data):
     em = ms.EMFit(start, np.clip(z[:100], ms.Z_MIN, ms.Z_MAX), (1.0,), ("M",))
     f = proto.Fit(em, gt, (), 2.0)
     P = dataclasses.replace(proto.preset("ci"), n_ages=80, particles=20, pem_rounds=2,
-                            pem_particles=20, pem_paths=1, m_iter=3, e_iter=3)
+                            pem_particles=20, pem_paths=1, m_iter=3, e_iter=3,
+                            estep_iter=5)
     r = proto.refine(f, trial, P, SEED)
     assert r.map_em is em and r.init is gt and r.seconds > 2.0
+    # the fit's latent: an E-step of the E-step check's iterations, not the EM rounds'
+    z5, _ = ms.e_step(r.em.net, trial, em.z, n_ages=80, max_iter=5, laplace=P.laplace)
+    np.testing.assert_array_equal(r.em.z, z5)
     assert r.em.net is r.particle.net and r.em.z.shape == (100, 3)
     assert r.em.steps == ("M", "E") and len(r.particle.nets) == 3
     assert r.particle.nets[0] is start
