@@ -1148,6 +1148,19 @@ def e_step(net: Network, trial: Trial, z0, *, n_ages: int = 100, max_iter: int =
     return z, StepResult(float(ny + nz), float(ny), float(nz), int(res.nit))
 
 
+def _bounds(bounds, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` as two arrays of ``n`` bounds (each given as a number or ``n`` numbers),
+    checked: ``0 < low < high`` and finite."""
+    try:
+        lo, hi = (np.broadcast_to(np.asarray(b, float), (n,)) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be (low, high), each a number or {n} numbers, "
+                         f"got {bounds!r}") from None
+    if not (np.all(0 < lo) and np.all(lo < hi) and np.all(np.isfinite(hi))):
+        raise ValueError(f"bounds must be 0 < low < high (numbers or {n} each), got {bounds!r}")
+    return lo, hi
+
+
 def m_step(net: Network, trial: Trial, z, *, reference: Network | None = None,
            bounds=(0.4, 2.0), n_ages: int = 100, max_iter: int = 40, free=None,
            laplace: bool = False):
@@ -1188,10 +1201,7 @@ def m_step(net: Network, trial: Trial, z, *, reference: Network | None = None,
     n_ages = _check_trial_net(net, trial, n_ages)
     max_iter = _check_int(max_iter, "max_iter")
     ref = net if reference is None else reference
-    lo, hi = (np.broadcast_to(np.asarray(b, float), (4 * net.m,)) for b in bounds)
-    if not (np.all(0 < lo) and np.all(lo < hi) and np.all(np.isfinite(hi))):
-        raise ValueError(f"bounds must be 0 < low < high (numbers or {4 * net.m} each), "
-                         f"got {bounds!r}")
+    lo, hi = _bounds(bounds, 4 * net.m)
     scale = ref.theta
     if np.any(scale == 0):
         raise ValueError("the reference parameters must be non-zero (they set the units)")
@@ -1294,7 +1304,7 @@ def fit_em(net0: Network, trial: Trial, z0, *, reference: Network | None = None,
         if not (1.0 < trust < math.inf):
             raise ValueError(f"trust must be a finite number > 1, got {trust!r}")
         u0 = net0.theta / (net0 if reference is None else reference).theta
-        lo, hi = (np.broadcast_to(np.asarray(b, float), u0.shape) for b in bounds)
+        lo, hi = _bounds(bounds, u0.size)
         first_bounds = (np.clip(u0 / trust, lo, hi), np.clip(u0 * trust, lo, hi))
         if np.any(first_bounds[0] >= first_bounds[1]):
             raise ValueError(f"net0 lies more than a factor trust = {trust:g} outside the bounds")

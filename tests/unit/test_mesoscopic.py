@@ -317,6 +317,11 @@ def test_fit_em_trust_confines_only_the_first_m_step(small_data):
                   n_iter=1, trust=1.2)
     with pytest.raises(ValueError, match="bounds must be 0 < low < high"):
         ms.m_step(start, trial, z0, reference=net, bounds=(np.full(12, 2.0), 1.0), n_ages=80)
+    for bad in ((np.full(11, 0.4), 2.0), (0.4, 1.0, 2.0)):
+        with pytest.raises(ValueError, match=r"bounds must be \(low, high\), each a number or 12"):
+            ms.m_step(start, trial, z0, reference=net, bounds=bad, n_ages=80)
+        with pytest.raises(ValueError, match=r"bounds must be \(low, high\)"):
+            ms.fit_em(start, trial, z0, reference=net, bounds=bad, n_ages=80, trust=1.2)
 
 
 def test_objective_parts_add_up(small_data):
