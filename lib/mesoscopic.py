@@ -1380,7 +1380,8 @@ def particle_em(net0: Network, trial: Trial, *, reference: Network | None = None
         net0: the initial network (e.g. the end point of :func:`fit_em`).
         trial: the :class:`Trial`.
         reference: sets the units and bounds of the M-step (see :func:`m_step`).
-        bounds: ``(low, high)`` relative to the reference.
+        bounds: ``(low, high)`` relative to the reference (numbers or one per parameter, as
+            in :func:`m_step`).
         n_ages: age bins of the table.
         n_rounds: rounds.
         n_particles: particles of each filter.
@@ -1401,7 +1402,7 @@ def particle_em(net0: Network, trial: Trial, *, reference: Network | None = None
         raise ValueError(f"relax must be a finite number >= 1, got {relax!r}")
     ref = net0 if reference is None else reference
     scale = ref.theta
-    lo, hi = bounds
+    lo, hi = _bounds(bounds, scale.size)
     net, nets, lls = net0, [], []
     for k in range(n_rounds):
         ll, paths = particle_paths(net, trial, n_ages=n_ages, n_particles=n_particles,

@@ -819,7 +819,8 @@ def test_particle_em_climbs_the_marginal_likelihood_and_keeps_its_best(small_dat
                        n_paths=2, m_iter=10, relax=2.0, rng=np.random.default_rng(3))
     assert g.log_likelihoods == f.log_likelihoods
     for kwargs, match in (({"relax": 0.5}, "relax"), ({"n_rounds": 0}, "n_rounds"),
-                          ({"n_paths": 0}, "n_paths")):
+                          ({"n_paths": 0}, "n_paths"),
+                          ({"bounds": (np.full(5, 0.4), 2.0)}, r"bounds must be \(low, high\)")):
         with pytest.raises(ValueError, match=match):
             ms.particle_em(start, trial, reference=net, n_ages=80,
                            rng=np.random.default_rng(3), **kwargs)
