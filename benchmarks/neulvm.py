@@ -17,20 +17,53 @@ against the torch loop) and of value plus gradient (with respect to the latent a
 the E-step), against the torch loop only: the numpy loop has no gradient. The vectorised value is
 timed twice: first in a fresh process, where its large buffers are mapped afresh on every call
 (page faults make it several times slower), then after one value + gradient call, as in a fit.
+
+Two more comparisons, about the EM of the chapter (issue 27, item 2):
+
+- **Restarts in one tensor against a loop.** The book's MAP-EM runs ``--restarts`` (5) random
+  starts. Their evaluations can share one tensor dimension: the ``B`` networks side by side as
+  one network of ``3 B`` populations with a block-diagonal sign pattern (each restart's own
+  parameters, recorded neurons and latent; its tables ``(3 B, A, T)``), which is how the
+  restarts' populations would be batched. The script checks that the stacked value equals the sum
+  of the ``B`` separate ones (relative difference below 1e-12) and the gradients each restart's
+  own (below 1e-11: the stack sums in another order), and times value + gradient with respect to the latent (the E-step's) and to the 12 B
+  parameters (the M-step's), one call on the stack against a loop of ``B`` calls.
+- **An EM round, now against the chapter's code before issue 27** (``--previous``, default
+  ``8506e20``, read with ``git show`` from this clone; skipped where git or the commit is
+  missing): one round of ``fit_em`` (M-step of 40 then E-step of 40 L-BFGS-B iterations) from
+  the same draw and smoothed latent. Now with the book's settings (Laplace-corrected objective,
+  first M-step within a factor 1.5 of the draw), then with the authors' MAP objective of the
+  previous code, then the previous code itself. The objectives differ, so the optimisers make
+  different numbers of evaluations: it prints the time per round and per evaluation of the
+  likelihood (counted), and the loss after the round (the previous code and the MAP objective
+  now should print the same).
+
+A ratio of the stack to the loop above 1 that falls towards 1 when glibc keeps its freed pages
+(``MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=68719476736``) says that the
+stack's larger buffers cost page faults, not arithmetic.
+
 It is a side-by-side comparison, not a timed test.
 
-Usage: ``python benchmarks/neulvm.py [--trial-s 10] [--ages 100] [--repeat 5]``
+Usage: ``python benchmarks/neulvm.py [--trial-s 10] [--ages 100] [--repeat 5] [--restarts 5]
+[--previous 8506e20]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from scipy.linalg import block_diag  # noqa: E402
 from timing import best_time  # noqa: E402  (benchmarks/timing.py)
 
 from lib import mesoscopic as ms  # noqa: E402
@@ -103,12 +136,146 @@ def neg_log_joint_numpy(net: ms.Network, trial: ms.Trial, z, n_ages: int = 100) 
     return float(nll_y), float(nll_z)
 
 
+def stacked(nets: list[ms.Network], trials: list[ms.Trial]) -> tuple[ms.Network, ms.Trial]:
+    """``B`` networks (of ``M`` populations each) and their trials as one network of ``B M``
+    populations with a block-diagonal sign pattern, and one trial: the restarts batched along the
+    population dimension of every tensor of the likelihood."""
+    m = nets[0].m
+    net = ms.Network(n=sum((k.n for k in nets), ()),
+                     **{a: np.concatenate([getattr(k, a) for k in nets])
+                        for a in ("alpha_m", "j", "mu", "f_t", "tau_s")},
+                     sign=block_diag(*[k.sign for k in nets]), t_ref=nets[0].t_ref,
+                     names=tuple(f"{p}.{b}" for b in range(len(nets)) for p in nets[0].names),
+                     leak=nets[0].leak)
+    t0 = trials[0]
+    trial = ms.make_trial(np.concatenate([t.y for t in trials], 1),
+                          np.concatenate([t.population + m * b for b, t in enumerate(trials)]),
+                          t0.dt, t0.start, m=m * len(nets),
+                          z_history=np.concatenate([t.z_history for t in trials], 1))
+    return net, trial
+
+
+def restarts_section(net: ms.Network, trial: ms.Trial, z, ages: int, B: int, repeat: int) -> None:
+    """Value + gradient of ``B`` restarts: one call on the stacked network against ``B`` calls."""
+    u = np.random.default_rng(7).uniform(0.4, 2.0, (B, net.theta.size))
+    nets = [net.with_theta(net.theta * ub) for ub in u]
+    big, big_trial = stacked(nets, [trial] * B)
+    zb = np.concatenate([z] * B, 1)
+
+    def grad_z(nt, tr, zz):
+        x = torch.tensor(zz, requires_grad=True)
+        loss = sum(ms.neg_log_joint(nt, tr, x, ages, laplace=True))
+        loss.backward()
+        return float(loss.detach()), x.grad.numpy()
+
+    def grad_theta(nt, tr, zz):
+        th = torch.tensor(nt.theta, requires_grad=True)
+        loss = sum(ms.neg_log_joint(nt, tr, zz, ages, theta=th, laplace=True))
+        loss.backward()
+        return float(loss.detach()), th.grad.numpy()
+
+    print(f"\n{B} restarts (random draws of U[0.4, 2] x truth), value + gradient of the "
+          f"Laplace-corrected objective: one call on {B} networks side by side (3 x {B} "
+          f"populations) against a loop of {B} calls")
+    for name, f in (("latent (E-step)", grad_z), ("parameters (M-step)", grad_theta)):
+        def loop(f=f):
+            return [f(nt, trial, z) for nt in nets]
+
+        def one(f=f):
+            return f(big, big_trial, zb)
+
+        loop(), one()  # warm the allocator
+        t_loop = t_one = float("inf")
+        for _ in range(repeat):  # interleaved, so that both see the same load
+            t, parts = best_time(loop, 1)
+            t_loop = min(t_loop, t)
+            t, whole = best_time(one, 1)
+            t_one = min(t_one, t)
+        total = sum(v for v, _ in parts)
+        rel = abs(whole[0] - total) / abs(total)
+        # the latent's gradient is (T, 3 B), the parameters' [alpha, j, mu, f_t] x 3 B each
+        g_loop = np.concatenate([g.reshape(len(g), -1) if g.ndim == 2 else g.reshape(4, -1)
+                                 for _, g in parts], 1)
+        g_one = whole[1] if whole[1].ndim == 2 else whole[1].reshape(4, -1)
+        g_rel = float(np.abs(g_one - g_loop).max() / np.abs(g_loop).max())
+        print(f"  {name:20s} loop {t_loop:.3f} s, one tensor {t_one:.3f} s: the tensor takes "
+              f"{t_one / t_loop:.2f}x the loop (value {rel:.1e}, gradient {g_rel:.1e} relative)")
+        # the stack sums in another order (grouped convolution, sums over 3 B populations):
+        # rounding of sums of ~1e4 terms, measured 0 (value) and <= 2e-13 (gradient)
+        if rel > 1e-12 or g_rel > 1e-11:
+            raise SystemExit(f"the stacked restarts disagree with the loop ({name})")
+
+
+def previous_module(rev: str):
+    """``lib/mesoscopic.py`` at git revision ``rev`` of this clone as a module (``None`` and the
+    reason where git or the revision is missing)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        src = subprocess.run(["git", "show", f"{rev}:lib/mesoscopic.py"], cwd=root, check=True,
+                             capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        return None, f"git show {rev}:lib/mesoscopic.py failed ({e})"
+    spec = importlib.util.spec_from_loader(f"mesoscopic_{rev}", loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    exec(compile(src, f"{rev}:lib/mesoscopic.py", "exec"), mod.__dict__)
+    return mod, ""
+
+
+@contextlib.contextmanager
+def counted(mod):
+    """Count the calls of ``mod._terms`` (the likelihood of every E- and M-step evaluation)
+    while the block runs; yields the one-element list of the count."""
+    calls, inner = [0], mod._terms
+
+    def wrapper(*a, **k):
+        calls[0] += 1
+        return inner(*a, **k)
+
+    mod._terms = wrapper
+    try:
+        yield calls
+    finally:
+        mod._terms = inner
+
+
+def em_round_section(run: ms.MicroRun, y, dt: float, H: int, ages: int, rev: str) -> None:
+    """One EM round (M-step then E-step, 40 L-BFGS-B iterations each) now and at ``rev``."""
+    old, why = previous_module(rev) if rev else (None, "--previous is empty")
+    print("\none EM round (M-step of 40, then E-step of 40 L-BFGS-B iterations) from one draw "
+          "of U[0.4, 2] x truth and the smoothed spikes")
+    rows = [("now, book settings (Laplace, trust 1.5)", ms, {"laplace": True, "trust": 1.5}),
+            ("now, MAP objective (as before)", ms, {})]
+    if old is None:
+        print(f"  the previous code is skipped: {why}")
+    else:
+        rows.append((f"{rev} (before issue 27)", old, {}))
+    u = np.random.default_rng(3).uniform(0.4, 2.0, 12)
+    for label, mod, kw in rows:
+        gt = mod.winner_take_all()
+        trial = mod.make_trial(y, run.population, dt, H)
+        z0 = mod.smoothed_latent(trial)
+        net0 = gt.with_theta(gt.theta * u)
+        with counted(mod) as calls:
+            t = time.perf_counter()
+            em = mod.fit_em(net0, trial, z0, reference=gt, n_ages=ages, n_iter=1, m_iter=40,
+                            e_iter=40, **kw)
+            t = time.perf_counter() - t
+        print(f"  {label:42s} {t:6.2f} s, {calls[0]:3d} evaluations, "
+              f"{t / calls[0] * 1e3:5.1f} ms each (loss after the E-step {em.losses[-1]:.1f})")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trial-s", type=float, default=10.0, help="scored trial in s (default 10)")
     ap.add_argument("--ages", type=int, default=100, help="age bins of the table (default 100)")
     ap.add_argument("--repeat", type=int, default=5,
                     help="timings of the vectorised version and of the numpy loop (best kept)")
+    ap.add_argument("--restarts", type=int, default=5,
+                    help="restarts batched in one tensor against a loop (default 5, the book's)")
+    ap.add_argument("--previous", default="8506e20",
+                    help="git revision of the chapter's code before issue 27 (default 8506e20; "
+                         "empty: skip the EM round comparison)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     dt, H = 0.004, 250
@@ -156,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("the numpy loop and the vectorised version disagree")
     if rel > 1e-9:
         raise SystemExit("the torch loop and the vectorised version disagree")
+    restarts_section(net, trial, zt, args.ages, args.restarts, args.repeat)
+    em_round_section(run, y[0], dt, H, args.ages, args.previous)
 
 
 if __name__ == "__main__":
