@@ -136,31 +136,29 @@ def neg_log_joint_numpy(net: ms.Network, trial: ms.Trial, z, n_ages: int = 100) 
     return float(nll_y), float(nll_z)
 
 
-def stacked(nets: list[ms.Network], trials: list[ms.Trial]) -> tuple[ms.Network, ms.Trial]:
-    """``B`` networks (of ``M`` populations each) and their trials as one network of ``B M``
-    populations with a block-diagonal sign pattern, and one trial: the restarts batched along the
-    population dimension of every tensor of the likelihood."""
-    m = nets[0].m
+def stacked(nets: list[ms.Network], trial: ms.Trial) -> tuple[ms.Network, ms.Trial]:
+    """``B`` networks (of ``M`` populations each) fitted to one trial as one network of ``B M``
+    populations with a block-diagonal sign pattern, and the trial repeated for each: the
+    restarts batched along the population dimension of every tensor of the likelihood."""
+    B, m = len(nets), nets[0].m
     net = ms.Network(n=sum((k.n for k in nets), ()),
                      **{a: np.concatenate([getattr(k, a) for k in nets])
                         for a in ("alpha_m", "j", "mu", "f_t", "tau_s")},
                      sign=block_diag(*[k.sign for k in nets]), t_ref=nets[0].t_ref,
-                     names=tuple(f"{p}.{b}" for b in range(len(nets)) for p in nets[0].names),
+                     names=tuple(f"{p}.{b}" for b in range(B) for p in nets[0].names),
                      leak=nets[0].leak)
-    t0 = trials[0]
-    trial = ms.make_trial(np.concatenate([t.y for t in trials], 1),
-                          np.concatenate([t.population + m * b for b, t in enumerate(trials)]),
-                          t0.dt, t0.start, m=m * len(nets),
-                          z_history=np.concatenate([t.z_history for t in trials], 1))
-    return net, trial
+    big = ms.make_trial(np.tile(trial.y, (1, B)),
+                        np.concatenate([trial.population + m * b for b in range(B)]),
+                        trial.dt, trial.start, m=m * B, z_history=np.tile(trial.z_history, (1, B)))
+    return net, big
 
 
 def restarts_section(net: ms.Network, trial: ms.Trial, z, ages: int, B: int, repeat: int) -> None:
     """Value + gradient of ``B`` restarts: one call on the stacked network against ``B`` calls."""
     u = np.random.default_rng(7).uniform(0.4, 2.0, (B, net.theta.size))
     nets = [net.with_theta(net.theta * ub) for ub in u]
-    big, big_trial = stacked(nets, [trial] * B)
-    zb = np.concatenate([z] * B, 1)
+    big, big_trial = stacked(nets, trial)
+    zb = np.tile(z, (1, B))
 
     def grad_z(nt, tr, zz):
         x = torch.tensor(zz, requires_grad=True)
@@ -193,10 +191,13 @@ def restarts_section(net: ms.Network, trial: ms.Trial, z, ages: int, B: int, rep
             t_one = min(t_one, t)
         total = sum(v for v, _ in parts)
         rel = abs(whole[0] - total) / abs(total)
-        # the latent's gradient is (T, 3 B), the parameters' [alpha, j, mu, f_t] x 3 B each
-        g_loop = np.concatenate([g.reshape(len(g), -1) if g.ndim == 2 else g.reshape(4, -1)
-                                 for _, g in parts], 1)
-        g_one = whole[1] if whole[1].ndim == 2 else whole[1].reshape(4, -1)
+        # side by side: the latent's gradient is (T, 3 B), the parameters' 4 rows
+        # [alpha, j, mu, f_t] of 3 B each
+        def cols(g):
+            return g if g.ndim == 2 else g.reshape(4, -1)
+
+        g_loop = np.concatenate([cols(g) for _, g in parts], 1)
+        g_one = cols(whole[1])
         g_rel = float(np.abs(g_one - g_loop).max() / np.abs(g_loop).max())
         print(f"  {name:20s} loop {t_loop:.3f} s, one tensor {t_one:.3f} s: the tensor takes "
               f"{t_one / t_loop:.2f}x the loop (value {rel:.1e}, gradient {g_rel:.1e} relative)")
